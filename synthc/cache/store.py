@@ -1,0 +1,114 @@
+"""Store and fetch node results by key: a small Store interface and its local diskcache tier.
+
+A :class:`Record` is the output of one node and its provenance (the canonical
+request, the model the provider reported, token usage, latency, time). Records
+are JSON, never pickle, and carry a version; an unreadable record is evicted
+with a warning and counts as a miss, so it is regenerated.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sqlite3
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import diskcache
+
+from synthc.errors import CacheError
+
+RECORD_VERSION = 1
+log = logging.getLogger("synthc.cache")
+
+
+@dataclass(frozen=True)
+class Record:
+    key: str
+    text: str
+    request: dict[str, Any] = field(default_factory=dict)
+    model: str = ""
+    usage: dict[str, int] = field(default_factory=dict)
+    latency: float = 0.0
+    created: float = 0.0
+    version: int = RECORD_VERSION
+
+    def to_bytes(self) -> bytes:
+        return json.dumps(asdict(self), ensure_ascii=False, separators=(",", ":")).encode()
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> Record:
+        """Parse a stored record; raise ValueError if it is not one this synthc can read."""
+        raw = json.loads(data)
+        if not isinstance(raw, dict) or raw.get("version") != RECORD_VERSION:
+            raise ValueError("unknown record version")
+        if not isinstance(raw.get("text"), str) or not isinstance(raw.get("key"), str):
+            raise ValueError("record without text")
+        return cls(**raw)
+
+
+class Store(Protocol):
+    def get(self, key: str) -> Record | None: ...
+
+    def put(self, key: str, record: Record) -> None: ...
+
+    def contains(self, key: str) -> bool: ...
+
+    def close(self) -> None: ...
+
+
+class LocalStore:
+    """Records in a diskcache directory; safe for several processes at once."""
+
+    def __init__(self, directory: Path):
+        self.directory = directory
+        try:
+            directory.mkdir(parents=True, exist_ok=True)
+            self._cache = diskcache.Cache(
+                str(directory),
+                eviction_policy="none",
+                size_limit=2**62,
+                statistics=False,
+                tag_index=False,
+                sqlite_synchronous=1,
+            )
+        except (OSError, sqlite3.Error) as exc:
+            raise CacheError(f"cannot open the cache at {directory}: {exc}") from None
+
+    def get(self, key: str) -> Record | None:
+        data = self._cache.get(key)
+        if data is None:
+            return None
+        try:
+            record = Record.from_bytes(data)
+            if record.key != key:
+                raise ValueError("record filed under another key")
+            return record
+        except (ValueError, TypeError, UnicodeDecodeError) as exc:
+            log.warning(
+                "evicting unreadable cache record %s (%s); it will be regenerated", key, exc
+            )
+            self._cache.delete(key)
+            return None
+
+    def put(self, key: str, record: Record) -> None:
+        try:
+            self._cache.set(key, record.to_bytes())
+        except (OSError, sqlite3.Error) as exc:
+            raise CacheError(f"cannot write to the cache at {self.directory}: {exc}") from None
+
+    def contains(self, key: str) -> bool:
+        return key in self._cache
+
+    def close(self) -> None:
+        self._cache.close()
+
+
+def default_cache_dir(config_path: Path, override: str | None = None) -> Path:
+    """``--cache-dir``, else ``SYNTHC_CACHE_DIR``, else ``.synthc/cache`` beside the config."""
+    chosen = override or os.environ.get("SYNTHC_CACHE_DIR")
+    if chosen:
+        return Path(chosen).expanduser()
+    return config_path.resolve().parent / ".synthc" / "cache"

@@ -1,0 +1,138 @@
+"""The ``synthc`` command: options in, one library call, output out.
+
+Imports stay light at module level (click only) so ``synthc --help`` is quick;
+the library, rich and the backends load inside the commands that use them.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+import click
+
+if TYPE_CHECKING:
+    from synthc.pipeline import BuildResult
+
+OVERRIDES_HELP = """
+Overrides follow the config, in oumi's syntax: --num_samples 50,
+--inference_config.generation.temperature 0.5, --a.b=value, and list
+indexes as [0] or .0 (--strategy_params.sampled_attributes[0].possible_values[0].sample_rate 0.8).
+"""
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="synthc")
+def main() -> None:
+    """synthc: build synthetic datasets from oumi synth configs, incrementally.
+
+    Every LLM request is a node keyed by a hash of what decides its output;
+    results are cached, so a rerun, an edit or an override regenerates only
+    the nodes whose inputs changed.
+    """
+
+
+def _config_args(func: Any) -> Any:
+    func = click.argument("args", nargs=-1, type=click.UNPROCESSED)(func)
+    func = click.option(
+        "-c",
+        "--config",
+        "config_opt",
+        type=click.Path(dir_okay=False),
+        help="The config file (or give it as the first argument).",
+    )(func)
+    func = click.option(
+        "--cache-dir",
+        envvar="SYNTHC_CACHE_DIR",
+        type=click.Path(file_okay=False),
+        help="Where results are cached [default: .synthc/cache beside the config; "
+        "env SYNTHC_CACHE_DIR].",
+    )(func)
+    func = click.option(
+        "--log-level",
+        type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False),
+        default="WARNING",
+        show_default=True,
+        help="How much to log to stderr.",
+    )(func)
+    return func
+
+
+def _split(config_opt: str | None, args: Sequence[str]) -> tuple[str, list[str]]:
+    rest = list(args)
+    if config_opt:
+        return config_opt, rest
+    if not rest or rest[0].startswith("-"):
+        raise click.UsageError("give a config file: synthc build CONFIG [OVERRIDES...]")
+    return rest[0], rest[1:]
+
+
+@main.command(
+    context_settings={"ignore_unknown_options": True, "allow_extra_args": True},
+    epilog=OVERRIDES_HELP,
+)
+@_config_args
+@click.option("-q", "--quiet", is_flag=True, help="Print only errors and the summary line.")
+def build(
+    args: tuple[str, ...],
+    config_opt: str | None,
+    cache_dir: str | None,
+    log_level: str,
+    quiet: bool,
+) -> None:
+    """Build the dataset CONFIG describes (an oumi synth YAML file).
+
+    Cached nodes are reused; only the requests whose inputs changed are sent.
+    Writes the JSONL output (oumi's row shape) and a manifest of every node.
+    """
+    config, overrides = _split(config_opt, args)
+    _setup_logging(log_level)
+    from synthc import pipeline
+    from synthc.cli_render import BuildProgress
+
+    with _errors_to_exit_codes():
+        with BuildProgress(enabled=not quiet and sys.stderr.isatty()) as progress:
+            result = pipeline.build(config, overrides, cache_dir=cache_dir, progress=progress)
+        _report(result, quiet)
+
+
+def _report(result: BuildResult, quiet: bool) -> None:
+    from synthc.cli_render import print_failures, print_preview, summary_line, training_hint
+
+    if not quiet:
+        print_preview(result)
+    click.echo(summary_line(result))
+    if result.ok:
+        if not quiet:
+            click.echo(training_hint(result))
+        return
+    print_failures(result)
+    sys.exit(1)
+
+
+class _errors_to_exit_codes:
+    """Turn a SynthError into its message on stderr and its exit code: never a traceback."""
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind: Any, exc: BaseException | None, tb: Any) -> bool:
+        from synthc.errors import SynthError
+
+        if isinstance(exc, SynthError):
+            click.echo(f"error: {exc.render()}", err=True)
+            sys.exit(exc.exit_code)
+        if isinstance(exc, KeyboardInterrupt):
+            click.echo("interrupted: results received so far are cached", err=True)
+            sys.exit(130)
+        return False
+
+
+def _setup_logging(level: str) -> None:
+    logging.basicConfig(level=level.upper(), format="%(levelname)s %(name)s: %(message)s")
+
+
+if __name__ == "__main__":
+    main()

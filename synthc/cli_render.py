@@ -1,0 +1,140 @@
+"""Draw a build for a terminal: live progress, oumi's preview table, the summary and hints."""
+
+from __future__ import annotations
+
+import time
+from types import TracebackType
+from typing import Any
+
+import click
+from rich.console import Console, Group, RenderableType
+from rich.live import Live
+from rich.progress_bar import ProgressBar
+from rich.table import Table
+from rich.text import Text
+
+from synthc.compiler.plan import LLMNode
+from synthc.pipeline import BuildResult
+from synthc.runtime.protocol import Completion
+
+PREVIEW_COLUMNS = 6
+CELL_CHARS = 200
+
+
+class BuildProgress:
+    """Counts what the scheduler reports; a rich Live redraws from the counts 4 times a second."""
+
+    def __init__(self, enabled: bool = True):
+        self.enabled = enabled
+        self.total = 0
+        self.n_cached = 0
+        self.n_generated = 0
+        self.n_failed = 0
+        self.tokens = 0
+        self.started = time.monotonic()
+        self._live: Live | None = None
+
+    def begin(self, total: int) -> None:
+        self.total = total
+        self.started = time.monotonic()
+
+    def cached(self, count: int) -> None:
+        self.n_cached += count
+
+    def generated(self, node: LLMNode, completion: Completion) -> None:
+        self.n_generated += 1
+        self.tokens += completion.usage.output_tokens
+
+    def failed(self, node: LLMNode, message: str) -> None:
+        self.n_failed += 1
+
+    def __rich__(self) -> RenderableType:
+        done = self.n_cached + self.n_generated + self.n_failed
+        rate = self.n_generated / max(time.monotonic() - self.started, 1e-6)
+        left = self.total - done
+        eta = f"{left / rate:,.0f}s" if rate > 0 and left > 0 else "-"
+        line = Text.assemble(
+            (f"{done:,}/{self.total:,} nodes  ", "bold"),
+            (f"{self.n_cached:,} cached  ", "cyan"),
+            (f"{self.n_generated:,} generated  ", "green"),
+            (f"{self.n_failed:,} failed  ", "red" if self.n_failed else "dim"),
+            f"{rate:,.1f} req/s  ETA {eta}  {self.tokens:,} tokens",
+        )
+        return Group(ProgressBar(total=max(self.total, 1), completed=done, width=50), line)
+
+    def __enter__(self) -> BuildProgress:
+        if self.enabled:
+            self._live = Live(
+                self, console=Console(stderr=True), refresh_per_second=4, transient=True
+            )
+            self._live.__enter__()
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if self._live is not None:
+            self._live.__exit__(kind, exc, tb)
+
+
+def print_preview(result: BuildResult) -> None:
+    """oumi's "Synthesis Results" table: the first row, six columns at most."""
+    if not result.preview:
+        return
+    first = result.preview[0]
+    names = list(first)
+    table = Table(
+        title="Synthesis Results", title_style="bold magenta", show_edge=False, show_lines=True
+    )
+    shown = names if len(names) <= PREVIEW_COLUMNS else names[: PREVIEW_COLUMNS - 1]
+    for name in shown:
+        table.add_column(name, overflow="fold")
+    cells = [_cell(first[name]) for name in shown]
+    if len(shown) < len(names):
+        table.add_column(f"... and {len(names) - len(shown)} more columns...")
+        cells.append("...")
+    table.add_row(*cells)
+    console = Console()
+    console.print(table)
+    if result.stats.samples_written > 1:
+        console.print(f"... and {result.stats.samples_written - 1} more samples")
+
+
+def _cell(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= CELL_CHARS else text[:CELL_CHARS] + "..."
+
+
+def summary_line(result: BuildResult) -> str:
+    s = result.stats
+    line = f"{s.nodes} nodes: {s.cached} cached, {s.generated} generated, {s.failed} failed"
+    if s.skipped:
+        line += f", {s.skipped} skipped (upstream failed)"
+    line += (
+        f"; {s.samples_written} samples written to {result.output_path} in {result.elapsed:.1f}s"
+    )
+    return line
+
+
+def training_hint(result: BuildResult) -> str:
+    return (
+        "\nTo train a model, run: oumi train -c path/to/your/train/config.yaml\n\n"
+        "If you included a 'conversation' chat attribute in your config, update the config "
+        "to use your new dataset:\n"
+        "data:\n  train:\n    datasets:\n"
+        '      - dataset_name: "text_sft_jsonl"\n'
+        f'        dataset_path: "{result.output_path}"'
+    )
+
+
+def print_failures(result: BuildResult) -> None:
+    s = result.stats
+    click.echo(
+        f"error: {s.failed} node(s) failed; {s.samples_failed} sample(s) left out of the output. "
+        "Rerun to retry only those.",
+        err=True,
+    )
+    for node_id, message in s.failures:
+        click.echo(f"  {node_id}: {message}", err=True)
+    if s.failed > len(s.failures):
+        click.echo(f"  ... and {s.failed - len(s.failures)} more", err=True)

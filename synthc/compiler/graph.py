@@ -1,0 +1,97 @@
+"""The task graph that lowering produces: rules over attributes, nodes over rule × sample.
+
+A rule is one attribute's recipe (an LLM call, a postprocessing step, a
+transform). A node is a rule applied to sample ``i`` (``NodeId`` ``answer[17]``);
+nodes are not materialised here: the planner walks them sample by sample, so a
+100,000-sample graph costs no more memory than its rules.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from synthc.compiler.sampling import Sampler
+from synthc.compiler.spec import PostprocessingParams, TransformationType
+from synthc.compiler.template import Template
+from synthc.errors import Span
+
+
+@dataclass(frozen=True)
+class MessageTemplate:
+    role: str
+    template: Template
+
+
+@dataclass(frozen=True)
+class LLMRule:
+    """A generated attribute: one chat request per sample."""
+
+    id: str
+    messages: tuple[MessageTemplate, ...]
+    deps: tuple[str, ...]
+    digest: str  # of the definition: its message templates
+    span: Span | None = None
+
+
+@dataclass(frozen=True)
+class PostprocessRule:
+    """oumi's postprocessing of a generated attribute into a new id."""
+
+    id: str
+    source: str
+    params: PostprocessingParams
+    digest: str
+    span: Span | None = None
+
+    @property
+    def deps(self) -> tuple[str, ...]:
+        return (self.source,)
+
+
+@dataclass(frozen=True)
+class TransformRule:
+    """A transformed attribute (STRING, LIST, DICT or CHAT) built from other values."""
+
+    id: str
+    type: TransformationType
+    templates: tuple[tuple[str, Template], ...]  # (key or role, template), in order
+    deps: tuple[str, ...]
+    digest: str
+    conversation_id: str | None = None
+    metadata: tuple[tuple[str, Template], ...] = ()
+    span: Span | None = None
+
+
+Rule = LLMRule | PostprocessRule | TransformRule
+
+
+@dataclass(frozen=True)
+class Inference:
+    """Which model answers, and the parameters that decide what it says."""
+
+    engine: str
+    model: str
+    key_params: dict[str, Any]  # output-affecting params that differ from oumi's defaults
+    request_params: dict[str, Any]  # what a backend sends (defaults included)
+    temperature: float
+
+
+@dataclass(frozen=True)
+class Graph:
+    """Everything a build needs, free of I/O: rules in dependency order, sampling, model."""
+
+    rules: tuple[Rule, ...]
+    sampler: Sampler
+    inference: Inference
+    num_samples: int
+    seed: int
+    base_columns: tuple[str, ...]  # example fields and sampled ids, as oumi orders them
+    columns: tuple[str, ...]  # generated, postprocessed and transformed ids, in config order
+    hidden: frozenset[str] = frozenset()  # raw texts dropped by keep_original_text_attribute
+    passthrough: tuple[str, ...] | None = None
+    edges: dict[str, tuple[str, ...]] = field(default_factory=dict)  # rule id → what it reads
+
+    @property
+    def llm_rules(self) -> tuple[LLMRule, ...]:
+        return tuple(r for r in self.rules if isinstance(r, LLMRule))

@@ -1,0 +1,347 @@
+"""Lower a validated Spec into a Graph: rules in dependency order, a sampler and the model.
+
+Pure: no I/O, no clock, no global random state. Every template is parsed here
+and every placeholder checked against the attributes that exist, so undefined
+references, cycles and unsupported features stop the build before any request.
+"""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass
+from typing import Any
+
+from synthc.compiler.graph import (
+    Graph,
+    Inference,
+    LLMRule,
+    MessageTemplate,
+    PostprocessRule,
+    Rule,
+    TransformRule,
+)
+from synthc.compiler.keys import digest
+from synthc.compiler.sampling import Choice, Combination, Sampler
+from synthc.compiler.source import PathKey
+from synthc.compiler.spec import (
+    GenerationParams,
+    SynthesisConfig,
+    TransformationType,
+    TransformedAttribute,
+)
+from synthc.compiler.template import (
+    SampledValue,
+    Template,
+    TemplateError,
+    accessor_error,
+    parse_template,
+)
+from synthc.compiler.validate import Spec
+from synthc.errors import ConfigError, Diagnostic, UnsupportedFeature
+
+# Generation parameters that change what a model says; only these enter node keys.
+OUTPUT_PARAMS = (
+    "max_new_tokens",
+    "temperature",
+    "top_p",
+    "min_p",
+    "frequency_penalty",
+    "presence_penalty",
+    "stop_strings",
+    "stop_token_ids",
+    "logit_bias",
+    "num_beams",
+    "use_sampling",
+    "guided_decoding",
+    "seed",
+    "skip_special_tokens",
+    "tools",
+    "tool_choice",
+    "reasoning_effort",
+)
+SP: PathKey = ("strategy_params",)
+
+
+@dataclass(frozen=True)
+class _Known:
+    """An id a template may name, what kind of value it holds and an example of it."""
+
+    kind: str  # "sampled" | "text" | "value" | "structured"
+    sample: Any = None
+
+
+def lower(spec: Spec) -> Graph:
+    """Turn ``spec`` into the build graph, or raise a ConfigError naming every problem."""
+    config = spec.config
+    _refuse_unsupported(spec)
+    sampler = _sampler(spec)
+    known = _known_ids(config, sampler)
+    rules, problems = _rules(spec, known)
+    problems += _check_combinations(spec, sampler)
+    if problems:
+        raise ConfigError(problems, spec.text)
+    ordered = _topological(spec, rules)
+    base, columns, hidden = _columns(config, sampler)
+    return Graph(
+        rules=ordered,
+        sampler=sampler,
+        inference=_inference(spec),
+        num_samples=config.num_samples,
+        seed=config.seed,
+        base_columns=base,
+        columns=columns,
+        hidden=hidden,
+        passthrough=tuple(config.strategy_params.passthrough_attributes or ()) or None,
+        edges={r.id: r.deps for r in ordered},
+    )
+
+
+def _refuse_unsupported(spec: Spec) -> None:
+    params = spec.config.strategy_params
+    checks: list[tuple[bool, str, PathKey]] = [
+        (bool(params.input_data), "input_data (dataset files)", (*SP, "input_data")),
+        (bool(params.input_documents), "input_documents", (*SP, "input_documents")),
+        (bool(params.multiturn_attributes), "multiturn_attributes", (*SP, "multiturn_attributes")),
+        (spec.config.environment_config is not None, "environment_config", ("environment_config",)),
+        (
+            spec.config.environment_config_path is not None,
+            "environment_config_path",
+            ("environment_config_path",),
+        ),
+    ]
+    for i, source in enumerate(params.input_examples or ()):
+        path = (*SP, "input_examples", i, "num_shots")
+        checks.append((bool(source.num_shots and source.num_shots > 1), "num_shots > 1", path))
+    for failed, feature, path in checks:
+        if failed:
+            raise UnsupportedFeature(feature, spec.span(*path))
+
+
+def _sampler(spec: Spec) -> Sampler:
+    params = spec.config.strategy_params
+    examples = tuple(tuple(source.examples) for source in params.input_examples or ())
+    choices = []
+    for i, attr in enumerate(params.sampled_attributes or ()):
+        values = tuple(
+            SampledValue(attr.id, attr.name, attr.description, v.id, v.name, v.description)
+            for v in attr.possible_values
+        )
+        weights = attr.weights()
+        if sum(weights) <= 0:
+            raise spec.error(
+                "every sample_rate is 0: nothing can be drawn", *SP, "sampled_attributes", i
+            )
+        choices.append(Choice.build(values, weights))
+    combos = tuple(
+        Combination(dict(c.combination), c.sample_rate) for c in params.combination_sampling or ()
+    )
+    return Sampler(spec.config.seed, examples, tuple(choices), combos)
+
+
+def _known_ids(config: SynthesisConfig, sampler: Sampler) -> dict[str, _Known]:
+    known: dict[str, _Known] = {}
+    for rows in sampler.examples:
+        for key, value in rows[0].items():
+            known[key] = _Known("text" if isinstance(value, str) else "value", value)
+    for choice in sampler.choices:
+        known[choice.id] = _Known("sampled", choice.values[0])
+    for attr in config.strategy_params.generated_attributes or ():
+        known[attr.id] = _Known("text")
+        if attr.postprocessing_params:
+            known[attr.postprocessing_params.id] = _Known("text")
+    for t in config.strategy_params.transformed_attributes or ():
+        kind = (
+            "text" if t.transformation_strategy.type is TransformationType.STRING else "structured"
+        )
+        known[t.id] = _Known(kind)
+    return known
+
+
+def _rules(spec: Spec, known: dict[str, _Known]) -> tuple[list[Rule], list[Diagnostic]]:
+    rules: list[Rule] = []
+    problems: list[Diagnostic] = []
+    params = spec.config.strategy_params
+    for i, attr in enumerate(params.generated_attributes or ()):
+        messages = []
+        for j, message in enumerate(attr.instruction_messages):
+            path = (*SP, "generated_attributes", i, "instruction_messages", j, "content")
+            template = _template(spec, message.content, path, known, problems)
+            messages.append(MessageTemplate(message.role.value, template))
+        deps = tuple(dict.fromkeys(r for m in messages for r in m.template.roots))
+        definition = [[m.role.value, m.content] for m in attr.instruction_messages]
+        span = spec.span(*SP, "generated_attributes", i, "id")
+        rules.append(LLMRule(attr.id, tuple(messages), deps, digest(definition), span))
+        post = attr.postprocessing_params
+        if post is not None:
+            pspan = spec.span(*SP, "generated_attributes", i, "postprocessing_params")
+            pdigest = digest(post.model_dump(mode="json"))
+            rules.append(PostprocessRule(post.id, attr.id, post, pdigest, pspan))
+    for i, t in enumerate(params.transformed_attributes or ()):
+        rules.append(_transform_rule(spec, i, t, known, problems))
+    return rules, problems
+
+
+def _transform_rule(
+    spec: Spec,
+    i: int,
+    attr: TransformedAttribute,
+    known: dict[str, _Known],
+    problems: list[Diagnostic],
+) -> TransformRule:
+    strategy = attr.transformation_strategy
+    base: PathKey = (*SP, "transformed_attributes", i, "transformation_strategy")
+    entries: list[tuple[str, str, PathKey]] = []
+    if strategy.type is TransformationType.STRING and strategy.string_transform is not None:
+        entries.append(("", strategy.string_transform, (*base, "string_transform")))
+    for j, text in enumerate(strategy.list_transform or ()):
+        entries.append((str(j), text, (*base, "list_transform", j)))
+    for key, text in (strategy.dict_transform or {}).items():
+        entries.append((key, text, (*base, "dict_transform", key)))
+    chat = strategy.chat_transform
+    for j, message in enumerate(chat.messages if chat else ()):
+        entries.append(
+            (
+                message.role.value,
+                message.content,
+                (*base, "chat_transform", "messages", j, "content"),
+            )
+        )
+    metadata = tuple(
+        (k, _template(spec, v, (*base, "chat_transform", "metadata", k), known, problems))
+        for k, v in (chat.metadata if chat else {}).items()
+    )
+    templates = tuple(
+        (k, _template(spec, text, path, known, problems)) for k, text, path in entries
+    )
+    deps = tuple(dict.fromkeys(r for _, t in (*templates, *metadata) for r in t.roots))
+    definition = strategy.model_dump(mode="json")
+    span = spec.span(*SP, "transformed_attributes", i, "id")
+    cid = chat.conversation_id if chat else None
+    return TransformRule(
+        attr.id, strategy.type, templates, deps, digest(definition), cid, metadata, span
+    )
+
+
+def _template(
+    spec: Spec, text: str, path: PathKey, known: dict[str, _Known], problems: list[Diagnostic]
+) -> Template:
+    try:
+        template = parse_template(text)
+    except TemplateError as exc:
+        span = spec.source_map.locate(path, exc.placeholder or text[exc.offset : exc.offset + 1])
+        problems.append(Diagnostic(str(exc), span))
+        return Template(())
+    seen: dict[str, int] = {}
+    for placeholder in template.placeholders:
+        occurrence = seen.get(placeholder.text, 0)
+        seen[placeholder.text] = occurrence + 1
+        message = _reference_problem(placeholder.root, placeholder.accessors, known)
+        if message:
+            span = spec.source_map.locate(path, placeholder.text, occurrence)
+            problems.append(Diagnostic(f"{placeholder.text}: {message}", span))
+    return template
+
+
+def _reference_problem(
+    root: str, accessors: tuple[str | int, ...], known: dict[str, _Known]
+) -> str | None:
+    entry = known.get(root)
+    if entry is None:
+        close = difflib.get_close_matches(root, list(known), n=1)
+        hint = f" (did you mean {{{close[0]}}}?)" if close else ""
+        listing = ", ".join(sorted(known)) or "none"
+        return f"undefined attribute {root!r}{hint}; defined ids: {listing}"
+    if entry.kind == "structured":
+        return f"{root!r} is a list, dict or chat value and cannot be placed in text"
+    if entry.kind == "text" and accessors:
+        return f"{root!r} is text; it has no fields to read"
+    if entry.kind in ("sampled", "value"):
+        return accessor_error(entry.sample, accessors)
+    return None
+
+
+def _check_combinations(spec: Spec, sampler: Sampler) -> list[Diagnostic]:
+    problems = []
+    choices = {c.id: c for c in sampler.choices}
+    for i, combo in enumerate(sampler.combinations):
+        for attr, value in combo.values.items():
+            path = (*SP, "combination_sampling", i, "combination", attr)
+            if attr not in choices:
+                problems.append(
+                    Diagnostic(f"{attr!r} is not a sampled attribute", spec.span(*path))
+                )
+            elif value not in {v.id for v in choices[attr].values}:
+                valid = ", ".join(v.id for v in choices[attr].values)
+                message = f"{value!r} is not a value of {attr!r}; values: {valid}"
+                problems.append(Diagnostic(message, spec.span(*path)))
+    return problems
+
+
+def _topological(spec: Spec, rules: list[Rule]) -> tuple[Rule, ...]:
+    """Order rules so each comes after the rules it reads; a cycle is an error."""
+    by_id = {r.id: r for r in rules}
+    order: list[Rule] = []
+    state: dict[str, str] = {}
+
+    def visit(rule: Rule, trail: list[str]) -> None:
+        if state.get(rule.id) == "done":
+            return
+        if state.get(rule.id) == "active":
+            cycle = [*trail[trail.index(rule.id) :], rule.id]
+            raise ConfigError.at(f"cycle: {' --> '.join(cycle)}", rule.span).with_source(spec.text)
+        state[rule.id] = "active"
+        for dep in rule.deps:
+            if dep in by_id:
+                visit(by_id[dep], [*trail, rule.id])
+        state[rule.id] = "done"
+        order.append(rule)
+
+    for rule in rules:
+        visit(rule, [])
+    return tuple(order)
+
+
+def _columns(
+    config: SynthesisConfig, sampler: Sampler
+) -> tuple[tuple[str, ...], tuple[str, ...], frozenset[str]]:
+    base = [k for rows in sampler.examples for k in rows[0]] + [c.id for c in sampler.choices]
+    columns: list[str] = []
+    hidden: set[str] = set()
+    for attr in config.strategy_params.generated_attributes or ():
+        columns.append(attr.id)
+        post = attr.postprocessing_params
+        if post is not None:
+            columns.append(post.id)
+            if not post.keep_original_text_attribute:
+                hidden.add(attr.id)
+    columns += [t.id for t in config.strategy_params.transformed_attributes or ()]
+    return tuple(dict.fromkeys(base)), tuple(columns), frozenset(hidden)
+
+
+def _inference(spec: Spec) -> Inference:
+    inference = spec.config.inference_config
+    if inference.model is None:
+        raise UnsupportedFeature(
+            "a config without inference_config.model", spec.span("inference_config")
+        )
+    if inference.engine is None:
+        raise UnsupportedFeature(
+            "the NATIVE engine (oumi's default)", spec.span("inference_config")
+        )
+    generation = inference.generation
+    defaults = GenerationParams()
+    sent = {name: _plain(getattr(generation, name)) for name in OUTPUT_PARAMS}
+    keyed = {k: v for k, v in sent.items() if v != _plain(getattr(defaults, k))}
+    return Inference(
+        engine=inference.engine.name,
+        model=inference.model.model_name,
+        key_params=keyed,
+        request_params={k: v for k, v in sent.items() if v is not None},
+        temperature=generation.temperature,
+    )
+
+
+def _plain(value: Any) -> Any:
+    if hasattr(value, "model_dump"):
+        return value.model_dump(mode="json", by_alias=True, exclude_none=True)
+    return value

@@ -1,0 +1,194 @@
+"""Decide, against the cache, what each node of a Graph needs: a Graph and a Store in, a Plan out.
+
+Nodes are resolved sample by sample in rule order. An LLM node's key is the
+hash of its fully rendered request, so it can only be known once the values it
+reads are known: a node whose inputs are all cached is looked up at once;
+one downstream of a node that must run is *blocked* until that node answers.
+``build`` and ``explain`` both walk samples with :func:`advance`, so they
+cannot disagree about what is cached.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any
+
+from synthc.cache.store import Store
+from synthc.compiler.derive import postprocess, transform
+from synthc.compiler.graph import Graph, LLMRule, PostprocessRule, Rule
+from synthc.compiler.keys import NodeId, NodeKey, derive_seed, digest, node_id, node_key
+from synthc.compiler.template import SampledValue, TemplateError, render
+from synthc.runtime.protocol import Message, Request
+
+UPSTREAM_FAILED = "an upstream node failed"
+
+
+class Status(str, Enum):
+    CACHED = "cached"  # answered from the cache
+    RUN = "run"  # must be sent to the model
+    BLOCKED = "blocked"  # waits for an upstream node that must run first
+    GENERATED = "generated"  # answered by the model during this build
+    FAILED = "failed"  # failed for good, or an upstream node did
+
+
+@dataclass(frozen=True)
+class LLMNode:
+    """One request to send: which rule, which sample, its key and what decides it."""
+
+    rule: LLMRule
+    sample: int
+    key: NodeKey
+    request: Request
+    parts: dict[str, Any]  # for the manifest: what the key was made of, as digests
+
+    @property
+    def id(self) -> NodeId:
+        return node_id(self.rule.id, self.sample)
+
+    def canonical(self) -> dict[str, Any]:
+        """The key's input, stored with the result so the key can be checked."""
+        return _key_parts(self.request, self.parts["engine"], self.parts["params"])
+
+
+@dataclass
+class SampleState:
+    """What is known about one sample so far."""
+
+    index: int
+    values: dict[str, Any]
+    sample_key: NodeKey
+    status: dict[str, Status] = field(default_factory=dict)
+    nodes: dict[str, LLMNode] = field(default_factory=dict)  # LLM nodes whose key is known
+    errors: dict[str, str] = field(default_factory=dict)
+    running: int = 0
+
+    @property
+    def complete(self) -> bool:
+        return self.running == 0
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors
+
+
+def start(graph: Graph, index: int) -> SampleState:
+    values = graph.sampler.draw(index)
+    return SampleState(index, values, graph.sampler.sample_key(index, values))
+
+
+def advance(graph: Graph, state: SampleState, store: Store) -> list[LLMNode]:
+    """Resolve every rule of ``state`` whose inputs are known; return the requests to send."""
+    to_send: list[LLMNode] = []
+    for rule in graph.rules:
+        if rule.id in state.status and state.status[rule.id] is not Status.BLOCKED:
+            continue
+        upstream = [state.status.get(dep) for dep in rule.deps]
+        if Status.FAILED in upstream:
+            _fail(state, rule, UPSTREAM_FAILED)
+        elif any(s in (Status.RUN, Status.BLOCKED) for s in upstream):
+            state.status[rule.id] = Status.BLOCKED
+        elif isinstance(rule, LLMRule):
+            node = _llm_node(graph, state, rule)
+            if node is not None:
+                _look_up(state, node, store, to_send)
+        else:
+            _derive(state, rule)
+    return to_send
+
+
+def _look_up(state: SampleState, node: LLMNode, store: Store, to_send: list[LLMNode]) -> None:
+    state.nodes[node.rule.id] = node
+    record = store.get(node.key)
+    if record is not None:
+        state.values[node.rule.id] = record.text
+        state.status[node.rule.id] = Status.CACHED
+    else:
+        state.status[node.rule.id] = Status.RUN
+        state.running += 1
+        to_send.append(node)
+
+
+def answer(state: SampleState, node: LLMNode, text: str | None, error: str = "") -> None:
+    """Record the model's answer (or failure) for ``node``; call :func:`advance` next."""
+    state.running -= 1
+    if text is None:
+        _fail(state, node.rule, error or "request failed")
+    else:
+        state.values[node.rule.id] = text
+        state.status[node.rule.id] = Status.GENERATED
+
+
+def _fail(state: SampleState, rule: Rule, message: str) -> None:
+    state.status[rule.id] = Status.FAILED
+    state.errors[rule.id] = message
+
+
+def _llm_node(graph: Graph, state: SampleState, rule: LLMRule) -> LLMNode | None:
+    try:
+        messages = tuple(Message(m.role, render(m.template, state.values)) for m in rule.messages)
+    except TemplateError as exc:
+        _fail(state, rule, f"cannot render the prompt: {exc}")
+        return None
+    inference = graph.inference
+    seed = derive_seed(graph.seed, state.index, rule.id) if inference.temperature > 0 else None
+    request = Request(inference.model, messages, inference.request_params, seed)
+    parts = {
+        "engine": inference.engine,
+        "model": inference.model,
+        "params": inference.key_params,
+        "template": rule.digest,
+        "inputs": {dep: digest(_text_of(state.values[dep])) for dep in rule.deps},
+        "draw": seed,
+    }
+    key = node_key("llm", _key_parts(request, inference.engine, inference.key_params))
+    return LLMNode(rule, state.index, key, request, parts)
+
+
+def _key_parts(request: Request, engine: str, key_params: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "engine": engine,
+        "model": request.model,
+        "params": key_params,
+        "messages": [[m.role, m.content] for m in request.messages],
+        "draw": request.seed,
+    }
+
+
+def _text_of(value: Any) -> Any:
+    return value.id if isinstance(value, SampledValue) else value
+
+
+def _derive(state: SampleState, rule: Rule) -> None:
+    try:
+        if isinstance(rule, PostprocessRule):
+            state.values[rule.id] = postprocess(state.values[rule.source], rule.params)
+        else:
+            state.values[rule.id] = transform(rule, state.values, state.sample_key)  # type: ignore[arg-type]
+        state.status[rule.id] = Status.CACHED
+    except TemplateError as exc:
+        _fail(state, rule, f"cannot render: {exc}")
+
+
+@dataclass
+class Plan:
+    """What a build would do: per rule, how many nodes are in each status."""
+
+    graph: Graph
+    counts: dict[str, Counter[Status]]
+
+    def total(self, status: Status, llm_only: bool = True) -> int:
+        rules = self.graph.llm_rules if llm_only else self.graph.rules
+        return sum(self.counts[r.id][status] for r in rules)
+
+
+def plan(graph: Graph, store: Store) -> Plan:
+    """Walk every sample against ``store`` without sending anything."""
+    counts: dict[str, Counter[Status]] = {r.id: Counter() for r in graph.rules}
+    for index in range(graph.num_samples):
+        state = start(graph, index)
+        advance(graph, state, store)
+        for rule in graph.rules:
+            counts[rule.id][state.status.get(rule.id, Status.BLOCKED)] += 1
+    return Plan(graph, counts)

@@ -1,0 +1,102 @@
+"""Draw each sample's sampled attributes and example rows: (seed, sample index) in, values out.
+
+Every draw is a pure function of (seed, sample index, attribute id), so raising
+``num_samples`` leaves samples 0..n-1 alone and editing one attribute's values
+leaves the other attributes' draws alone. Rates follow oumi: unset rates share
+what the set ones leave, and all act as weights. A combination from
+``combination_sampling`` is chosen with its rate and fixes the attributes it
+names; the rest are drawn as usual, and an ordinary draw that lands on a
+combination is redrawn, so each combination's rate is exact.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_right
+from dataclasses import dataclass
+from itertools import accumulate
+from typing import Any
+
+from synthc.compiler.keys import NodeKey, node_key, unit_draw
+from synthc.compiler.template import SampledValue
+
+MAX_REDRAWS = 100
+
+
+@dataclass(frozen=True)
+class Choice:
+    """One sampled attribute: its values and their cumulative weights."""
+
+    id: str
+    values: tuple[SampledValue, ...]
+    cumulative: tuple[float, ...]
+
+    @classmethod
+    def build(cls, values: tuple[SampledValue, ...], weights: list[float]) -> Choice:
+        return cls(values[0].attribute_id, values, tuple(accumulate(weights)))
+
+    def pick(self, u: float) -> SampledValue:
+        index = bisect_right(self.cumulative, u * self.cumulative[-1])
+        return self.values[min(index, len(self.values) - 1)]
+
+    def value(self, value_id: str) -> SampledValue:
+        return next(v for v in self.values if v.id == value_id)
+
+
+@dataclass(frozen=True)
+class Combination:
+    values: dict[str, str]  # attribute id → value id
+    rate: float
+
+
+@dataclass(frozen=True)
+class Sampler:
+    seed: int
+    examples: tuple[tuple[dict[str, Any], ...], ...]  # each source's rows, used round robin
+    choices: tuple[Choice, ...]
+    combinations: tuple[Combination, ...] = ()
+
+    def draw(self, index: int) -> dict[str, Any]:
+        """Sample ``index``'s example fields and sampled values, in oumi's column order."""
+        values: dict[str, Any] = {}
+        for rows in self.examples:
+            values.update(rows[index % len(rows)])
+        fixed = self._combination(index)
+        for attempt in range(MAX_REDRAWS):
+            drawn = {c.id: self._pick(c, index, fixed, attempt) for c in self.choices}
+            if fixed or not self._matches_combination(drawn):
+                break
+        values.update(drawn)
+        return values
+
+    def _pick(
+        self, choice: Choice, index: int, fixed: dict[str, str], attempt: int
+    ) -> SampledValue:
+        if choice.id in fixed:
+            return choice.value(fixed[choice.id])
+        name = choice.id if attempt == 0 else f"{choice.id}\x1d{attempt}"
+        return choice.pick(unit_draw(self.seed, index, name))
+
+    def _combination(self, index: int) -> dict[str, str]:
+        total = sum(c.rate for c in self.combinations)
+        if not self.combinations or total <= 0:
+            return {}
+        u = unit_draw(self.seed, index, "\x1dcombination")
+        if u >= total:
+            return {}
+        for combination, bound in zip(
+            self.combinations, accumulate(c.rate for c in self.combinations)
+        ):
+            if u < bound:
+                return combination.values
+        return self.combinations[-1].values
+
+    def _matches_combination(self, drawn: dict[str, SampledValue]) -> bool:
+        return any(
+            all(drawn[a].id == v for a, v in c.values.items() if a in drawn)
+            for c in self.combinations
+        )
+
+    def sample_key(self, index: int, values: dict[str, Any]) -> NodeKey:
+        """The key of sample ``index``: what was drawn for it and from what definitions."""
+        drawn = {k: v.id if isinstance(v, SampledValue) else v for k, v in values.items()}
+        return node_key("sample", {"seed": self.seed, "index": index, "values": drawn})

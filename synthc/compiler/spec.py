@@ -1,0 +1,448 @@
+"""The oumi synth config schema as pydantic models: a plain mapping in, a typed Spec out.
+
+Field names, defaults and local checks follow oumi's dataclasses
+(``synthesis_params.py``, ``inference_config.py``, ``generation_params.py``,
+``remote_params.py``). Unknown keys are errors. Checks that span several
+parts of the config (unique ids, placeholders) live in :mod:`synthc.compiler.validate`.
+"""
+
+from __future__ import annotations
+
+import re
+from enum import Enum
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+DEFAULT_SEED = 0
+DATASET_SUFFIXES = (".jsonl", ".json", ".csv", ".parquet", ".tsv", ".xlsx")
+
+NonEmpty = Annotated[str, Field(min_length=1)]
+Rate = Annotated[float, Field(ge=0.0, le=1.0)]
+
+
+class Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True)
+
+
+class Role(str, Enum):
+    SYSTEM = "system"
+    USER = "user"
+    ASSISTANT = "assistant"
+    TOOL = "tool"
+
+    @classmethod
+    def _missing_(cls, value: object) -> Role | None:
+        if isinstance(value, str):
+            for member in cls:
+                if member.value == value.lower():
+                    return member
+        return None
+
+
+class TextMessage(Model):
+    role: Role
+    content: str
+
+
+class TextConversation(Model):
+    messages: list[TextMessage] = Field(min_length=1)
+    conversation_id: str | None = None
+    metadata: dict[str, str] = Field(default_factory=dict)
+
+
+# --- inputs -------------------------------------------------------------------------------
+
+
+class DatasetSource(Model):
+    path: NonEmpty
+    hf_split: str | None = None
+    hf_revision: str | None = None
+    attribute_map: dict[str, str] | None = None
+    id: str | None = None
+    num_shots: Annotated[int, Field(ge=1)] | None = None
+
+    @model_validator(mode="after")
+    def _check(self) -> DatasetSource:
+        if self.path.split(":")[0] in ("hf", "oumi"):
+            return self
+        if not self.path.lower().endswith(DATASET_SUFFIXES):
+            raise ValueError(
+                f"unsupported dataset file type: {self.path} (expected {', '.join(DATASET_SUFFIXES)})"
+            )
+        _require_id_for_shots(self.num_shots, self.id, "input_data")
+        return self
+
+
+def _require_id_for_shots(num_shots: int | None, id_: str | None, what: str) -> None:
+    if num_shots is not None and num_shots > 1 and not id_:
+        raise ValueError(f"{what} needs an id when num_shots > 1 (it names the sampled list)")
+
+
+class DocumentSegmentationParams(Model):
+    id: NonEmpty
+    segmentation_strategy: Literal["tokens", "TOKENS"] = "tokens"
+    tokenizer: NonEmpty = "openai-community/gpt2"
+    segment_length: Annotated[int, Field(gt=0)] = 2048
+    segment_overlap: Annotated[int, Field(ge=0)] = 0
+    keep_original_text: bool = False
+
+    @model_validator(mode="after")
+    def _check(self) -> DocumentSegmentationParams:
+        if self.segment_overlap >= self.segment_length:
+            raise ValueError("segment_overlap must be less than segment_length")
+        return self
+
+
+class DocumentSource(Model):
+    path: NonEmpty
+    id: NonEmpty
+    segmentation_params: DocumentSegmentationParams | None = None
+    num_shots: Annotated[int, Field(ge=1)] | None = None
+
+
+class ExampleSource(Model):
+    examples: list[dict[str, Any]] = Field(min_length=1)
+    id: str | None = None
+    num_shots: Annotated[int, Field(ge=1)] | None = None
+
+    @model_validator(mode="after")
+    def _check(self) -> ExampleSource:
+        first = set(self.examples[0])
+        for i, example in enumerate(self.examples[1:], start=1):
+            if set(example) != first:
+                raise ValueError(
+                    f"all examples must have the same keys: example {i} has "
+                    f"{sorted(example)}, example 0 has {sorted(first)}"
+                )
+        _require_id_for_shots(self.num_shots, self.id, "input_examples")
+        return self
+
+
+# --- attributes ---------------------------------------------------------------------------
+
+
+class SampledAttributeValue(Model):
+    id: NonEmpty
+    name: NonEmpty
+    description: NonEmpty
+    sample_rate: Rate | None = None
+
+
+class SampledAttribute(Model):
+    id: NonEmpty
+    name: NonEmpty
+    description: NonEmpty
+    possible_values: list[SampledAttributeValue] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _check(self) -> SampledAttribute:
+        ids = [v.id for v in self.possible_values]
+        dupes = sorted({i for i in ids if ids.count(i) > 1})
+        if dupes:
+            raise ValueError(f"possible_values must have unique ids; repeated: {', '.join(dupes)}")
+        total = sum(v.sample_rate for v in self.possible_values if v.sample_rate is not None)
+        if total > 1.0 + 1e-9:
+            raise ValueError(f"sample_rate values must sum to at most 1.0 (they sum to {total:g})")
+        return self
+
+    def weights(self) -> list[float]:
+        """oumi's rates: unset ones share what the set ones leave; all act as weights."""
+        rates = [v.sample_rate for v in self.possible_values]
+        unset = rates.count(None)
+        share = max(0.0, 1.0 - sum(r for r in rates if r is not None)) / unset if unset else 0.0
+        return [share if r is None else r for r in rates]
+
+
+class AttributeCombination(Model):
+    combination: dict[NonEmpty, NonEmpty] = Field(min_length=2)
+    sample_rate: Rate
+
+
+class PostprocessingParams(Model):
+    id: NonEmpty
+    keep_original_text_attribute: bool = True
+    cut_prefix: str | None = None
+    cut_suffix: str | None = None
+    regex: str | None = None
+    strip_whitespace: bool = True
+    added_prefix: str | None = None
+    added_suffix: str | None = None
+
+    @field_validator("regex")
+    @classmethod
+    def _compiles(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                re.compile(value)
+            except re.error as exc:
+                raise ValueError(f"regex does not compile: {exc}") from None
+        return value
+
+
+class GeneratedAttribute(Model):
+    id: NonEmpty
+    instruction_messages: list[TextMessage] = Field(min_length=1)
+    postprocessing_params: PostprocessingParams | None = None
+
+    @model_validator(mode="after")
+    def _check(self) -> GeneratedAttribute:
+        if self.postprocessing_params and self.postprocessing_params.id == self.id:
+            raise ValueError("postprocessing_params.id must differ from the attribute's id")
+        return self
+
+
+class MultiTurnAttribute(Model):
+    id: NonEmpty
+    min_turns: Annotated[int, Field(ge=1)]
+    max_turns: Annotated[int, Field(ge=1)]
+    role_instruction_messages: dict[Role, NonEmpty]
+    output_system_prompt: NonEmpty | None = None
+    conversation_planner: str | None = None
+    available_environments: list[str] = Field(default_factory=list)
+    available_tools: list[str] = Field(default_factory=list)
+    max_tool_calls_per_turn: Annotated[int, Field(ge=1)] = 50
+    max_consecutive_tool_turns: Annotated[int, Field(ge=1)] | None = None
+
+    @model_validator(mode="after")
+    def _check(self) -> MultiTurnAttribute:
+        if self.max_turns < self.min_turns:
+            raise ValueError("max_turns must be at least min_turns")
+        missing = {Role.USER, Role.ASSISTANT} - set(self.role_instruction_messages)
+        if missing:
+            names = ", ".join(sorted(r.name for r in missing))
+            raise ValueError(f"role_instruction_messages needs {names}")
+        return self
+
+
+class TransformationType(str, Enum):
+    STRING = "string"
+    LIST = "list"
+    DICT = "dict"
+    CHAT = "chat"
+
+    @classmethod
+    def _missing_(cls, value: object) -> TransformationType | None:
+        if isinstance(value, str):
+            for member in cls:
+                if member.value == value.lower():
+                    return member
+        return None
+
+
+class TransformationStrategy(Model):
+    type: TransformationType
+    string_transform: str | None = None
+    list_transform: list[str] | None = None
+    dict_transform: dict[str, str] | None = None
+    chat_transform: TextConversation | None = None
+
+    @model_validator(mode="after")
+    def _check(self) -> TransformationStrategy:
+        field = f"{self.type.value}_transform"
+        if not getattr(self, field):
+            raise ValueError(f"{field} is required when type is {self.type.name}")
+        if self.chat_transform is not None:
+            for message in self.chat_transform.messages:
+                if not message.content:
+                    raise ValueError("chat_transform messages must have non-empty content")
+        return self
+
+
+class TransformedAttribute(Model):
+    id: NonEmpty
+    transformation_strategy: TransformationStrategy
+
+
+class GeneralSynthesisParams(Model):
+    input_data: list[DatasetSource] | None = None
+    input_documents: list[DocumentSource] | None = None
+    input_examples: list[ExampleSource] | None = None
+    sampled_attributes: list[SampledAttribute] | None = None
+    combination_sampling: list[AttributeCombination] | None = None
+    generated_attributes: list[GeneratedAttribute] | None = None
+    multiturn_attributes: list[MultiTurnAttribute] | None = None
+    transformed_attributes: list[TransformedAttribute] | None = None
+    passthrough_attributes: list[NonEmpty] | None = None
+
+    @model_validator(mode="after")
+    def _check(self) -> GeneralSynthesisParams:
+        total = sum(c.sample_rate for c in self.combination_sampling or ())
+        if total > 1.0 + 1e-9:
+            raise ValueError(f"combination_sampling rates must sum to at most 1.0 (got {total:g})")
+        return self
+
+
+# --- environments (validated now; executed in a later synthc) ----------------------------
+
+
+class ToolParams(Model):
+    id: NonEmpty
+    name: str = ""
+    description: str = ""
+    parameters: dict[str, Any] = Field(default_factory=dict)
+    output_schema: dict[str, Any] | None = None
+    executor: str | None = None
+    read_only: bool = True
+
+
+class EnvironmentParams(Model):
+    id: NonEmpty
+    name: str = ""
+    description: str = ""
+    env_type: NonEmpty
+    tools: list[ToolParams] = Field(default_factory=list)
+    env_kwargs: dict[str, Any] | None = None
+    grounding: dict[str, Any] | None = None
+
+
+class EnvironmentConfig(Model):
+    environments: list[EnvironmentParams] = Field(default_factory=list)
+
+
+# --- inference ----------------------------------------------------------------------------
+
+
+class GuidedDecodingParams(Model):
+    json_: Any = Field(default=None, alias="json")
+    regex: str | None = None
+    choice: list[str] | None = None
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+class GenerationParams(Model):
+    max_new_tokens: Annotated[int, Field(ge=1)] = 1024
+    batch_size: Annotated[int, Field(ge=1)] | None = 1
+    exclude_prompt_from_response: bool = True
+    seed: int | None = None
+    temperature: Annotated[float, Field(ge=0.0)] = 0.0
+    top_p: Annotated[float, Field(ge=0.0, le=1.0)] = 1.0
+    frequency_penalty: float = 0.0
+    presence_penalty: float = 0.0
+    stop_strings: list[str] | None = None
+    stop_token_ids: list[int] | None = None
+    logit_bias: dict[str, float] = Field(default_factory=dict)
+    min_p: Annotated[float, Field(ge=0.0, le=1.0)] = 0.0
+    use_cache: bool = False
+    num_beams: Annotated[int, Field(ge=1)] = 1
+    use_sampling: bool = False
+    guided_decoding: GuidedDecodingParams | None = None
+    skip_special_tokens: bool = True
+    stream: bool = False
+    stream_options: dict[str, Any] | None = None
+    tools: list[Any] | None = None
+    tool_choice: str | dict[str, Any] | None = None
+    parallel_tool_calls: bool = True
+    reasoning_effort: str | None = None
+
+
+class ModelParams(Model):
+    model_name: NonEmpty
+    adapter_model: str | None = None
+    tokenizer_name: str | None = None
+    tokenizer_pad_token: str | None = None
+    tokenizer_kwargs: dict[str, Any] = Field(default_factory=dict)
+    processor_kwargs: dict[str, Any] = Field(default_factory=dict)
+    model_max_length: int | None = None
+    load_pretrained_weights: bool = True
+    trust_remote_code: bool = False
+    torch_dtype_str: str = "auto"
+    compile: bool = False
+    chat_template: str | None = None
+    chat_template_kwargs: dict[str, Any] | None = None
+    attn_implementation: str | None = None
+    device_map: str | None = "auto"
+    model_kwargs: dict[str, Any] = Field(default_factory=dict)
+    enable_liger_kernel: bool = False
+    shard_for_eval: bool = False
+    freeze_layers: list[str] = Field(default_factory=list)
+    model_revision: str | None = None
+
+
+class RemoteParams(Model):
+    api_url: str | None = None
+    api_key: str | None = Field(default=None, repr=False)
+    api_key_env_varname: str | None = None
+    max_retries: Annotated[int, Field(ge=0)] = 3
+    retry_backoff_base: Annotated[float, Field(gt=0.0)] = 1.0
+    retry_backoff_max: Annotated[float, Field(gt=0.0)] = 30.0
+    connection_timeout: Annotated[float, Field(ge=0.0)] = 300.0
+    num_workers: Annotated[int, Field(ge=1)] = 1
+    politeness_policy: Annotated[float, Field(ge=0.0, allow_inf_nan=False)] = 0.0
+    batch_completion_window: str | None = "24h"
+    use_adaptive_concurrency: bool = False
+    requests_per_minute: Annotated[int, Field(ge=1)] | None = None
+    input_tokens_per_minute: Annotated[int, Field(ge=1)] | None = None
+    output_tokens_per_minute: Annotated[int, Field(ge=1)] | None = None
+
+    @model_validator(mode="after")
+    def _check(self) -> RemoteParams:
+        if self.retry_backoff_max < self.retry_backoff_base:
+            raise ValueError("retry_backoff_max must be at least retry_backoff_base")
+        return self
+
+
+class InferenceEngineType(str, Enum):
+    """oumi's engine names."""
+
+    NATIVE = "NATIVE"
+    VLLM = "VLLM"
+    REMOTE_VLLM = "REMOTE_VLLM"
+    SGLANG = "SGLANG"
+    LAMBDA = "LAMBDA"
+    LLAMACPP = "LLAMACPP"
+    REMOTE = "REMOTE"
+    ANTHROPIC = "ANTHROPIC"
+    GOOGLE_VERTEX = "GOOGLE_VERTEX"
+    GOOGLE_GEMINI = "GEMINI"
+    DEEPSEEK = "DEEPSEEK"
+    FIREWORKS = "FIREWORKS"
+    PARASAIL = "PARASAIL"
+    TOGETHER = "TOGETHER"
+    OPENAI = "OPENAI"
+    SAMBANOVA = "SAMBANOVA"
+    BEDROCK = "BEDROCK"
+
+    @classmethod
+    def _missing_(cls, value: object) -> InferenceEngineType | None:
+        if isinstance(value, str):
+            for member in cls:
+                if value.upper() in (member.value, member.name):
+                    return member
+        return None
+
+
+class InferenceConfig(Model):
+    model: ModelParams | None = None
+    generation: GenerationParams = Field(default_factory=GenerationParams)
+    input_path: None = None
+    output_path: None = None
+    engine: InferenceEngineType | None = None
+    remote_params: RemoteParams = Field(default_factory=RemoteParams)
+
+
+class SynthesisConfig(Model):
+    """The whole config, as oumi reads it, plus synthc's ``seed``."""
+
+    output_path: str | None = None
+    strategy: Literal["GENERAL", "general"] = "GENERAL"
+    strategy_params: GeneralSynthesisParams = Field(default_factory=GeneralSynthesisParams)
+    environment_config: EnvironmentConfig | None = None
+    environment_config_path: str | None = None
+    inference_config: InferenceConfig = Field(default_factory=InferenceConfig)
+    num_samples: Annotated[int, Field(ge=1)] = 1
+    seed: int = DEFAULT_SEED
+
+    @field_validator("output_path")
+    @classmethod
+    def _jsonl(cls, value: str | None) -> str | None:
+        if value is not None and not value.endswith(".jsonl"):
+            raise ValueError(f"must end with .jsonl, got {value!r}")
+        return value
+
+    @model_validator(mode="after")
+    def _check(self) -> SynthesisConfig:
+        if self.environment_config and self.environment_config_path:
+            raise ValueError("set environment_config or environment_config_path, not both")
+        return self

@@ -1,0 +1,208 @@
+"""Chain the stages: a config path and overrides in; a Spec, a Graph, a Plan or a built dataset out.
+
+load(config, overrides)  -> Spec     read, override, validate
+compile(config, ...)     -> Graph    + lower
+explain_plan(config,...) -> Plan     + plan against the cache, nothing sent
+build(config, ...)       -> BuildResult   + execute, write JSONL and manifest
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from synthc.cache.store import LocalStore, Store, default_cache_dir
+from synthc.compiler.derive import build_row
+from synthc.compiler.graph import Graph
+from synthc.compiler.lower import lower
+from synthc.compiler.overrides import apply_overrides, parse_overrides
+from synthc.compiler.plan import Plan, SampleState, plan
+from synthc.compiler.source import load_yaml
+from synthc.compiler.validate import Spec, validate
+from synthc.errors import EngineError, UnsupportedFeature
+from synthc.runtime.config import EndpointConfig, Limits
+from synthc.runtime.output import (
+    AtomicFile,
+    manifest_entries,
+    manifest_header,
+    manifest_line,
+    row_line,
+)
+from synthc.runtime.protocol import Outcome, Request
+from synthc.runtime.scheduler import Progress, Scheduler, Stats
+
+PREVIEW_ROWS = 5
+
+
+@dataclass
+class BuildResult:
+    output_path: Path
+    manifest_path: Path
+    stats: Stats
+    elapsed: float
+    preview: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return self.stats.failed == 0 and self.stats.samples_failed == 0
+
+
+def load(config: Path | str, overrides: Sequence[str] = ()) -> Spec:
+    """Read ``config``, apply command-line ``overrides`` and validate the result."""
+    path = Path(config)
+    document = load_yaml(path)
+    data, source_map = apply_overrides(
+        document.data, document.source_map, parse_overrides(overrides)
+    )
+    return validate(data, source_map, document.text, path)
+
+
+def compile(config: Path | str, overrides: Sequence[str] = ()) -> Graph:
+    """The build graph of ``config``: every error in it is raised here, before any request."""
+    spec = load(config, overrides)
+    graph = lower(spec)
+    _check_engine(spec, graph)
+    return graph
+
+
+def explain_plan(
+    config: Path | str, overrides: Sequence[str] = (), cache_dir: str | None = None
+) -> Plan:
+    """What a build would do now, decided against the cache; sends nothing."""
+    graph = compile(config, overrides)
+    store = LocalStore(default_cache_dir(Path(config), cache_dir))
+    try:
+        return plan(graph, store)
+    finally:
+        store.close()
+
+
+def build(
+    config: Path | str,
+    overrides: Sequence[str] = (),
+    *,
+    cache_dir: str | None = None,
+    progress: Progress | None = None,
+) -> BuildResult:
+    """Build the dataset ``config`` describes, reusing every cached node."""
+    path = Path(config)
+    spec = load(path, overrides)
+    graph = lower(spec)
+    _check_engine(spec, graph)
+    store = LocalStore(default_cache_dir(path, cache_dir))
+    try:
+        return asyncio.run(_build(spec, graph, store, progress))
+    finally:
+        store.close()
+
+
+def output_path(spec: Spec) -> Path:
+    """oumi's rule: ``output_path`` relative to the working directory; synthc's default
+    (oumi stamps the time instead) is the config's name, so reruns overwrite one file."""
+    if spec.config.output_path:
+        return Path(spec.config.output_path)
+    return Path(f"{spec.path.stem}.jsonl")
+
+
+def manifest_path(spec: Spec) -> Path:
+    return spec.path.resolve().parent / ".synthc" / "manifests" / f"{spec.path.stem}.jsonl"
+
+
+class _LazyDispatcher:
+    """Sets up the backend on the first request, so a fully cached build needs no API key."""
+
+    def __init__(self, spec: Spec):
+        self._spec = spec
+        self._dispatcher: Any = None
+
+    async def run(self, request: Request) -> Outcome:
+        if self._dispatcher is None:
+            self._dispatcher = _dispatcher(self._spec)
+        outcome: Outcome = await self._dispatcher.run(request)
+        return outcome
+
+    async def aclose(self) -> None:
+        if self._dispatcher is not None:
+            await self._dispatcher.aclose()
+
+
+async def _build(spec: Spec, graph: Graph, store: Store, progress: Progress | None) -> BuildResult:
+    started = time.perf_counter()
+    dispatcher = _LazyDispatcher(spec)
+    preview: list[dict[str, Any]] = []
+    rows = AtomicFile(output_path(spec))
+    manifest = AtomicFile(manifest_path(spec))
+
+    def emit(state: SampleState) -> None:
+        for entry in manifest_entries(graph, state):
+            manifest.write(manifest_line(entry))
+        if state.ok:
+            row = build_row(graph, state.values)
+            rows.write(row_line(row))
+            if len(preview) < PREVIEW_ROWS:
+                preview.append(row)
+
+    manifest.write(manifest_line(manifest_header(graph, spec.path)))
+    try:
+        window = max(256, 8 * spec.config.inference_config.remote_params.num_workers)
+        stats = await Scheduler(graph, store, dispatcher, emit, progress, window).run()
+    except BaseException:
+        rows.abort()
+        manifest.abort()
+        raise
+    finally:
+        await dispatcher.aclose()
+    rows.commit()
+    manifest.commit()
+    elapsed = time.perf_counter() - started
+    return BuildResult(rows.path, manifest.path, stats, elapsed, preview)
+
+
+def _dispatcher(spec: Spec) -> Any:
+    from synthc.runtime.backends import create_backend, resolve_api_key
+    from synthc.runtime.dispatch import Dispatcher
+
+    inference = spec.config.inference_config
+    remote = inference.remote_params
+    assert inference.model is not None and inference.engine is not None
+    engine = inference.engine.name
+    endpoint = EndpointConfig(
+        engine=engine,
+        model=inference.model.model_name,
+        api_url=remote.api_url,
+        api_key=resolve_api_key(engine, remote.api_key, remote.api_key_env_varname),
+        connection_timeout=remote.connection_timeout,
+    )
+    limits = Limits(
+        num_workers=remote.num_workers,
+        politeness_policy=remote.politeness_policy,
+        max_retries=remote.max_retries,
+        retry_backoff_base=remote.retry_backoff_base,
+        retry_backoff_max=remote.retry_backoff_max,
+        requests_per_minute=remote.requests_per_minute,
+        input_tokens_per_minute=remote.input_tokens_per_minute,
+        output_tokens_per_minute=remote.output_tokens_per_minute,
+    )
+    return Dispatcher(create_backend(endpoint, connections=remote.num_workers), limits)
+
+
+def _check_engine(spec: Spec, graph: Graph) -> None:
+    from synthc.runtime.backends import UNSUPPORTED_ENGINES
+
+    engine = graph.inference.engine
+    if engine in UNSUPPORTED_ENGINES:
+        reason = UNSUPPORTED_ENGINES[engine]
+        span = spec.span("inference_config", "engine")
+        raise UnsupportedFeature(f"engine {engine} ({reason})", span)
+    if engine not in _known_engines():
+        raise EngineError(f"unknown engine {engine}")
+
+
+def _known_engines() -> set[str]:
+    from synthc.runtime.backends import ENGINE_DEFAULTS
+
+    return set(ENGINE_DEFAULTS)

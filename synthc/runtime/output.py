@@ -1,0 +1,99 @@
+"""Write a build's results: JSONL rows and the manifest, each to a temporary file renamed at the end.
+
+Rows are written as oumi writes them (``jsonlines``: ``", "`` and ``": "``
+separators, UTF-8, one object a line). Nothing replaces the output file until
+the build is over, so a crash never leaves a half-written dataset behind.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+from types import TracebackType
+from typing import IO, Any
+
+from synthc.compiler.graph import Graph
+from synthc.compiler.keys import KEY_VERSION
+from synthc.compiler.plan import SampleState
+from synthc.errors import SynthError
+
+MANIFEST_VERSION = 1
+
+
+class AtomicFile:
+    """A text file written beside its destination and moved into place on commit."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self.file: IO[str] = self.tmp.open("w", encoding="utf-8")
+        except OSError as exc:
+            raise SynthError(f"cannot write {path}: {exc.strerror}") from None
+
+    def write(self, text: str) -> None:
+        self.file.write(text)
+
+    def commit(self) -> None:
+        try:
+            self.file.close()
+            os.replace(self.tmp, self.path)
+        except OSError as exc:
+            self.abort()
+            raise SynthError(f"cannot write {self.path}: {exc.strerror}") from None
+
+    def abort(self) -> None:
+        self.file.close()
+        self.tmp.unlink(missing_ok=True)
+
+    def __enter__(self) -> AtomicFile:
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if kind is None:
+            self.commit()
+        else:
+            self.abort()
+
+
+def row_line(row: dict[str, Any]) -> str:
+    return json.dumps(row, ensure_ascii=False, separators=(", ", ": ")) + "\n"
+
+
+def manifest_header(graph: Graph, config: Path) -> dict[str, Any]:
+    return {
+        "manifest_version": MANIFEST_VERSION,
+        "key_version": KEY_VERSION,
+        "config": str(config),
+        "created": time.time(),
+        "num_samples": graph.num_samples,
+        "rules": {r.id: {"deps": list(r.deps), "digest": r.digest} for r in graph.rules},
+    }
+
+
+def manifest_entries(graph: Graph, state: SampleState) -> list[dict[str, Any]]:
+    """One entry per LLM node of the sample: its id, key, status and key parts."""
+    entries = []
+    for rule in graph.llm_rules:
+        node = state.nodes.get(rule.id)
+        entry: dict[str, Any] = {
+            "id": f"{rule.id}[{state.index}]",
+            "sample": state.sample_key,
+            "status": state.status.get(rule.id, "blocked"),
+        }
+        if node is not None:
+            entry["key"] = node.key
+            entry["parts"] = node.parts
+        if rule.id in state.errors:
+            entry["error"] = state.errors[rule.id]
+        entries.append(entry)
+    return entries
+
+
+def manifest_line(entry: dict[str, Any]) -> str:
+    return json.dumps(entry, ensure_ascii=False, separators=(",", ":"), sort_keys=True) + "\n"

@@ -1,0 +1,216 @@
+"""Run a graph's nodes: a Graph, a Store and a Dispatcher in; finished samples out, in order.
+
+Samples are taken in order and resolved against the cache; the requests they
+need go to the dispatcher at once and run concurrently. Each answer is written
+to the cache the moment it arrives (a crash loses only requests in flight),
+then the sample advances, which may make more of its nodes ready or cached
+(early cutoff). At most ``window`` samples are open at a time, so memory does
+not grow with ``num_samples``; finished samples leave in sample order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from synthc.cache.store import Record, Store
+from synthc.compiler.graph import Graph
+from synthc.compiler.plan import (
+    UPSTREAM_FAILED,
+    LLMNode,
+    SampleState,
+    Status,
+    advance,
+    answer,
+    start,
+)
+from synthc.runtime.protocol import Completion, Outcome, Request
+
+
+class Runner(Protocol):
+    async def run(self, request: Request) -> Outcome: ...
+
+
+class Progress(Protocol):
+    """What the scheduler reports as it goes; the CLI draws it."""
+
+    def begin(self, total: int) -> None: ...
+
+    def cached(self, count: int) -> None: ...
+
+    def generated(self, node: LLMNode, completion: Completion) -> None: ...
+
+    def failed(self, node: LLMNode, message: str) -> None: ...
+
+
+class NoProgress:
+    def begin(self, total: int) -> None:
+        pass
+
+    def cached(self, count: int) -> None:
+        pass
+
+    def generated(self, node: LLMNode, completion: Completion) -> None:
+        pass
+
+    def failed(self, node: LLMNode, message: str) -> None:
+        pass
+
+
+@dataclass
+class Stats:
+    cached: int = 0
+    generated: int = 0
+    failed: int = 0
+    skipped: int = 0  # not attempted because an upstream node failed
+    input_tokens: int = 0
+    output_tokens: int = 0
+    samples_written: int = 0
+    samples_failed: int = 0
+    failures: list[tuple[str, str]] = field(default_factory=list)  # (node id, why), first few
+
+    @property
+    def nodes(self) -> int:
+        return self.cached + self.generated + self.failed + self.skipped
+
+
+MAX_FAILURES_KEPT = 50
+
+
+class Scheduler:
+    def __init__(
+        self,
+        graph: Graph,
+        store: Store,
+        runner: Runner,
+        emit: Callable[[SampleState], None],
+        progress: Progress | None = None,
+        window: int = 1024,
+    ):
+        self.graph = graph
+        self.store = store
+        self.runner = runner
+        self.emit = emit
+        self.progress = progress or NoProgress()
+        self.window = window
+        self.stats = Stats()
+        self._open = 0
+        self._finished: dict[int, SampleState] = {}
+        self._next = 0
+        self._room = asyncio.Event()
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._error: BaseException | None = None
+        self._llm = frozenset(r.id for r in graph.llm_rules)
+
+    async def run(self) -> Stats:
+        """Build every sample; return the counts."""
+        self.progress.begin(self.graph.num_samples * len(self._llm))
+        try:
+            for index in range(self.graph.num_samples):
+                while self._open >= self.window:
+                    await self._wait()
+                self._open += 1
+                self._step(start(self.graph, index))
+            while self._open:
+                await self._wait()
+        finally:
+            await self._cancel()
+        return self.stats
+
+    async def _wait(self) -> None:
+        self._room.clear()
+        await self._room.wait()
+        if self._error is not None:
+            raise self._error
+
+    def _step(self, state: SampleState) -> None:
+        nodes = advance(self.graph, state, self.store)
+        for node in nodes:
+            task = asyncio.create_task(self._send(state, node))
+            self._tasks.add(task)
+            task.add_done_callback(self._task_done)
+        if state.complete:
+            self._finish(state)
+
+    def _task_done(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            self._error = self._error or task.exception()
+            self._room.set()  # wake run() so the error surfaces
+
+    async def _send(self, state: SampleState, node: LLMNode) -> None:
+        outcome = await self.runner.run(node.request)
+        if isinstance(outcome, Completion):
+            self.store.put(node.key, _record(node, outcome))
+            self.stats.generated += 1
+            self.stats.input_tokens += outcome.usage.input_tokens
+            self.stats.output_tokens += outcome.usage.output_tokens
+            self.progress.generated(node, outcome)
+            answer(state, node, outcome.text)
+        else:
+            self._failed(node, outcome.message)
+            answer(state, node, None, outcome.message)
+        self._step(state)
+
+    def _failed(self, node: LLMNode, message: str) -> None:
+        self._note_failure(node.id, message)
+        self.progress.failed(node, message)
+
+    def _note_failure(self, node_id: str, message: str) -> None:
+        self.stats.failed += 1
+        if len(self.stats.failures) < MAX_FAILURES_KEPT:
+            self.stats.failures.append((node_id, message))
+
+    def _finish(self, state: SampleState) -> None:
+        self._tally(state)
+        self._finished[state.index] = state
+        while self._next in self._finished:
+            done = self._finished.pop(self._next)
+            if done.ok:
+                self.stats.samples_written += 1
+            else:
+                self.stats.samples_failed += 1
+            self.emit(done)
+            self._next += 1
+        self._open -= 1
+        self._room.set()
+
+    def _tally(self, state: SampleState) -> None:
+        """Count the sample's cached nodes and the failures that sent no request."""
+        cached = 0
+        for rule in self.graph.rules:
+            status = state.status.get(rule.id)
+            message = state.errors.get(rule.id, "")
+            if status is Status.CACHED and rule.id in self._llm:
+                cached += 1
+            elif status is Status.FAILED and message == UPSTREAM_FAILED:
+                self.stats.skipped += rule.id in self._llm
+            elif status is Status.FAILED and rule.id not in state.nodes:
+                self._note_failure(f"{rule.id}[{state.index}]", message)
+        self.stats.cached += cached
+        if cached:
+            self.progress.cached(cached)
+
+    async def _cancel(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+
+
+def _record(node: LLMNode, completion: Completion) -> Record:
+    return Record(
+        key=node.key,
+        text=completion.text,
+        request=node.canonical(),
+        model=completion.model,
+        usage={
+            "input_tokens": completion.usage.input_tokens,
+            "output_tokens": completion.usage.output_tokens,
+        },
+        latency=completion.latency,
+        created=time.time(),
+    )
