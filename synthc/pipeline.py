@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from synthc.cache.store import LocalStore, Store, default_cache_dir
+from synthc.cache.writer import WriteBehind
 from synthc.compiler.derive import build_row
 from synthc.compiler.graph import Graph
 from synthc.compiler.lower import lower
@@ -93,7 +94,7 @@ def build(
     spec = load(path, overrides)
     graph = lower(spec)
     _check_engine(spec, graph)
-    store = LocalStore(default_cache_dir(path, cache_dir))
+    store = WriteBehind(LocalStore(default_cache_dir(path, cache_dir)))
     try:
         return asyncio.run(_build(spec, graph, store, progress))
     finally:

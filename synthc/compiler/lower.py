@@ -99,7 +99,7 @@ def lower(spec: Spec) -> Graph:
 def _refuse_unsupported(spec: Spec) -> None:
     params = spec.config.strategy_params
     checks: list[tuple[bool, str, PathKey]] = [
-        (bool(params.input_data), "input_data (dataset files)", (*SP, "input_data")),
+        (bool(params.input_data), "input_data", (*SP, "input_data")),
         (bool(params.input_documents), "input_documents", (*SP, "input_documents")),
         (bool(params.multiturn_attributes), "multiturn_attributes", (*SP, "multiturn_attributes")),
         (spec.config.environment_config is not None, "environment_config", ("environment_config",)),

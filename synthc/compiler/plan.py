@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
 
+import xxhash
+
 from synthc.cache.store import Store
 from synthc.compiler.derive import postprocess, transform
 from synthc.compiler.graph import Graph, LLMRule, PostprocessRule, Rule
@@ -139,7 +141,7 @@ def _llm_node(graph: Graph, state: SampleState, rule: LLMRule) -> LLMNode | None
         "model": inference.model,
         "params": inference.key_params,
         "template": rule.digest,
-        "inputs": {dep: digest(_text_of(state.values[dep])) for dep in rule.deps},
+        "inputs": {dep: text_digest(state.values[dep]) for dep in rule.deps},
         "draw": seed,
     }
     key = node_key("llm", _key_parts(request, inference.engine, inference.key_params))
@@ -156,8 +158,12 @@ def _key_parts(request: Request, engine: str, key_params: dict[str, Any]) -> dic
     }
 
 
-def _text_of(value: Any) -> Any:
-    return value.id if isinstance(value, SampledValue) else value
+def text_digest(value: Any) -> str:
+    """A short hash of an input value, for the manifest (sampled values by their id)."""
+    text = value.id if isinstance(value, SampledValue) else value
+    if not isinstance(text, str):
+        return digest(text)
+    return xxhash.xxh3_64_hexdigest(text.encode("utf-8"))
 
 
 def _derive(state: SampleState, rule: Rule) -> None:

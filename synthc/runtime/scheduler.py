@@ -104,6 +104,7 @@ class Scheduler:
         self._tasks: set[asyncio.Task[None]] = set()
         self._error: BaseException | None = None
         self._llm = frozenset(r.id for r in graph.llm_rules)
+        self._waiting: dict[str, list[tuple[SampleState, LLMNode]]] = {}  # key → nodes awaiting it
 
     async def run(self) -> Stats:
         """Build every sample; return the counts."""
@@ -129,7 +130,12 @@ class Scheduler:
     def _step(self, state: SampleState) -> None:
         nodes = advance(self.graph, state, self.store)
         for node in nodes:
-            task = asyncio.create_task(self._send(state, node))
+            waiting = self._waiting.get(node.key)
+            if waiting is not None:  # the same request is in flight: share its answer
+                waiting.append((state, node))
+                continue
+            self._waiting[node.key] = [(state, node)]
+            task = asyncio.create_task(self._send(node))
             self._tasks.add(task)
             task.add_done_callback(self._task_done)
         if state.complete:
@@ -141,19 +147,25 @@ class Scheduler:
             self._error = self._error or task.exception()
             self._room.set()  # wake run() so the error surfaces
 
-    async def _send(self, state: SampleState, node: LLMNode) -> None:
+    async def _send(self, node: LLMNode) -> None:
         outcome = await self.runner.run(node.request)
         if isinstance(outcome, Completion):
             self.store.put(node.key, _record(node, outcome))
-            self.stats.generated += 1
             self.stats.input_tokens += outcome.usage.input_tokens
             self.stats.output_tokens += outcome.usage.output_tokens
-            self.progress.generated(node, outcome)
-            answer(state, node, outcome.text)
-        else:
-            self._failed(node, outcome.message)
-            answer(state, node, None, outcome.message)
-        self._step(state)
+        for i, (state, waiter) in enumerate(self._waiting.pop(node.key)):
+            if isinstance(outcome, Completion):
+                if i == 0:
+                    self.stats.generated += 1
+                    self.progress.generated(waiter, outcome)
+                else:  # an identical request in the same build: answered without sending
+                    self.stats.cached += 1
+                    self.progress.cached(1)
+                answer(state, waiter, outcome.text)
+            else:
+                self._failed(waiter, outcome.message)
+                answer(state, waiter, None, outcome.message)
+            self._step(state)
 
     def _failed(self, node: LLMNode, message: str) -> None:
         self._note_failure(node.id, message)

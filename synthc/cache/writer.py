@@ -1,0 +1,92 @@
+"""Write records to a store from a background thread, many per transaction: a Store in, a Store out.
+
+A build's hot loop should not wait for SQLite. ``WriteBehind.put`` queues the
+record and returns; a writer thread commits whatever has queued up in one
+transaction (group commit), usually within a millisecond. Reads see queued
+records at once. A record still queued when the process is killed is lost
+like a request in flight; ``close`` waits until everything queued is written.
+A write that fails is raised by the next ``put``, ``get`` or ``close``.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from typing import Any
+
+from synthc.cache.store import Record
+from synthc.errors import CacheError
+
+MAX_BATCH = 512
+
+
+class WriteBehind:
+    """Wraps a store that has ``put_many``; reads go to the queue first, then the store."""
+
+    def __init__(self, store: Any):
+        self.store = store
+        self._pending: dict[str, Record] = {}
+        self._lock = threading.Lock()
+        self._queue: queue.SimpleQueue[str | None] = queue.SimpleQueue()
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._write_loop, name="synthc-cache-writer", daemon=True)
+        self._thread.start()
+
+    def get(self, key: str) -> Record | None:
+        self._raise_if_failed()
+        with self._lock:
+            record = self._pending.get(key)
+        return record if record is not None else self.store.get(key)
+
+    def contains(self, key: str) -> bool:
+        with self._lock:
+            if key in self._pending:
+                return True
+        return bool(self.store.contains(key))
+
+    def put(self, key: str, record: Record) -> None:
+        self._raise_if_failed()
+        with self._lock:
+            self._pending[key] = record
+        self._queue.put(key)
+
+    def close(self) -> None:
+        """Write everything queued, stop the thread and close the store."""
+        self._queue.put(None)
+        self._thread.join()
+        self.store.close()
+        self._raise_if_failed()
+
+    def _raise_if_failed(self) -> None:
+        if self._error is not None:
+            error, self._error = self._error, None
+            if isinstance(error, CacheError):
+                raise error
+            raise CacheError(f"cannot write to the cache: {error}") from error
+
+    def _write_loop(self) -> None:
+        stop = False
+        while not stop:
+            keys = [self._queue.get()]
+            while len(keys) < MAX_BATCH:
+                try:
+                    keys.append(self._queue.get_nowait())
+                except queue.Empty:
+                    break
+            stop = None in keys
+            self._write([k for k in keys if k is not None])
+
+    def _write(self, keys: list[str]) -> None:
+        if not keys:
+            return
+        with self._lock:
+            batch = [(k, self._pending[k]) for k in keys if k in self._pending]
+        try:
+            self.store.put_many(batch)
+        except BaseException as exc:  # surfaced to the build thread on its next call
+            self._error = exc
+        finally:
+            with self._lock:
+                for key, record in batch:
+                    if self._pending.get(key) is record:
+                        del self._pending[key]

@@ -1,0 +1,135 @@
+"""Send one JSON POST over a shared aiohttp session and turn the reply into a dict or a failure.
+
+What the HTTP backends share: one lazily opened ``ClientSession`` with a
+keep-alive connection pool, and one mapping from HTTP trouble to
+:class:`RequestFailure`:
+
+    429, 408, 409, 5xx (incl. 529)   retryable, with ``retry_after`` from the headers
+    connection error, timeout        retryable
+    2xx whose body is not JSON       retryable (a proxy or a server mid-restart)
+    any other 4xx                    not retryable; the provider's message, truncated
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+import time
+from datetime import timezone
+from email.utils import parsedate_to_datetime
+from typing import Any
+
+import aiohttp
+from multidict import CIMultiDictProxy
+
+from synthc.runtime.protocol import RequestFailure
+
+RETRYABLE_STATUS = frozenset({408, 409, 429})
+MAX_MESSAGE = 300  # characters of a provider's error text kept in a failure message
+
+
+class HttpClient:
+    """A keep-alive connection pool to one endpoint; opened on first use, inside the loop."""
+
+    def __init__(self, url: str, headers: dict[str, str], timeout: float, connections: int):
+        self.url = url
+        self._headers = {"Content-Type": "application/json", **headers}
+        self._timeout = aiohttp.ClientTimeout(total=timeout)
+        self._connections = connections
+        self._session: aiohttp.ClientSession | None = None
+
+    def __repr__(self) -> str:  # headers hold the API key: never show them
+        return f"HttpClient(url={self.url!r})"
+
+    def _open(self) -> aiohttp.ClientSession:
+        connector = aiohttp.TCPConnector(limit=self._connections, keepalive_timeout=60)
+        self._session = aiohttp.ClientSession(
+            connector=connector, headers=self._headers, timeout=self._timeout
+        )
+        return self._session
+
+    async def post_json(self, body: dict[str, Any]) -> dict[str, Any] | RequestFailure:
+        """POST ``body``; the parsed JSON reply, or the failure it amounts to."""
+        session = self._session or self._open()
+        data = json.dumps(body, ensure_ascii=False).encode()
+        try:
+            async with session.post(self.url, data=data) as resp:
+                raw = await resp.read()
+                status, headers = resp.status, resp.headers
+        except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
+            return RequestFailure(_describe(exc), retryable=True)
+        if status >= 300:
+            return http_failure(status, headers, raw)
+        try:
+            parsed = json.loads(raw)
+        except ValueError:
+            return RequestFailure(f"HTTP {status}: reply is not JSON", True, status)
+        if not isinstance(parsed, dict):
+            return RequestFailure(f"HTTP {status}: reply is not a JSON object", True, status)
+        return parsed
+
+    async def aclose(self) -> None:
+        if self._session is not None:
+            session, self._session = self._session, None
+            await session.close()
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, asyncio.TimeoutError):
+        return "request timed out"
+    text = str(exc) or type(exc).__name__
+    return f"connection error: {text[:MAX_MESSAGE]}"
+
+
+def http_failure(status: int, headers: CIMultiDictProxy[str], raw: bytes) -> RequestFailure:
+    """The failure an HTTP error status amounts to."""
+    retryable = status in RETRYABLE_STATUS or status >= 500
+    message = f"HTTP {status}: {error_text(raw)}"
+    after = parse_retry_after(headers) if retryable else None
+    return RequestFailure(message, retryable, status, after)
+
+
+def error_text(raw: bytes) -> str:
+    """The provider's own error message if the body has one, else the body, truncated."""
+    text = raw.decode("utf-8", "replace").strip()
+    try:
+        body = json.loads(text)
+    except ValueError:
+        return text[:MAX_MESSAGE] or "(empty body)"
+    err = body.get("error", body) if isinstance(body, dict) else body
+    if isinstance(err, dict) and isinstance(err.get("message"), str):
+        return str(err["message"])[:MAX_MESSAGE]
+    if isinstance(err, str):
+        return err[:MAX_MESSAGE]
+    return text[:MAX_MESSAGE]
+
+
+def parse_retry_after(headers: CIMultiDictProxy[str] | dict[str, str]) -> float | None:
+    """Seconds to wait from ``retry-after-ms`` or ``Retry-After`` (seconds or an HTTP-date)."""
+    millis = headers.get("retry-after-ms")
+    if millis is not None:
+        seconds = _number(millis)
+        if seconds is not None:
+            return seconds / 1000.0
+    value = headers.get("Retry-After")
+    if value is None:
+        return None
+    seconds = _number(value)
+    if seconds is not None:
+        return seconds
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:  # "-0000" dates parse naive; HTTP dates are UTC
+        when = when.replace(tzinfo=timezone.utc)
+    return max(0.0, when.timestamp() - time.time())
+
+
+def _number(text: str) -> float | None:
+    try:
+        value = float(text.strip())
+    except ValueError:
+        return None
+    return value if math.isfinite(value) and value >= 0 else None

@@ -1,0 +1,28 @@
+"""Test helpers for synthc and its users: a local fake LLM server that speaks the real APIs.
+
+Names load on first use, so ``python -m synthc.testing.server`` runs the server
+module as a script without importing it twice.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from synthc.testing._wire import default_reply
+    from synthc.testing.server import FakeLLMServer, Fault
+
+__all__ = ["FakeLLMServer", "Fault", "default_reply"]
+
+_HOMES = {
+    "FakeLLMServer": "synthc.testing.server",
+    "Fault": "synthc.testing.server",
+    "default_reply": "synthc.testing._wire",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _HOMES:
+        return getattr(importlib.import_module(_HOMES[name]), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

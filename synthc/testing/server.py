@@ -1,0 +1,330 @@
+"""Answer OpenAI chat-completions and Anthropic messages requests over real HTTP, offline.
+
+``FakeLLMServer`` is an aiohttp server on 127.0.0.1 for tests and for trying
+configs without a provider (like httpx's ``MockTransport``, but a real socket,
+so the official SDKs work against it too):
+
+    with FakeLLMServer(latency=0.01) as srv:
+        url = srv.url("/v1/chat/completions")   # or srv.url("/v1/messages")
+        ...
+        assert srv.count == 3
+
+Replies are deterministic: the same body gets the same text, and a different
+seed or temperature a different one. ``reply`` overrides the text, ``faults``
+injects failures (HTTP errors with ``Retry-After``, connection resets, delays).
+It records request bodies, arrival times and the peak number of requests in
+flight, so tests can check what a client sent and how fast.
+
+As a script it serves until killed and prints the bound port on stdout:
+
+    python -m synthc.testing.server --port 0 --latency 0.02
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import sys
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from types import TracebackType
+from typing import Any
+
+from aiohttp import web
+
+from synthc.testing._wire import ANTHROPIC, OPENAI, Dialect, default_reply
+
+OPENAI_PATH = "/v1/chat/completions"
+ANTHROPIC_PATH = "/v1/messages"
+
+
+@dataclass(frozen=True)
+class Fault:
+    """A failure to inject instead of (or before) a normal reply.
+
+    ``status``: answer with this HTTP status and ``body`` (a dict is sent as
+    JSON; the default is a provider-style error). ``retry_after`` becomes the
+    ``Retry-After`` header. ``reset``: drop the connection without answering.
+    ``delay``: extra seconds before answering (with no ``status``, then a
+    normal reply follows).
+    """
+
+    status: int | None = None
+    body: str | dict[str, Any] | None = None
+    retry_after: float | str | None = None
+    reset: bool = False
+    delay: float = 0.0
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+FaultHook = Callable[[dict[str, Any], int], "Fault | None"]
+ReplyHook = Callable[[dict[str, Any]], str]
+
+
+class _Stats:
+    """Counters shared with the test's thread; every access holds the lock."""
+
+    def __init__(self, record: bool):
+        self.lock = threading.Lock()
+        self.record = record
+        self.count = 0
+        self.in_flight = 0
+        self.max_in_flight = 0
+        self.requests: list[dict[str, Any]] = []
+        self.arrivals: list[float] = []
+
+    def arrive(self, body: dict[str, Any]) -> int:
+        with self.lock:
+            index = self.count
+            self.count += 1
+            self.in_flight += 1
+            self.max_in_flight = max(self.max_in_flight, self.in_flight)
+            if self.record:
+                self.requests.append(body)
+                self.arrivals.append(time.monotonic())
+            return index
+
+    def leave(self) -> None:
+        with self.lock:
+            self.in_flight -= 1
+
+
+def _json_response(
+    status: int, payload: Any, headers: dict[str, str] | None = None
+) -> web.Response:
+    return web.Response(
+        body=json.dumps(payload).encode(),
+        status=status,
+        content_type="application/json",
+        headers=headers,
+    )
+
+
+class FakeLLMServer:
+    """A local LLM API server; in a background thread (``with``) or in the caller's loop."""
+
+    def __init__(
+        self,
+        *,
+        latency: float = 0.0,
+        reply: ReplyHook | None = None,
+        faults: FaultHook | None = None,
+        api_key: str | None = None,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        record: bool = True,
+    ):
+        self.latency = latency
+        self.reply = reply or default_reply
+        self.faults = faults
+        self.api_key = api_key
+        self.host = host
+        self.port = port
+        self._stats = _Stats(record)
+        self._runner: web.AppRunner | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+
+    def url(self, path: str = "") -> str:
+        """``http://127.0.0.1:<port><path>``, e.g. ``srv.url("/v1/chat/completions")``."""
+        return f"http://{self.host}:{self.port}{path}"
+
+    @property
+    def count(self) -> int:
+        """Requests received so far (including rejected and faulted ones)."""
+        with self._stats.lock:
+            return self._stats.count
+
+    @property
+    def requests(self) -> list[dict[str, Any]]:
+        """The parsed JSON bodies received, in arrival order."""
+        with self._stats.lock:
+            return list(self._stats.requests)
+
+    @property
+    def arrivals(self) -> list[float]:
+        """``time.monotonic()`` at each request's arrival, in order."""
+        with self._stats.lock:
+            return list(self._stats.arrivals)
+
+    @property
+    def max_concurrency(self) -> int:
+        """The most requests that were being answered at the same moment."""
+        with self._stats.lock:
+            return self._stats.max_in_flight
+
+    def reset(self) -> None:
+        """Forget every request seen so far."""
+        self._stats = _Stats(self._stats.record)
+
+    # --- serving -------------------------------------------------------------
+
+    def _app(self) -> web.Application:
+        app = web.Application()
+        app.router.add_post(OPENAI_PATH, self._openai)
+        app.router.add_post(ANTHROPIC_PATH, self._anthropic)
+        return app
+
+    async def _openai(self, request: web.Request) -> web.StreamResponse:
+        return await self._handle(request, OPENAI)
+
+    async def _anthropic(self, request: web.Request) -> web.StreamResponse:
+        return await self._handle(request, ANTHROPIC)
+
+    async def _handle(self, request: web.Request, dialect: Dialect) -> web.StreamResponse:
+        try:
+            body = json.loads(await request.read())
+        except ValueError:
+            return _json_response(400, dialect.error(400, "request body is not valid JSON"))
+        if not isinstance(body, dict):
+            return _json_response(400, dialect.error(400, "request body must be a JSON object"))
+        stats = self._stats  # reset() may swap it while this request is in flight
+        index = stats.arrive(body)
+        try:
+            return await self._answer(request, dialect, body, index)
+        finally:
+            stats.leave()
+
+    async def _answer(
+        self, request: web.Request, dialect: Dialect, body: dict[str, Any], index: int
+    ) -> web.StreamResponse:
+        if self.api_key and not dialect.authorized(request, self.api_key):
+            return _json_response(401, dialect.error(401, "invalid API key"))
+        missing = [name for name in dialect.required if name not in body]
+        if missing or not isinstance(body["messages"], list):
+            problem = f"{missing[0]}: Field required" if missing else "messages: must be a list"
+            return _json_response(400, dialect.error(400, problem))
+        fault = self.faults(body, index) if self.faults else None
+        delay = self.latency + (fault.delay if fault else 0.0)
+        if delay > 0:
+            await asyncio.sleep(delay)
+        if fault is not None and (fault.reset or fault.status is not None):
+            return _fault_response(request, dialect, fault)
+        return _json_response(200, dialect.reply(body, self.reply(body), index))
+
+    async def start_async(self) -> None:
+        """Start serving in the running event loop; ``port`` is then the bound port."""
+        runner = web.AppRunner(self._app(), access_log=None, shutdown_timeout=0.2)
+        await runner.setup()
+        site = web.TCPSite(runner, self.host, self.port)
+        await site.start()
+        self._runner = runner
+        server = getattr(site, "_server", None)
+        sockets = getattr(server, "sockets", None) or []
+        if sockets:
+            self.port = sockets[0].getsockname()[1]
+
+    async def stop_async(self) -> None:
+        if self._runner is not None:
+            runner, self._runner = self._runner, None
+            await runner.cleanup()
+
+    def start(self) -> FakeLLMServer:
+        """Serve from a background thread with its own event loop; returns once bound."""
+        loop = asyncio.new_event_loop()
+        ready = threading.Event()
+        failure: list[BaseException] = []
+
+        def serve() -> None:
+            asyncio.set_event_loop(loop)
+            try:
+                loop.run_until_complete(self.start_async())
+            except BaseException as exc:
+                failure.append(exc)
+            ready.set()
+            if not failure:
+                loop.run_forever()
+                loop.run_until_complete(self._shutdown())
+            loop.close()
+
+        self._loop = loop
+        self._thread = threading.Thread(target=serve, name="FakeLLMServer", daemon=True)
+        self._thread.start()
+        ready.wait()
+        if failure:
+            self._thread.join()
+            raise failure[0]
+        return self
+
+    def stop(self) -> None:
+        """Stop the background thread started by :meth:`start`."""
+        if self._loop is None or self._thread is None:
+            return
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join()
+        self._loop = self._thread = None
+
+    async def _shutdown(self) -> None:
+        await self.stop_async()
+        current = asyncio.current_task()
+        tasks = [t for t in asyncio.all_tasks() if t is not current]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await asyncio.get_running_loop().shutdown_asyncgens()
+
+    def __enter__(self) -> FakeLLMServer:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    async def __aenter__(self) -> FakeLLMServer:
+        await self.start_async()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop_async()
+
+
+def _fault_response(request: web.Request, dialect: Dialect, fault: Fault) -> web.StreamResponse:
+    if fault.reset:
+        if request.transport is not None:
+            request.transport.abort()
+        return web.Response(status=500)
+    status = fault.status or 500
+    headers = dict(fault.headers)
+    if fault.retry_after is not None:
+        headers["Retry-After"] = str(fault.retry_after)
+    if isinstance(fault.body, str):
+        return web.Response(text=fault.body, status=status, headers=headers)
+    payload = fault.body if fault.body is not None else dialect.error(status, f"fault {status}")
+    return _json_response(status, payload, headers)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Serve until killed; print the bound port on stdout first."""
+    parser = argparse.ArgumentParser(prog="python -m synthc.testing.server", description=__doc__)
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=0, help="0 picks a free port")
+    parser.add_argument("--latency", type=float, default=0.0, help="seconds per reply")
+    parser.add_argument("--api-key", default=None, help="require this key")
+    args = parser.parse_args(argv)
+    server = FakeLLMServer(
+        latency=args.latency, api_key=args.api_key, host=args.host, port=args.port, record=False
+    )
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(_serve_forever(server))
+
+
+async def _serve_forever(server: FakeLLMServer) -> None:
+    await server.start_async()
+    sys.stdout.write(f"{server.port}\n")
+    sys.stdout.flush()
+    try:
+        await asyncio.Event().wait()
+    finally:
+        await server.stop_async()
+
+
+if __name__ == "__main__":
+    main()
