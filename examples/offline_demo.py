@@ -1,11 +1,13 @@
 """Build examples/geography_qa.yaml offline, against synthc's bundled loopback LLM server.
 
-    python examples/offline_demo.py          # first run: 20 requests
-    python examples/offline_demo.py          # second run: 0 requests, all cached
+python examples/offline_demo.py          # first run: 20 requests
+python examples/offline_demo.py          # second run: 0 requests, all cached
 """
 
 from __future__ import annotations
 
+import argparse
+import shutil
 import sys
 from pathlib import Path
 
@@ -16,14 +18,24 @@ HERE = Path(__file__).resolve().parent
 
 
 def main() -> int:
-    config = HERE / "geography_qa.yaml"
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument(
+        "--workdir", type=Path, default=HERE, help="where the config, cache and output go"
+    )
+    workdir = parser.parse_args().workdir
+    config = workdir / "geography_qa.yaml"
+    if config != HERE / "geography_qa.yaml":
+        shutil.copy(HERE / "geography_qa.yaml", config)
     with FakeLLMServer() as server:
         result = synthc.build(
             config,
             [
-                "--inference_config.remote_params.api_url", server.url("/v1/messages"),
-                "--inference_config.remote_params.api_key", "offline-demo",
-                "--output_path", str(HERE / "geography_qa.jsonl"),
+                "--inference_config.remote_params.api_url",
+                server.url("/v1/messages"),
+                "--inference_config.remote_params.api_key",
+                "offline-demo",
+                "--output_path",
+                str(workdir / "geography_qa.jsonl"),
             ],
         )
         sent = server.count

@@ -6,9 +6,10 @@ the library, rich and the backends load inside the commands that use them.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 import click
@@ -112,22 +113,19 @@ def _report(result: BuildResult, quiet: bool) -> None:
     sys.exit(1)
 
 
-class _errors_to_exit_codes:
+@contextlib.contextmanager
+def _errors_to_exit_codes() -> Iterator[None]:
     """Turn a SynthError into its message on stderr and its exit code: never a traceback."""
+    from synthc.errors import SynthError
 
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, kind: Any, exc: BaseException | None, tb: Any) -> bool:
-        from synthc.errors import SynthError
-
-        if isinstance(exc, SynthError):
-            click.echo(f"error: {exc.render()}", err=True)
-            sys.exit(exc.exit_code)
-        if isinstance(exc, KeyboardInterrupt):
-            click.echo("interrupted: results received so far are cached", err=True)
-            sys.exit(130)
-        return False
+    try:
+        yield
+    except SynthError as exc:
+        click.echo(f"error: {exc.render()}", err=True)
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        click.echo("interrupted: results received so far are cached", err=True)
+        sys.exit(130)
 
 
 def _setup_logging(level: str) -> None:

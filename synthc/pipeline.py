@@ -150,7 +150,9 @@ async def _build(spec: Spec, graph: Graph, store: Store, progress: Progress | No
     manifest.write(manifest_line(manifest_header(graph, spec.path)))
     try:
         window = max(256, 8 * spec.config.inference_config.remote_params.num_workers)
-        stats = await Scheduler(graph, store, dispatcher, emit, progress, window).run()
+        stats = await Scheduler(
+            graph, store, dispatcher, emit, progress=progress, window=window
+        ).run()
     except BaseException:
         rows.abort()
         manifest.abort()

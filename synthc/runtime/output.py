@@ -1,4 +1,4 @@
-"""Write a build's results: JSONL rows and the manifest, each to a temporary file renamed at the end.
+"""Write a build's results, JSONL rows and the manifest, to temporary files renamed at the end.
 
 Rows are written as oumi writes them (``jsonlines``: ``", "`` and ``": "``
 separators, UTF-8, one object a line). Nothing replaces the output file until

@@ -87,6 +87,7 @@ class Scheduler:
         store: Store,
         runner: Runner,
         emit: Callable[[SampleState], None],
+        *,
         progress: Progress | None = None,
         window: int = 1024,
     ):

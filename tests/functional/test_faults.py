@@ -1,4 +1,4 @@
-"""Provider faults: retried ones still give a complete dataset; a permanent one fails its sample only."""
+"""Provider faults: retried ones still complete the dataset; a permanent one fails one sample."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from synthc.testing.server import Fault, FakeLLMServer
+from synthc.testing.server import FakeLLMServer, Fault
 from tests.conftest import run_cli
 
 CONFIG = """\

@@ -55,7 +55,9 @@ def _config(tmp_path: Path, engine: str = "OPENAI", text: str = CONFIG) -> Path:
     return path
 
 
-def _build(server: FakeLLMServer, config: Path, *overrides: str, path: str = "/v1/chat/completions") -> int:
+def _build(
+    server: FakeLLMServer, config: Path, *overrides: str, path: str = "/v1/chat/completions"
+) -> int:
     """Build with ``overrides``; return how many requests reached the server."""
     before = server.count
     url = ["--inference_config.remote_params.api_url", server.url(path)]
@@ -123,7 +125,11 @@ def test_anthropic_protocol(llm_server: FakeLLMServer, tmp_path: Path) -> None:
     assert _build(llm_server, config, "--num_samples", "12", path="/v1/messages") == 4
     rows = _rows(tmp_path / "qa.jsonl")
     assert [list(row) for row in rows] == [["topic", "question", "answer"]] * 12
-    assert all(body.get("system") == "You write quiz questions." or body.get("system") == "You answer quiz questions." for body in llm_server.requests)
+    assert all(
+        body.get("system") == "You write quiz questions."
+        or body.get("system") == "You answer quiz questions."
+        for body in llm_server.requests
+    )
 
 
 @pytest.mark.parametrize("temperature,expected", [(0.0, 3), (0.9, 10)])
@@ -134,5 +140,7 @@ def test_identical_prompts_share_a_node_only_at_temperature_zero(
     head, _, tail = CONFIG.partition("    - id: answer")
     only_questions = head + "inference_config:" + tail.partition("inference_config:")[2]
     config = _config(tmp_path, text=only_questions)
-    count = _build(llm_server, config, "--inference_config.generation.temperature", str(temperature))
+    count = _build(
+        llm_server, config, "--inference_config.generation.temperature", str(temperature)
+    )
     assert count == expected

@@ -1,4 +1,4 @@
-"""oumi's own shipped configs: every one validates; the runnable ones build against a loopback server."""
+"""oumi's shipped configs: all validate; the runnable ones build against a loopback server."""
 
 from __future__ import annotations
 
@@ -13,7 +13,11 @@ from tests.conftest import OUMI_EXAMPLES, copy_example, run_cli
 ALL = sorted(p.name for p in OUMI_EXAMPLES.glob("*.yaml"))
 RUNNABLE = {
     "question_answer_synth.yaml": [
-        "conversation", "cleaned_question", "cleaned_answer", "difficulty", "topic",
+        "conversation",
+        "cleaned_question",
+        "cleaned_answer",
+        "difficulty",
+        "topic",
     ],
     "instruction_following_synth.yaml": None,
     "conversation_synth.yaml": None,
@@ -39,10 +43,14 @@ def test_every_example_is_accounted_for() -> None:
 def test_runnable_example_builds(name: str, tmp_path: Path, llm_server: FakeLLMServer) -> None:
     config = copy_example(name, tmp_path)
     overrides = [
-        "--inference_config.remote_params.api_url", llm_server.url("/v1/messages"),
-        "--inference_config.remote_params.api_key", "sk-ant-test",
-        "--inference_config.remote_params.politeness_policy", "0",
-        "--output_path", "out.jsonl",
+        "--inference_config.remote_params.api_url",
+        llm_server.url("/v1/messages"),
+        "--inference_config.remote_params.api_key",
+        "sk-ant-test",
+        "--inference_config.remote_params.politeness_policy",
+        "0",
+        "--output_path",
+        "out.jsonl",
     ]
     result = run_cli("build", str(config), *overrides)
     assert result.exit_code == 0, result.stderr
