@@ -88,10 +88,14 @@ async def bare_client(url: str, total: int, workers: int) -> float:
 
     async def worker(session: aiohttp.ClientSession) -> None:
         for i in next_index:
-            body = {**body_base, "seed": i, "messages": [
-                {"role": "system", "content": "You write quiz questions."},
-                {"role": "user", "content": f"Write one question about topic {i}."},
-            ]}
+            body = {
+                **body_base,
+                "seed": i,
+                "messages": [
+                    {"role": "system", "content": "You write quiz questions."},
+                    {"role": "user", "content": f"Write one question about topic {i}."},
+                ],
+            }
             async with session.post(url, json=body) as response:
                 data = await response.json()
                 assert data["choices"][0]["message"]["content"]
@@ -120,7 +124,11 @@ def synthc_build(config: Path, cache: Path, *extra: str) -> tuple[float, int]:
     started = time.perf_counter()
     done = subprocess.run(
         [sys.executable, "-c", _MEASURED_CLI, "build", str(config), "--quiet", *extra],
-        env=env, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+        env=env,
+        check=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     elapsed = time.perf_counter() - started
     return elapsed, int(done.stderr.strip().splitlines()[-1]) * 1024
@@ -135,8 +143,10 @@ def bench_rate(work: Path) -> None:
         config = write_config(work, samples, url)
         elapsed, _ = synthc_build(config, work / "cache-rate")
         ours = total / elapsed
-        print(f"rate: {samples} samples x 2 attributes = {total} requests, {WORKERS} workers, "
-              f"{LATENCY * 1000:.0f} ms latency")
+        print(
+            f"rate: {samples} samples x 2 attributes = {total} requests, {WORKERS} workers, "
+            f"{LATENCY * 1000:.0f} ms latency"
+        )
         print(f"  bare aiohttp client : {bare:8.0f} req/s")
         print(f"  synthc build        : {ours:8.0f} req/s  (whole command, incl. start-up)")
         print(f"  ratio synthc / bare : {ours / bare:8.2f}   (floor 0.55, target 0.90)")
@@ -179,12 +189,18 @@ def bench_memory(work: Path) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawTextHelpFormatter
+    )
     parser.add_argument("--only", choices=["rate", "cached", "memory"])
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
-        for name, bench in (("rate", bench_rate), ("cached", bench_cached), ("memory", bench_memory)):
+        for name, bench in (
+            ("rate", bench_rate),
+            ("cached", bench_cached),
+            ("memory", bench_memory),
+        ):
             if args.only in (None, name):
                 bench(work)
 

@@ -10,6 +10,7 @@ import click
 from rich.console import Console, Group, RenderableType
 from rich.live import Live
 from rich.progress_bar import ProgressBar
+from rich.spinner import Spinner
 from rich.table import Table
 from rich.text import Text
 
@@ -32,6 +33,8 @@ class BuildProgress:
         self.n_failed = 0
         self.tokens = 0
         self.started = time.monotonic()
+        self.status: str | None = None  # what is loading, shown with a spinner
+        self._spinner = Spinner("dots")
         self._live: Live | None = None
 
     def begin(self, total: int) -> None:
@@ -48,9 +51,18 @@ class BuildProgress:
     def failed(self, node: LLMNode, message: str) -> None:
         self.n_failed += 1
 
+    def loading(self, what: str) -> None:
+        self.status = what
+        if not self.enabled:
+            click.echo(f"{what}...", err=True)
+
+    def loaded(self) -> None:
+        self.status = None
+
     def __rich__(self) -> RenderableType:
         done = self.n_cached + self.n_generated + self.n_failed
-        rate = self.n_generated / max(time.monotonic() - self.started, 1e-6)
+        elapsed = max(time.monotonic() - self.started, 1e-6)
+        rate = self.n_generated / elapsed
         left = self.total - done
         eta = f"{left / rate:,.0f}s" if rate > 0 and left > 0 else "-"
         line = Text.assemble(
@@ -58,9 +70,14 @@ class BuildProgress:
             (f"{self.n_cached:,} cached  ", "cyan"),
             (f"{self.n_generated:,} generated  ", "green"),
             (f"{self.n_failed:,} failed  ", "red" if self.n_failed else "dim"),
-            f"{rate:,.1f} req/s  ETA {eta}  {self.tokens:,} tokens",
+            f"{rate:,.1f} req/s  {self.tokens / elapsed:,.0f} tokens/s  ETA {eta}  "
+            f"{self.tokens:,} tokens",
         )
-        return Group(ProgressBar(total=max(self.total, 1), completed=done, width=50), line)
+        bar = ProgressBar(total=max(self.total, 1), completed=done, width=50)
+        if self.status:
+            self._spinner.update(text=Text(self.status, style="yellow"))
+            return Group(self._spinner, bar, line)
+        return Group(bar, line)
 
     def __enter__(self) -> BuildProgress:
         if self.enabled:

@@ -22,10 +22,10 @@ from synthc.compiler.graph import Graph
 from synthc.compiler.lower import lower
 from synthc.compiler.overrides import apply_overrides, parse_overrides
 from synthc.compiler.plan import Plan, SampleState, plan
+from synthc.compiler.resolve import resolve
 from synthc.compiler.source import load_yaml
 from synthc.compiler.validate import Spec, validate
-from synthc.errors import EngineError, UnsupportedFeature
-from synthc.runtime.config import EndpointConfig, Limits
+from synthc.runtime.engines import LazyRunner, check_engine
 from synthc.runtime.output import (
     AtomicFile,
     manifest_entries,
@@ -33,7 +33,6 @@ from synthc.runtime.output import (
     manifest_line,
     row_line,
 )
-from synthc.runtime.protocol import Outcome, Request
 from synthc.runtime.scheduler import Progress, Scheduler, Stats
 
 PREVIEW_ROWS = 5
@@ -65,8 +64,8 @@ def load(config: Path | str, overrides: Sequence[str] = ()) -> Spec:
 def compile(config: Path | str, overrides: Sequence[str] = ()) -> Graph:
     """The build graph of ``config``: every error in it is raised here, before any request."""
     spec = load(config, overrides)
-    graph = lower(spec)
-    _check_engine(spec, graph)
+    graph = lower(spec, resolve(spec))
+    check_engine(spec, graph)
     return graph
 
 
@@ -92,8 +91,8 @@ def build(
     """Build the dataset ``config`` describes, reusing every cached node."""
     path = Path(config)
     spec = load(path, overrides)
-    graph = lower(spec)
-    _check_engine(spec, graph)
+    graph = lower(spec, resolve(spec))
+    check_engine(spec, graph)
     store = WriteBehind(LocalStore(default_cache_dir(path, cache_dir)))
     try:
         return asyncio.run(_build(spec, graph, store, progress))
@@ -113,27 +112,9 @@ def manifest_path(spec: Spec) -> Path:
     return spec.path.resolve().parent / ".synthc" / "manifests" / f"{spec.path.stem}.jsonl"
 
 
-class _LazyDispatcher:
-    """Sets up the backend on the first request, so a fully cached build needs no API key."""
-
-    def __init__(self, spec: Spec):
-        self._spec = spec
-        self._dispatcher: Any = None
-
-    async def run(self, request: Request) -> Outcome:
-        if self._dispatcher is None:
-            self._dispatcher = _dispatcher(self._spec)
-        outcome: Outcome = await self._dispatcher.run(request)
-        return outcome
-
-    async def aclose(self) -> None:
-        if self._dispatcher is not None:
-            await self._dispatcher.aclose()
-
-
 async def _build(spec: Spec, graph: Graph, store: Store, progress: Progress | None) -> BuildResult:
     started = time.perf_counter()
-    dispatcher = _LazyDispatcher(spec)
+    dispatcher = LazyRunner(spec, graph, progress)
     preview: list[dict[str, Any]] = []
     rows = AtomicFile(output_path(spec))
     manifest = AtomicFile(manifest_path(spec))
@@ -163,49 +144,3 @@ async def _build(spec: Spec, graph: Graph, store: Store, progress: Progress | No
     manifest.commit()
     elapsed = time.perf_counter() - started
     return BuildResult(rows.path, manifest.path, stats, elapsed, preview)
-
-
-def _dispatcher(spec: Spec) -> Any:
-    from synthc.runtime.backends import create_backend, resolve_api_key
-    from synthc.runtime.dispatch import Dispatcher
-
-    inference = spec.config.inference_config
-    remote = inference.remote_params
-    assert inference.model is not None and inference.engine is not None
-    engine = inference.engine.name
-    endpoint = EndpointConfig(
-        engine=engine,
-        model=inference.model.model_name,
-        api_url=remote.api_url,
-        api_key=resolve_api_key(engine, remote.api_key, remote.api_key_env_varname),
-        connection_timeout=remote.connection_timeout,
-    )
-    limits = Limits(
-        num_workers=remote.num_workers,
-        politeness_policy=remote.politeness_policy,
-        max_retries=remote.max_retries,
-        retry_backoff_base=remote.retry_backoff_base,
-        retry_backoff_max=remote.retry_backoff_max,
-        requests_per_minute=remote.requests_per_minute,
-        input_tokens_per_minute=remote.input_tokens_per_minute,
-        output_tokens_per_minute=remote.output_tokens_per_minute,
-    )
-    return Dispatcher(create_backend(endpoint, connections=remote.num_workers), limits)
-
-
-def _check_engine(spec: Spec, graph: Graph) -> None:
-    from synthc.runtime.backends import UNSUPPORTED_ENGINES
-
-    engine = graph.inference.engine
-    if engine in UNSUPPORTED_ENGINES:
-        reason = UNSUPPORTED_ENGINES[engine]
-        span = spec.span("inference_config", "engine")
-        raise UnsupportedFeature(f"engine {engine} ({reason})", span)
-    if engine not in _known_engines():
-        raise EngineError(f"unknown engine {engine}")
-
-
-def _known_engines() -> set[str]:
-    from synthc.runtime.backends import ENGINE_DEFAULTS
-
-    return set(ENGINE_DEFAULTS)

@@ -14,7 +14,9 @@ from synthc.cli import main
 from synthc.testing.server import FakeLLMServer
 
 REPO = Path(__file__).resolve().parent.parent
-OUMI_EXAMPLES = Path(__file__).resolve().parent / "oumi_examples"  # oumi's shipped configs, verbatim
+OUMI_EXAMPLES = (
+    Path(__file__).resolve().parent / "oumi_examples"
+)  # oumi's shipped configs, verbatim
 
 
 @dataclass
@@ -48,4 +50,3 @@ def copy_example(name: str, dest: Path) -> Path:
     target = dest / name
     shutil.copy(OUMI_EXAMPLES / name, target)
     return target
-

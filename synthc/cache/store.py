@@ -12,7 +12,7 @@ import json
 import logging
 import os
 import sqlite3
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -36,14 +36,17 @@ class Record:
     version: int = RECORD_VERSION
 
     def to_bytes(self) -> bytes:
-        return json.dumps(asdict(self), ensure_ascii=False, separators=(",", ":")).encode()
+        fields = {name: getattr(self, name) for name in self.__dataclass_fields__}  # no deep copy
+        return json.dumps(fields, ensure_ascii=False, separators=(",", ":")).encode()
 
     @classmethod
     def from_bytes(cls, data: bytes) -> Record:
         """Parse a stored record; raise ValueError if it is not one this synthc can read."""
         raw = json.loads(data)
-        if not isinstance(raw, dict) or raw.get("version") != RECORD_VERSION:
-            raise ValueError("unknown record version")
+        if not isinstance(raw, dict):
+            raise ValueError("not a record")
+        if raw.get("version") != RECORD_VERSION:
+            raise ValueError(f"record version {raw.get('version')!r}, expected {RECORD_VERSION}")
         if not isinstance(raw.get("text"), str) or not isinstance(raw.get("key"), str):
             raise ValueError("record without text")
         return cls(**raw)
@@ -78,24 +81,42 @@ class LocalStore:
             raise CacheError(f"cannot open the cache at {directory}: {exc}") from None
 
     def get(self, key: str) -> Record | None:
-        data = self._cache.get(key)
+        try:
+            data = self._cache.get(key)
+        except sqlite3.Error as exc:
+            raise CacheError(f"cannot read the cache at {self.directory}: {exc}") from None
+        except Exception as exc:  # diskcache could not decode the value (a garbled pickle)
+            self._evict(key, exc)
+            return None
         if data is None:
             return None
         try:
+            if not isinstance(data, bytes):
+                raise TypeError(f"stored value is {type(data).__name__}, not bytes")
             record = Record.from_bytes(data)
             if record.key != key:
-                raise ValueError("record filed under another key")
+                raise ValueError(f"record filed under another key ({record.key})")
             return record
-        except (ValueError, TypeError, UnicodeDecodeError) as exc:
-            log.warning(
-                "evicting unreadable cache record %s (%s); it will be regenerated", key, exc
-            )
-            self._cache.delete(key)
+        except (ValueError, TypeError, RecursionError) as exc:
+            self._evict(key, exc)
             return None
+
+    def _evict(self, key: str, reason: Exception) -> None:
+        log.warning("evicting unreadable cache record %s (%s); it will be regenerated", key, reason)
+        self._cache.delete(key)
 
     def put(self, key: str, record: Record) -> None:
         try:
             self._cache.set(key, record.to_bytes())
+        except (OSError, sqlite3.Error) as exc:
+            raise CacheError(f"cannot write to the cache at {self.directory}: {exc}") from None
+
+    def put_many(self, items: list[tuple[str, Record]]) -> None:
+        """Write several records in one transaction (one commit, not one per record)."""
+        try:
+            with self._cache.transact():
+                for key, record in items:
+                    self._cache.set(key, record.to_bytes())
         except (OSError, sqlite3.Error) as exc:
             raise CacheError(f"cannot write to the cache at {self.directory}: {exc}") from None
 

@@ -29,7 +29,9 @@ class WriteBehind:
         self._lock = threading.Lock()
         self._queue: queue.SimpleQueue[str | None] = queue.SimpleQueue()
         self._error: BaseException | None = None
-        self._thread = threading.Thread(target=self._write_loop, name="synthc-cache-writer", daemon=True)
+        self._thread = threading.Thread(
+            target=self._write_loop, name="synthc-cache-writer", daemon=True
+        )
         self._thread.start()
 
     def get(self, key: str) -> Record | None:

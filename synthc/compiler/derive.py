@@ -63,7 +63,8 @@ def transform(rule: TransformRule, values: dict[str, Any], sample_key: str) -> A
 def build_row(graph: Graph, values: dict[str, Any]) -> dict[str, Any]:
     """One JSONL row with oumi's keys: sampled attributes are stored as value ids."""
     if graph.passthrough is not None:
-        return _passthrough(graph.passthrough, values)
+        visible = {k: v for k, v in values.items() if k not in graph.hidden}
+        return _passthrough(graph.passthrough, visible)
     row: dict[str, Any] = {}
     for name in (*graph.base_columns, *graph.columns):
         if name in values and name not in graph.hidden:

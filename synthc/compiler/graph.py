@@ -9,6 +9,7 @@ nodes are not materialised here: the planner walks them sample by sample, so a
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from synthc.compiler.sampling import Sampler
@@ -71,7 +72,9 @@ class Inference:
     """Which model answers, and the parameters that decide what it says."""
 
     engine: str
-    model: str
+    model: str  # the name sent to an API
+    identity: str  # what node keys hash: name@revision, or file name@content hash
+    path: Path | None  # local weights, for in-process engines
     key_params: dict[str, Any]  # output-affecting params that differ from oumi's defaults
     request_params: dict[str, Any]  # what a backend sends (defaults included)
     temperature: float

@@ -49,5 +49,8 @@ def derive_seed(seed: int, sample: int, name: str) -> int:
 
 
 def unit_draw(seed: int, sample: int, name: str) -> float:
-    """A uniform number in [0, 1) drawn for (``seed``, sample, ``name``)."""
-    return xxhash.xxh3_64_intdigest(f"{seed}\x1e{sample}\x1e{name}".encode()) / 2.0**64
+    """A uniform number in [0, 1) drawn for (``seed``, sample, ``name``).
+
+    The top 53 bits of the hash, so the float is exact and never rounds up to 1.0.
+    """
+    return (xxhash.xxh3_64_intdigest(f"{seed}\x1e{sample}\x1e{name}".encode()) >> 11) / 2.0**53

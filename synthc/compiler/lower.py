@@ -21,6 +21,7 @@ from synthc.compiler.graph import (
     TransformRule,
 )
 from synthc.compiler.keys import digest
+from synthc.compiler.resolve import ResolvedModel
 from synthc.compiler.sampling import Choice, Combination, Sampler
 from synthc.compiler.source import PathKey
 from synthc.compiler.spec import (
@@ -70,8 +71,11 @@ class _Known:
     sample: Any = None
 
 
-def lower(spec: Spec) -> Graph:
-    """Turn ``spec`` into the build graph, or raise a ConfigError naming every problem."""
+def lower(spec: Spec, model: ResolvedModel) -> Graph:
+    """Turn ``spec`` into the build graph, or raise a ConfigError naming every problem.
+
+    ``model`` is what :func:`synthc.compiler.resolve.resolve` found for the spec.
+    """
     config = spec.config
     _refuse_unsupported(spec)
     sampler = _sampler(spec)
@@ -85,7 +89,7 @@ def lower(spec: Spec) -> Graph:
     return Graph(
         rules=ordered,
         sampler=sampler,
-        inference=_inference(spec),
+        inference=_inference(spec, model),
         num_samples=config.num_samples,
         seed=config.seed,
         base_columns=base,
@@ -318,23 +322,16 @@ def _columns(
     return tuple(dict.fromkeys(base)), tuple(columns), frozenset(hidden)
 
 
-def _inference(spec: Spec) -> Inference:
-    inference = spec.config.inference_config
-    if inference.model is None:
-        raise UnsupportedFeature(
-            "a config without inference_config.model", spec.span("inference_config")
-        )
-    if inference.engine is None:
-        raise UnsupportedFeature(
-            "the NATIVE engine (oumi's default)", spec.span("inference_config")
-        )
-    generation = inference.generation
+def _inference(spec: Spec, model: ResolvedModel) -> Inference:
+    generation = spec.config.inference_config.generation
     defaults = GenerationParams()
     sent = {name: _plain(getattr(generation, name)) for name in OUTPUT_PARAMS}
     keyed = {k: v for k, v in sent.items() if v != _plain(getattr(defaults, k))}
     return Inference(
-        engine=inference.engine.name,
-        model=inference.model.model_name,
+        engine=model.engine,
+        model=model.name,
+        identity=model.identity,
+        path=model.path,
         key_params=keyed,
         request_params={k: v for k, v in sent.items() if v is not None},
         temperature=generation.temperature,

@@ -15,7 +15,7 @@ from typing import Any
 
 import yaml
 
-from synthc.compiler.source import PathKey, SourceMap, dotted
+from synthc.compiler.source import PathKey, SourceMap, dotted, plain_value
 from synthc.errors import ConfigError, Span
 
 _SEGMENT = re.compile(r"([^.\[\]]+)|\[(\d+)\]")
@@ -47,8 +47,11 @@ def parse_overrides(args: Sequence[str]) -> list[Override]:
             )
         name, eq, raw = arg[2:].partition("=")
         if not eq:
-            if i + 1 >= len(args):
-                raise ConfigError.at(f"override {arg} has no value", Span("command line", 0, 0))
+            if i + 1 >= len(args) or args[i + 1].startswith("--"):
+                raise ConfigError.at(
+                    f"override {arg} has no value (write {arg} VALUE or {arg}=VALUE)",
+                    Span("command line", 0, 0),
+                )
             i += 1
             raw = args[i]
         text = f"--{name} {raw}" if not eq else arg
@@ -61,10 +64,10 @@ def _parse_path(name: str, text: str) -> PathKey:
     parts: list[str | int] = []
     pos = 0
     for match in _SEGMENT.finditer(name):
-        between = name[pos : match.start()]
-        if between not in ("", "."):
-            break
         key, index = match.groups()
+        # a name follows a "." (or starts the path); an index follows directly
+        if name[pos : match.start()] != ("." if parts and index is None else ""):
+            break
         if index is not None:
             parts.append(int(index))
         else:
@@ -76,10 +79,17 @@ def _parse_path(name: str, text: str) -> PathKey:
 
 
 def _parse_value(raw: str, text: str) -> Any:
+    """The value as YAML reads it (``50`` → int, ``true`` → bool), with the config's rules;
+    text that is not valid YAML stays text."""
+    if not raw.strip():
+        return raw
     try:
-        return yaml.safe_load(raw) if raw.strip() else raw
+        return plain_value(raw, f"override {text}")
     except yaml.YAMLError:
         return raw
+    except ConfigError as exc:
+        message = "; ".join(d.message for d in exc.diagnostics)
+        raise ConfigError.at(message, Span(f"override {text}", 0, 0)) from None
 
 
 def apply_overrides(
@@ -114,7 +124,9 @@ def _set(root: dict[str, Any], override: Override) -> None:
             if last:
                 node[key] = override.value
             else:
-                node = node.setdefault(key, {} if not isinstance(path[depth + 1], int) else [])
+                if node.get(key) is None:  # missing or empty (``key:``): create it
+                    node[key] = [] if isinstance(path[depth + 1], int) else {}
+                node = node[key]
         elif isinstance(node, list):
             index = _list_index(node, part, path[:depth], override)
             if last:
@@ -122,7 +134,7 @@ def _set(root: dict[str, Any], override: Override) -> None:
             else:
                 node = node[index]
         else:
-            where = ".".join(map(str, path[:depth])) or "the config"
+            where = dotted(path[:depth]) or "the config"
             raise ConfigError.at(
                 f"cannot set {dotted(path)}: {where} is a plain value, not a mapping or list",
                 override.span,

@@ -51,7 +51,8 @@ class LLMNode:
 
     def canonical(self) -> dict[str, Any]:
         """The key's input, stored with the result so the key can be checked."""
-        return _key_parts(self.request, self.parts["engine"], self.parts["params"])
+        parts = self.parts
+        return _key_parts(self.request, parts["engine"], parts["model"], parts["params"])
 
 
 @dataclass
@@ -138,20 +139,24 @@ def _llm_node(graph: Graph, state: SampleState, rule: LLMRule) -> LLMNode | None
     request = Request(inference.model, messages, inference.request_params, seed)
     parts = {
         "engine": inference.engine,
-        "model": inference.model,
+        "model": inference.identity,
         "params": inference.key_params,
         "template": rule.digest,
         "inputs": {dep: text_digest(state.values[dep]) for dep in rule.deps},
         "draw": seed,
     }
-    key = node_key("llm", _key_parts(request, inference.engine, inference.key_params))
+    key = node_key(
+        "llm", _key_parts(request, inference.engine, inference.identity, inference.key_params)
+    )
     return LLMNode(rule, state.index, key, request, parts)
 
 
-def _key_parts(request: Request, engine: str, key_params: dict[str, Any]) -> dict[str, Any]:
+def _key_parts(
+    request: Request, engine: str, identity: str, key_params: dict[str, Any]
+) -> dict[str, Any]:
     return {
         "engine": engine,
-        "model": request.model,
+        "model": identity,
         "params": key_params,
         "messages": [[m.role, m.content] for m in request.messages],
         "draw": request.seed,

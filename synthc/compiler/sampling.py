@@ -83,9 +83,9 @@ class Sampler:
         u = unit_draw(self.seed, index, "\x1dcombination")
         if u >= total:
             return {}
-        for combination, bound in zip(
-            self.combinations, accumulate(c.rate for c in self.combinations)
-        ):
+        bound = 0.0
+        for combination in self.combinations:
+            bound += combination.rate
             if u < bound:
                 return combination.values
         return self.combinations[-1].values

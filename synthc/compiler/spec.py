@@ -67,16 +67,15 @@ class DatasetSource(Model):
         if self.path.split(":")[0] in ("hf", "oumi"):
             return self
         if not self.path.lower().endswith(DATASET_SUFFIXES):
-            raise ValueError(
-                f"unsupported dataset file type: {self.path} (expected {', '.join(DATASET_SUFFIXES)})"
-            )
+            expected = ", ".join(DATASET_SUFFIXES)
+            raise ValueError(f"unsupported dataset file type: {self.path} (expected {expected})")
         _require_id_for_shots(self.num_shots, self.id, "input_data")
         return self
 
 
 def _require_id_for_shots(num_shots: int | None, id_: str | None, what: str) -> None:
     if num_shots is not None and num_shots > 1 and not id_:
-        raise ValueError(f"{what} needs an id when num_shots > 1 (it names the sampled list)")
+        raise ValueError(f"num_shots > 1 needs an id on this {what} source (it names the list)")
 
 
 class DocumentSegmentationParams(Model):
@@ -112,8 +111,8 @@ class ExampleSource(Model):
         for i, example in enumerate(self.examples[1:], start=1):
             if set(example) != first:
                 raise ValueError(
-                    f"all examples must have the same keys: example {i} has "
-                    f"{sorted(example)}, example 0 has {sorted(first)}"
+                    f"examples[{i}] has keys {sorted(example)} but examples[0] has "
+                    f"{sorted(first)}: all examples must have the same keys"
                 )
         _require_id_for_shots(self.num_shots, self.id, "input_examples")
         return self
@@ -137,10 +136,14 @@ class SampledAttribute(Model):
 
     @model_validator(mode="after")
     def _check(self) -> SampledAttribute:
-        ids = [v.id for v in self.possible_values]
-        dupes = sorted({i for i in ids if ids.count(i) > 1})
-        if dupes:
-            raise ValueError(f"possible_values must have unique ids; repeated: {', '.join(dupes)}")
+        first: dict[str, int] = {}
+        for i, value in enumerate(self.possible_values):
+            if value.id in first:
+                raise ValueError(
+                    f"possible_values[{i}].id {value.id!r} repeats possible_values"
+                    f"[{first[value.id]}].id: value ids must be unique"
+                )
+            first[value.id] = i
         total = sum(v.sample_rate for v in self.possible_values if v.sample_rate is not None)
         if total > 1.0 + 1e-9:
             raise ValueError(f"sample_rate values must sum to at most 1.0 (they sum to {total:g})")
@@ -246,6 +249,11 @@ class TransformationStrategy(Model):
             for message in self.chat_transform.messages:
                 if not message.content:
                     raise ValueError("chat_transform messages must have non-empty content")
+        # oumi resets the transforms that do not belong to ``type``: they are never used,
+        # so they must not add placeholders, dependencies or key parts.
+        for other in TransformationType:
+            if other is not self.type:
+                object.__setattr__(self, f"{other.value}_transform", None)
         return self
 
 

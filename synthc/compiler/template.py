@@ -118,10 +118,10 @@ def parse_template(text: str) -> Template:
 def _placeholder(text: str, offset: int) -> Placeholder:
     inner = text[1:-1]
     match = _FIELD.match(inner.strip())
-    if not inner.strip() or match is None:
+    if not inner.strip() or match is None or any(q in match["root"] for q in "'\""):
         raise TemplateError(
             f"cannot read placeholder {text}: expected {{attribute}}, {{attribute.field}} "
-            "or {source[0].field}",
+            "or {source[0].field} (write {{ and }} for literal braces)",
             offset,
             text,
         )
@@ -137,7 +137,9 @@ def _placeholder(text: str, offset: int) -> Placeholder:
 def _accessor(name: str, index: str) -> str | int:
     if name:
         return name
-    stripped = index.strip().strip("'\"")
+    stripped = index.strip()
+    if len(stripped) >= 2 and stripped[0] == stripped[-1] and stripped[0] in "'\"":
+        return stripped[1:-1]  # a quoted key stays text, even "['0']"
     if re.fullmatch(r"-?\d+", stripped):
         return int(stripped)
     return stripped
@@ -161,23 +163,37 @@ def render(template: Template, values: Mapping[str, Any]) -> str:
             continue
         if piece.root not in values:
             raise TemplateError(f"no value for placeholder {piece.text}", piece.offset, piece.text)
-        text = _resolve(values[piece.root], piece.accessors)
-        out.append(_finish(text, piece) if piece.conversion or piece.spec else text)
+        try:
+            value = _resolve(values[piece.root], piece.accessors)
+        except TemplateError as exc:
+            raise TemplateError(f"{piece.text}: {exc}", piece.offset, piece.text) from None
+        out.append(_finish(value, piece) if piece.conversion or piece.spec else _text(value))
     return "".join(out)
 
 
-def _finish(text: str, piece: Placeholder) -> str:
+_FORMATTABLE = (str, int, float, bool)
+
+
+def _finish(value: Any, piece: Placeholder) -> str:
+    """Apply ``!r``/``!s``/``!a`` then ``:spec`` as ``str.format`` does; a spec applies to
+    the value itself when it is a plain number or text (``{score:.2f}``), else to its text."""
+    converted: Any = value
     if piece.conversion == "r":
-        text = repr(text)
+        converted = repr(value)
     elif piece.conversion == "a":
-        text = ascii(text)
+        converted = ascii(value)
+    elif piece.conversion == "s" or not isinstance(value, _FORMATTABLE):
+        converted = _text(value)
     try:
-        return format(text, piece.spec)
-    except ValueError as exc:
-        raise TemplateError(f"bad format spec in {piece.text}: {exc}", piece.offset) from None
+        return format(converted, piece.spec)
+    except (ValueError, TypeError) as exc:
+        raise TemplateError(
+            f"bad format spec in {piece.text}: {exc}", piece.offset, piece.text
+        ) from None
 
 
-def _resolve(value: Any, accessors: tuple[str | int, ...]) -> str:
+def _resolve(value: Any, accessors: tuple[str | int, ...]) -> Any:
+    """The value ``accessors`` lead to: a sampled value's text, or a plain value."""
     if isinstance(value, SampledValue):
         field = _SAMPLED_ACCESSORS.get(accessors)
         if field is None:
@@ -186,7 +202,7 @@ def _resolve(value: Any, accessors: tuple[str | int, ...]) -> str:
         return str(getattr(value, field))
     for i, step in enumerate(accessors):
         value = _step(value, step, accessors[:i])
-    return _text(value)
+    return value
 
 
 def _step(value: Any, step: str | int, before: tuple[str | int, ...]) -> Any:

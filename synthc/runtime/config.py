@@ -7,6 +7,8 @@ comes back.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -32,3 +34,23 @@ class Limits:
     requests_per_minute: int | None = None
     input_tokens_per_minute: int | None = None
     output_tokens_per_minute: int | None = None
+
+
+@dataclass(frozen=True)
+class LocalModelConfig:
+    """An in-process engine and the weights it loads.
+
+    ``options`` carries oumi's model knobs (``torch_dtype_str``,
+    ``model_max_length``, ``trust_remote_code``, ``tokenizer_name``,
+    ``chat_template``) and engine-specific ones from ``model_kwargs``
+    (``n_ctx``, ``n_threads``, ``gpu_memory_utilization``, ``tensor_parallel_size``...).
+    """
+
+    engine: str  # LLAMACPP, NATIVE or VLLM
+    name: str  # as the config wrote it
+    path: Path | None  # local weights; None: a hub name the engine resolves itself
+    options: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def source(self) -> str:
+        return str(self.path) if self.path is not None else self.name

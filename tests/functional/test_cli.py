@@ -92,10 +92,10 @@ def test_manifest_lists_every_node_with_its_key(llm_server: FakeLLMServer, tmp_p
 
 def test_unsupported_engine_names_the_line(tmp_path: Path) -> None:
     config = tmp_path / "native.yaml"
-    config.write_text(CONFIG.replace("engine: REMOTE", "engine: NATIVE"))
+    config.write_text(CONFIG.replace("engine: REMOTE", "engine: BEDROCK"))
     result = run_cli("build", str(config))
     assert result.exit_code == 2
-    assert result.stderr.startswith(f"error: not supported yet: engine NATIVE (")
+    assert result.stderr.startswith("error: not supported yet: engine BEDROCK (")
     assert f"({config}:17:3)" in result.stderr
 
 

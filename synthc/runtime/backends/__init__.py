@@ -16,15 +16,17 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from synthc.errors import EngineError
-from synthc.runtime.config import EndpointConfig
+from synthc.runtime.config import EndpointConfig, LocalModelConfig
 from synthc.runtime.protocol import Backend
 
 __all__ = [
     "BACKENDS",
     "ENGINE_DEFAULTS",
+    "LOCAL_BACKENDS",
     "UNSUPPORTED_ENGINES",
     "EngineDefaults",
     "create_backend",
+    "create_local_backend",
     "resolve_api_key",
 ]
 
@@ -91,12 +93,26 @@ ENGINE_DEFAULTS: dict[str, EngineDefaults] = {
 BACKENDS: dict[str, str] = {name: d.backend for name, d in ENGINE_DEFAULTS.items()}
 
 UNSUPPORTED_ENGINES: dict[str, str] = {
-    "NATIVE": "it runs the model in-process; serve it (vLLM, SGLang) and use REMOTE_VLLM",
-    "VLLM": "it runs vLLM in-process; start `vllm serve` and use REMOTE_VLLM",
-    "LLAMACPP": "it loads the model in-process; start `llama-server` and use REMOTE "
-    "with api_url http://HOST:8080/v1/chat/completions",
     "BEDROCK": "AWS request signing is not implemented",
 }
+
+# In-process engines: the model runs inside synthc; imported only when used.
+LOCAL_BACKENDS: dict[str, str] = {
+    "LLAMACPP": "synthc.runtime.backends.llamacpp:LlamaCppBackend",
+    "NATIVE": "synthc.runtime.backends.native:TransformersBackend",
+    "VLLM": "synthc.runtime.backends.vllm_local:VLLMBackend",
+}
+
+
+def create_local_backend(config: LocalModelConfig) -> Backend:
+    """Load ``config``'s model into the engine that runs it in this process."""
+    module_name, _, class_name = LOCAL_BACKENDS[config.engine].partition(":")
+    try:
+        cls = getattr(importlib.import_module(module_name), class_name)
+    except ImportError as exc:
+        raise EngineError(f"cannot load engine {config.engine}: {exc}") from None
+    backend: Backend = cls(config)
+    return backend
 
 
 def create_backend(config: EndpointConfig, *, connections: int = 100) -> Backend:

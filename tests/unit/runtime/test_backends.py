@@ -276,8 +276,10 @@ def test_public_api_is_pinned() -> None:
     assert backends.__all__ == [
         "BACKENDS",
         "ENGINE_DEFAULTS",
+        "LOCAL_BACKENDS",
         "UNSUPPORTED_ENGINES",
         "EngineDefaults",
         "create_backend",
+        "create_local_backend",
         "resolve_api_key",
     ]

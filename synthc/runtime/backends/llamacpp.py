@@ -1,0 +1,86 @@
+"""Run chat requests on a GGUF model in-process with llama.cpp: Requests in, Completions out.
+
+The chat template comes from the GGUF file itself. Each request carries its
+own sampling seed (the node's draw seed), so two samples with identical
+prompts at temperature > 0 get separate draws and a request reproduces.
+Generation runs in a worker thread; llama.cpp releases the GIL while it computes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import Sequence
+from typing import Any
+
+from synthc.errors import EngineError
+from synthc.runtime.config import LocalModelConfig
+from synthc.runtime.protocol import Completion, Outcome, Request, RequestFailure, Usage
+
+DEFAULT_CONTEXT = 2048
+
+
+class LlamaCppBackend:
+    """One ``llama_cpp.Llama`` instance; requests in a batch run one after another."""
+
+    max_batch = 16
+
+    def __init__(self, config: LocalModelConfig):
+        import llama_cpp
+
+        if config.path is None or not config.path.is_file():
+            raise EngineError(f"engine LLAMACPP needs a local .gguf file, got {config.name!r}")
+        options = config.options
+        threads = options.get("n_threads") or max(1, (os.cpu_count() or 2))
+        try:
+            self.llm = llama_cpp.Llama(
+                model_path=str(config.path),
+                n_ctx=int(
+                    options.get("n_ctx") or options.get("model_max_length") or DEFAULT_CONTEXT
+                ),
+                n_threads=int(threads),
+                n_batch=int(options.get("n_batch", 512)),
+                chat_format=options.get("chat_format"),
+                verbose=False,
+            )
+        except (ValueError, RuntimeError) as exc:
+            raise EngineError(f"llama.cpp cannot load {config.path.name}: {exc}") from None
+        self.name = config.name
+
+    async def generate(self, requests: Sequence[Request]) -> list[Outcome]:
+        return await asyncio.to_thread(self._generate_all, list(requests))
+
+    def _generate_all(self, requests: list[Request]) -> list[Outcome]:
+        return [self._generate(request) for request in requests]
+
+    def _generate(self, request: Request) -> Outcome:
+        params = request.params
+        try:
+            reply: Any = self.llm.create_chat_completion(
+                messages=[{"role": m.role, "content": m.content} for m in request.messages],  # type: ignore[misc]
+                temperature=float(params.get("temperature", 0.0)),
+                top_p=float(params.get("top_p", 1.0)),
+                top_k=0,  # oumi has no top_k: sample from the whole vocabulary
+                min_p=float(params.get("min_p", 0.0)),
+                max_tokens=int(params.get("max_new_tokens", 1024)),
+                stop=list(params.get("stop_strings") or []),
+                seed=request.seed if request.seed is not None else params.get("seed", 0),
+                frequency_penalty=float(params.get("frequency_penalty", 0.0)),
+                presence_penalty=float(params.get("presence_penalty", 0.0)),
+                repeat_penalty=1.0,
+            )
+        except (ValueError, RuntimeError) as exc:  # e.g. the prompt exceeds n_ctx
+            return RequestFailure(f"llama.cpp: {exc}", retryable=False)
+        choice = reply["choices"][0]
+        usage = reply.get("usage") or {}
+        return Completion(
+            text=choice["message"]["content"] or "",
+            model=self.name,
+            usage=Usage(usage.get("prompt_tokens", 0), usage.get("completion_tokens", 0)),
+            finish_reason=choice.get("finish_reason"),
+        )
+
+    async def aclose(self) -> None:
+        close = getattr(self.llm, "close", None)
+        if close is not None:
+            close()

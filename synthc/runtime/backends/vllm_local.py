@@ -1,0 +1,142 @@
+"""Run chat requests in-process with vLLM: a wave of Requests in, one ``LLM.chat``, Completions out.
+
+The dispatcher hands this backend every request that is ready at once (up to
+``max_batch``); they go to vLLM in a single ``LLM.chat`` call with one
+``SamplingParams`` per request, carrying the node's draw seed. vLLM wants
+Hugging Face-format weights: a GGUF file (the embedded default model) is
+first written out as a Hugging Face copy by transformers, cached under
+``~/.cache/synthc/models`` keyed by the file's content hash.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from synthc.errors import EngineError
+from synthc.runtime.config import LocalModelConfig
+from synthc.runtime.protocol import Completion, Outcome, Request, Usage
+
+ENGINE_OPTIONS = (
+    "max_model_len",
+    "tensor_parallel_size",
+    "gpu_memory_utilization",
+    "enforce_eager",
+    "max_num_seqs",
+    "swap_space",
+    "cpu_offload_gb",
+    "quantization",
+)
+
+
+class VLLMBackend:
+    max_batch = 4096
+
+    def __init__(self, config: LocalModelConfig):
+        from vllm import LLM
+
+        options = config.options
+        model = str(hf_weights(config))
+        kwargs: dict[str, Any] = {k: options[k] for k in ENGINE_OPTIONS if k in options}
+        if options.get("model_max_length") and "max_model_len" not in kwargs:
+            kwargs["max_model_len"] = int(options["model_max_length"])
+        dtype = str(options.get("torch_dtype_str", "auto"))
+        try:
+            self.llm = LLM(
+                model=model,
+                dtype=dtype,
+                trust_remote_code=bool(options.get("trust_remote_code")),
+                revision=options.get("model_revision"),
+                seed=0,
+                **kwargs,
+            )
+        except (OSError, ValueError, RuntimeError) as exc:
+            raise EngineError(f"vLLM cannot load {config.name}: {exc}") from None
+        self.name = config.name
+        self.chat_calls = 0  # one per wave: what tests and benchmarks check
+
+    async def generate(self, requests: Sequence[Request]) -> list[Outcome]:
+        return await asyncio.to_thread(self._generate, list(requests))
+
+    def _generate(self, requests: list[Request]) -> list[Outcome]:
+        conversations = [
+            [{"role": m.role, "content": m.content} for m in r.messages] for r in requests
+        ]
+        params = [sampling_params(r) for r in requests]
+        self.chat_calls += 1
+        results = self.llm.chat(conversations, sampling_params=params, use_tqdm=False)
+        outcomes: list[Outcome] = []
+        for result in results:
+            output = result.outputs[0]
+            usage = Usage(len(result.prompt_token_ids or ()), len(output.token_ids))
+            outcomes.append(Completion(output.text, self.name, usage, output.finish_reason))
+        return outcomes
+
+    async def aclose(self) -> None:
+        self.llm = None
+
+
+def sampling_params(request: Request) -> Any:
+    """vLLM's SamplingParams for one request: its seed, temperature, top_p, limits, stops."""
+    from vllm import SamplingParams
+
+    p = request.params
+    kwargs: dict[str, Any] = {
+        "n": 1,
+        "temperature": float(p.get("temperature", 0.0)),
+        "top_p": float(p.get("top_p", 1.0)),
+        "min_p": float(p.get("min_p", 0.0)),
+        "max_tokens": int(p.get("max_new_tokens", 1024)),
+        "stop": list(p.get("stop_strings") or []) or None,
+        "seed": request.seed if request.seed is not None else p.get("seed"),
+        "frequency_penalty": float(p.get("frequency_penalty", 0.0)),
+        "presence_penalty": float(p.get("presence_penalty", 0.0)),
+    }
+    guided = (p.get("guided_decoding") or {}).get("json")
+    if guided is not None:
+        kwargs.update(_json_constraint(guided))
+    return SamplingParams(**kwargs)
+
+
+def _json_constraint(schema: Any) -> dict[str, Any]:
+    try:  # vLLM >= 0.11
+        from vllm.sampling_params import StructuredOutputsParams
+
+        return {"structured_outputs": StructuredOutputsParams(json=schema)}
+    except ImportError:
+        from vllm.sampling_params import GuidedDecodingParams
+
+        return {"guided_decoding": GuidedDecodingParams(json=schema)}
+
+
+def hf_weights(config: LocalModelConfig) -> Path | str:
+    """A Hugging Face-format model vLLM can load: as given, or written from a GGUF file."""
+    if config.path is None:
+        return config.name
+    if config.path.suffix != ".gguf":
+        return config.path
+    from synthc.compiler.resolve import content_hash
+
+    target = models_dir() / f"{config.path.stem}-{content_hash(config.path)[:16]}"
+    if not (target / "config.json").exists():
+        write_hf_copy(config, target)
+    return target
+
+
+def models_dir() -> Path:
+    root = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(root) / "synthc" / "models"
+
+
+def write_hf_copy(config: LocalModelConfig, target: Path) -> None:
+    """Dequantise a GGUF model with transformers and save it in Hugging Face format."""
+    from synthc.runtime.backends.native import load_model
+
+    tokenizer, model = load_model(config)
+    partial = target.with_name(target.name + f".{os.getpid()}.partial")
+    model.save_pretrained(partial)
+    tokenizer.save_pretrained(partial)
+    os.replace(partial, target)

@@ -1,0 +1,141 @@
+"""Set up the engine a build talks to: a Spec and its Graph in, a lazily started runner out.
+
+The runner creates its backend on the first request, so a fully cached build
+needs no API key and loads no model. In-process engines (llama.cpp,
+transformers, vLLM) load in a worker thread while the progress display says
+what is loading; they get one worker and whole batches, HTTP engines get
+``num_workers`` concurrent requests under the config's rate limits.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any, Protocol
+
+from synthc.compiler.graph import Graph
+from synthc.compiler.validate import Spec
+from synthc.errors import EngineError, UnsupportedFeature
+from synthc.runtime.config import EndpointConfig, Limits, LocalModelConfig
+from synthc.runtime.dispatch import Dispatcher
+from synthc.runtime.protocol import Backend, Outcome, Request
+
+MODEL_OPTIONS = (
+    "torch_dtype_str",
+    "model_max_length",
+    "trust_remote_code",
+    "tokenizer_name",
+    "chat_template",
+    "model_revision",
+)
+
+
+class LoadReporter(Protocol):
+    def loading(self, what: str) -> None: ...
+
+    def loaded(self) -> None: ...
+
+
+class LazyRunner:
+    """A Dispatcher whose backend is created on first use."""
+
+    def __init__(self, spec: Spec, graph: Graph, reporter: Any = None):
+        self._spec = spec
+        self._graph = graph
+        self._reporter = reporter
+        self._dispatcher: Dispatcher | None = None
+        self._lock = asyncio.Lock()
+
+    async def run(self, request: Request) -> Outcome:
+        dispatcher = self._dispatcher or await self._start()
+        return await dispatcher.run(request)
+
+    async def _start(self) -> Dispatcher:
+        async with self._lock:
+            if self._dispatcher is None:
+                self._dispatcher = await self._create()
+            return self._dispatcher
+
+    async def _create(self) -> Dispatcher:
+        inference = self._graph.inference
+        if not is_local(inference.engine):
+            return Dispatcher(_http_backend(self._spec, inference.engine), _limits(self._spec))
+        config = local_config(self._spec, self._graph)
+        _report(self._reporter, "loading", f"Loading {config.name} with {inference.engine}")
+        try:
+            backend = await asyncio.to_thread(_local_backend, config)
+        finally:
+            _report(self._reporter, "loaded")
+        return Dispatcher(backend, Limits(num_workers=1, max_retries=0))
+
+    async def aclose(self) -> None:
+        if self._dispatcher is not None:
+            await self._dispatcher.aclose()
+
+
+def _report(reporter: Any, event: str, *args: str) -> None:
+    method = getattr(reporter, event, None)
+    if method is not None:
+        method(*args)
+
+
+def is_local(engine: str) -> bool:
+    from synthc.runtime.backends import LOCAL_BACKENDS
+
+    return engine in LOCAL_BACKENDS
+
+
+def check_engine(spec: Spec, graph: Graph) -> None:
+    """Refuse, before any request, an engine synthc cannot drive."""
+    from synthc.runtime.backends import ENGINE_DEFAULTS, UNSUPPORTED_ENGINES
+
+    engine = graph.inference.engine
+    if engine in UNSUPPORTED_ENGINES:
+        span = spec.span("inference_config", "engine")
+        raise UnsupportedFeature(f"engine {engine} ({UNSUPPORTED_ENGINES[engine]})", span)
+    if engine not in ENGINE_DEFAULTS and not is_local(engine):
+        raise EngineError(f"unknown engine {engine}")
+
+
+def local_config(spec: Spec, graph: Graph) -> LocalModelConfig:
+    model = spec.config.inference_config.model
+    options: dict[str, Any] = {}
+    if model is not None:
+        options.update({k: getattr(model, k) for k in MODEL_OPTIONS if getattr(model, k)})
+        options.update(model.model_kwargs)
+    inference = graph.inference
+    return LocalModelConfig(inference.engine, inference.model, inference.path, options)
+
+
+def _local_backend(config: LocalModelConfig) -> Backend:
+    from synthc.runtime.backends import create_local_backend
+
+    return create_local_backend(config)
+
+
+def _http_backend(spec: Spec, engine: str) -> Backend:
+    from synthc.runtime.backends import create_backend, resolve_api_key
+
+    inference = spec.config.inference_config
+    remote = inference.remote_params
+    endpoint = EndpointConfig(
+        engine=engine,
+        model=inference.model.model_name if inference.model else "",
+        api_url=remote.api_url,
+        api_key=resolve_api_key(engine, remote.api_key, remote.api_key_env_varname),
+        connection_timeout=remote.connection_timeout,
+    )
+    return create_backend(endpoint, connections=remote.num_workers)
+
+
+def _limits(spec: Spec) -> Limits:
+    remote = spec.config.inference_config.remote_params
+    return Limits(
+        num_workers=remote.num_workers,
+        politeness_policy=remote.politeness_policy,
+        max_retries=remote.max_retries,
+        retry_backoff_base=remote.retry_backoff_base,
+        retry_backoff_max=remote.retry_backoff_max,
+        requests_per_minute=remote.requests_per_minute,
+        input_tokens_per_minute=remote.input_tokens_per_minute,
+        output_tokens_per_minute=remote.output_tokens_per_minute,
+    )
