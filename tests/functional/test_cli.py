@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -150,3 +151,22 @@ def test_readme_demo_builds_then_reuses_the_cache(tmp_path: Path) -> None:
     assert "0 requests reached the server; 10 rows" in second
     rows = [json.loads(line) for line in (tmp_path / "geography_qa.jsonl").read_text().splitlines()]
     assert len(rows) == 10 and all(row["answer"] for row in rows)
+
+
+def test_readme_main_command_builds_the_quickstart(tmp_path: Path) -> None:
+    """The README's first command, minus its installs (CI has run those): a real build."""
+    pytest.importorskip("llama_cpp", reason="llama-cpp-python is not installed")
+    readme = (REPO / "README.md").read_text()
+    command = readme.split("<!-- main-command -->")[1].split("```bash\n")[1].split("\n")[0]
+    build = command.split("&&")[-1].split()
+    assert build[:2] == ["synthc", "build"]
+    config = tmp_path / "examples" / Path(build[2]).name
+    config.parent.mkdir()
+    shutil.copy(REPO / build[2], config)
+    result = run_cli("build", str(config), *build[3:])
+    assert result.exit_code == 0, result.stderr
+    assert "20 nodes: 0 cached, 20 generated, 0 failed" in result.stdout
+    rows = [json.loads(line) for line in (tmp_path / "quickstart.jsonl").read_text().splitlines()]
+    assert len(rows) == 10
+    assert all(row["clean_question"].strip() and row["answer"].strip() for row in rows)
+    assert [m["role"] for m in rows[0]["conversation"]["messages"]] == ["user", "assistant"]
