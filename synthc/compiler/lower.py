@@ -232,15 +232,15 @@ def _template(
     try:
         template = parse_template(text)
     except TemplateError as exc:
-        span = spec.source_map.locate(path, exc.placeholder or text[exc.offset : exc.offset + 1])
+        needle = exc.placeholder or text[exc.offset : exc.offset + 1]
+        span = spec.source_map.locate(path, needle, text.count(needle, 0, exc.offset))
         problems.append(Diagnostic(str(exc), span))
         return Template(())
-    seen: dict[str, int] = {}
     for placeholder in template.placeholders:
-        occurrence = seen.get(placeholder.text, 0)
-        seen[placeholder.text] = occurrence + 1
         message = _reference_problem(placeholder.root, placeholder.accessors, known)
         if message:
+            # which textual match it is: a literal "{{x}}" before it also contains "{x}"
+            occurrence = text.count(placeholder.text, 0, placeholder.offset)
             span = spec.source_map.locate(path, placeholder.text, occurrence)
             problems.append(Diagnostic(f"{placeholder.text}: {message}", span))
     return template

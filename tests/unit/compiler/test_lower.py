@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+import synthc
 from synthc.compiler.graph import Graph, LLMRule, PostprocessRule, TransformRule
 from synthc.compiler.validate import Spec
 from synthc.errors import ConfigError, UnsupportedFeature
@@ -366,3 +367,23 @@ def test_lowering_is_pure(write: Write, load_spec: LoadSpec, lower_spec: LowerSp
     assert first.rules == second.rules
     assert first.inference == second.inference
     assert [first.sampler.draw(i) for i in range(5)] == [second.sampler.draw(i) for i in range(5)]
+
+
+def test_undefined_placeholder_after_a_literal_of_the_same_text_points_at_the_placeholder(
+    tmp_path: Path,
+) -> None:
+    text = (
+        "strategy_params:\n"
+        "  generated_attributes:\n"
+        "    - id: q\n"
+        "      instruction_messages:\n"
+        '        - {role: USER, content: "Write {{x}} then {x}."}\n'
+        "inference_config:\n"
+        "  model: {model_name: m}\n"
+        "  engine: OPENAI\n"
+    )
+    path = tmp_path / "c.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError) as caught:
+        synthc.compile(path)
+    assert str(caught.value).startswith(f"{path}:5:51: {{x}}: undefined attribute 'x'")
