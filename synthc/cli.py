@@ -94,7 +94,7 @@ def build(
     from synthc.cli_render import BuildProgress
 
     with _errors_to_exit_codes():
-        with BuildProgress(enabled=not quiet and sys.stderr.isatty()) as progress:
+        with BuildProgress(enabled=sys.stderr.isatty(), quiet=quiet) as progress:
             result = pipeline.build(config, overrides, cache_dir=cache_dir, progress=progress)
         _report(result, quiet)
 

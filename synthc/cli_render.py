@@ -25,8 +25,9 @@ CELL_CHARS = 200
 class BuildProgress:
     """Counts what the scheduler reports; a rich Live redraws from the counts 4 times a second."""
 
-    def __init__(self, enabled: bool = True):
-        self.enabled = enabled
+    def __init__(self, enabled: bool = True, quiet: bool = False):
+        self.enabled = enabled and not quiet
+        self.quiet = quiet
         self.total = 0
         self.n_cached = 0
         self.n_generated = 0
@@ -53,7 +54,7 @@ class BuildProgress:
 
     def loading(self, what: str) -> None:
         self.status = what
-        if not self.enabled:
+        if not self.enabled and not self.quiet:
             click.echo(f"{what}...", err=True)
 
     def loaded(self) -> None:
@@ -65,19 +66,23 @@ class BuildProgress:
         rate = self.n_generated / elapsed
         left = self.total - done
         eta = f"{left / rate:,.0f}s" if rate > 0 and left > 0 else "-"
-        line = Text.assemble(
+        counts = Text.assemble(
             (f"{done:,}/{self.total:,} nodes  ", "bold"),
             (f"{self.n_cached:,} cached  ", "cyan"),
             (f"{self.n_generated:,} generated  ", "green"),
-            (f"{self.n_failed:,} failed  ", "red" if self.n_failed else "dim"),
-            f"{rate:,.1f} req/s  {self.tokens / elapsed:,.0f} tokens/s  ETA {eta}  "
-            f"{self.tokens:,} tokens",
+            (f"{self.n_failed:,} failed", "red" if self.n_failed else "dim"),
         )
-        bar = ProgressBar(total=max(self.total, 1), completed=done, width=50)
+        speed = Text(
+            f"{rate:,.1f} req/s  {self.tokens / elapsed:,.0f} tokens/s  "
+            f"{self.tokens:,} tokens  ETA {eta}",
+            style="dim",
+        )
+        bar = ProgressBar(total=max(self.total, 1), completed=done, width=40)
+        rows: list[RenderableType] = [bar, counts, speed]
         if self.status:
             self._spinner.update(text=Text(self.status, style="yellow"))
-            return Group(self._spinner, bar, line)
-        return Group(bar, line)
+            rows.insert(0, self._spinner)
+        return Group(*rows)
 
     def __enter__(self) -> BuildProgress:
         if self.enabled:

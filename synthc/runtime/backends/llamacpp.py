@@ -57,7 +57,7 @@ class LlamaCppBackend:
         params = request.params
         try:
             reply: Any = self.llm.create_chat_completion(
-                messages=[{"role": m.role, "content": m.content} for m in request.messages],  # type: ignore[misc]
+                messages=[{"role": m.role, "content": m.content} for m in request.messages],
                 temperature=float(params.get("temperature", 0.0)),
                 top_p=float(params.get("top_p", 1.0)),
                 top_k=0,  # oumi has no top_k: sample from the whole vocabulary

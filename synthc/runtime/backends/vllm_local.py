@@ -11,6 +11,7 @@ first written out as a Hugging Face copy by transformers, cached under
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -19,6 +20,8 @@ from typing import Any
 from synthc.errors import EngineError
 from synthc.runtime.config import LocalModelConfig
 from synthc.runtime.protocol import Completion, Outcome, Request, Usage
+
+log = logging.getLogger("synthc.engine.vllm")
 
 ENGINE_OPTIONS = (
     "max_model_len",
@@ -67,6 +70,7 @@ class VLLMBackend:
         ]
         params = [sampling_params(r) for r in requests]
         self.chat_calls += 1
+        log.info("LLM.chat: %d requests, seeds %s", len(requests), [p.seed for p in params])
         results = self.llm.chat(conversations, sampling_params=params, use_tqdm=False)
         outcomes: list[Outcome] = []
         for result in results:
@@ -136,6 +140,11 @@ def write_hf_copy(config: LocalModelConfig, target: Path) -> None:
     from synthc.runtime.backends.native import load_model
 
     tokenizer, model = load_model(config)
+    # transformers dequantised the GGUF tensors on load, but still marks the model as
+    # GGUF-quantised, which it refuses to save; the weights in memory are plain floats.
+    model.hf_quantizer = None
+    if hasattr(model.config, "quantization_config"):
+        del model.config.quantization_config
     partial = target.with_name(target.name + f".{os.getpid()}.partial")
     model.save_pretrained(partial)
     tokenizer.save_pretrained(partial)
