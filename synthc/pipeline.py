@@ -134,6 +134,7 @@ async def _build(spec: Spec, graph: Graph, store: Store, progress: Progress | No
         stats = await Scheduler(
             graph, store, dispatcher, emit, progress=progress, window=window
         ).run()
+        stats.engine_load_seconds = dispatcher.load_seconds
     except BaseException:
         rows.abort()
         manifest.abort()

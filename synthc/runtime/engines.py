@@ -10,6 +10,7 @@ what is loading; they get one worker and whole batches, HTTP engines get
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import Any, Protocol
 
 from synthc.compiler.graph import Graph
@@ -44,6 +45,7 @@ class LazyRunner:
         self._reporter = reporter
         self._dispatcher: Dispatcher | None = None
         self._lock = asyncio.Lock()
+        self.load_seconds = 0.0
 
     async def run(self, request: Request) -> Outcome:
         dispatcher = self._dispatcher or await self._start()
@@ -61,9 +63,11 @@ class LazyRunner:
             return Dispatcher(_http_backend(self._spec, inference.engine), _limits(self._spec))
         config = local_config(self._spec, self._graph)
         _report(self._reporter, "loading", f"Loading {config.name} with {inference.engine}")
+        started = time.perf_counter()
         try:
             backend = await asyncio.to_thread(_local_backend, config)
         finally:
+            self.load_seconds = time.perf_counter() - started
             _report(self._reporter, "loaded")
         return Dispatcher(backend, Limits(num_workers=1, max_retries=0))
 

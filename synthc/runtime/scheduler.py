@@ -68,6 +68,7 @@ class Stats:
     skipped: int = 0  # not attempted because an upstream node failed
     input_tokens: int = 0
     output_tokens: int = 0
+    engine_load_seconds: float = 0.0  # loading an in-process model, if one was loaded
     samples_written: int = 0
     samples_failed: int = 0
     failures: list[tuple[str, str]] = field(default_factory=list)  # (node id, why), first few
