@@ -5,7 +5,7 @@ and builds it incrementally against an on-disk cache::
 
     import synthc
     result = synthc.build("config.yaml", ["--num_samples", "50"])
-    plan = synthc.explain_plan("config.yaml")      # what would run, sending nothing
+    report = synthc.explain("config.yaml")    # what would run and why, sending nothing
 """
 
 from __future__ import annotations
@@ -30,7 +30,8 @@ if TYPE_CHECKING:
         SynthError,
         UnsupportedFeature,
     )
-    from synthc.pipeline import BuildResult, build, compile, explain_plan, load
+    from synthc.compiler.explain import Explanation
+    from synthc.pipeline import BuildResult, build, compile, explain, load, why
 
 # Loaded on first use, so `synthc --help` and `import synthc` stay quick.
 _EXPORTS = {
@@ -57,7 +58,9 @@ _EXPORTS = {
     "BuildResult": "synthc.pipeline",
     "build": "synthc.pipeline",
     "compile": "synthc.pipeline",
-    "explain_plan": "synthc.pipeline",
+    "explain": "synthc.pipeline",
+    "why": "synthc.pipeline",
+    "Explanation": "synthc.compiler.explain",
     "load": "synthc.pipeline",
 }
 
@@ -69,6 +72,7 @@ __all__ = [
     "ConfigError",
     "Diagnostic",
     "EngineError",
+    "Explanation",
     "Graph",
     "LocalStore",
     "NodeId",
@@ -83,7 +87,8 @@ __all__ = [
     "UnsupportedFeature",
     "build",
     "compile",
-    "explain_plan",
+    "explain",
+    "why",
     "load",
     "lower",
     "plan",

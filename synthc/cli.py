@@ -76,12 +76,15 @@ def _split(config_opt: str | None, args: Sequence[str]) -> tuple[str, list[str]]
 )
 @_config_args
 @click.option("-q", "--quiet", is_flag=True, help="Print only errors and the summary line.")
+@click.option("--dry-run", is_flag=True, help="Print what would run (explain's summary) and exit.")
 def build(
+    *,
     args: tuple[str, ...],
     config_opt: str | None,
     cache_dir: str | None,
     log_level: str,
     quiet: bool,
+    dry_run: bool,
 ) -> None:
     """Build the dataset CONFIG describes (an oumi synth YAML file).
 
@@ -93,10 +96,83 @@ def build(
     from synthc import pipeline
     from synthc.cli_render import BuildProgress
 
+    if dry_run:
+        with _errors_to_exit_codes():
+            from synthc.cli_explain import summary_text
+
+            data = pipeline.explain(config, overrides, cache_dir=cache_dir, node_limit=0).to_json()
+            click.echo(summary_text(data))
+        return
     with _errors_to_exit_codes():
         with BuildProgress(enabled=sys.stderr.isatty(), quiet=quiet) as progress:
             result = pipeline.build(config, overrides, cache_dir=cache_dir, progress=progress)
         _report(result, quiet)
+
+
+@main.command(
+    context_settings={"ignore_unknown_options": True, "allow_extra_args": True},
+    epilog=OVERRIDES_HELP,
+)
+@_config_args
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["text", "json", "dot", "html"]),
+    default="text",
+    show_default=True,
+    help="text: a tree with reasons; json: the documented schema (docs/explain-json.md); "
+    "dot: Graphviz; html: one self-contained page.",
+)
+@click.option("--why", "node", metavar="NODE", help="Explain one node in full, e.g. answer[3].")
+@click.option("--all", "show_all", is_flag=True, help="List every node, not the first 50.")
+@click.option("--nodes", is_flag=True, help="With --format dot: draw nodes, not just rules.")
+@click.option(
+    "--prices",
+    type=click.Path(exists=True, dir_okay=False),
+    help="YAML/JSON file: model name → {input: $, output: $} per million tokens.",
+)
+@click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write here, not stdout.")
+def explain(
+    *,
+    args: tuple[str, ...],
+    config_opt: str | None,
+    cache_dir: str | None,
+    log_level: str,
+    fmt: str,
+    node: str | None,
+    show_all: bool,
+    nodes: bool,
+    prices: str | None,
+    output: str | None,
+) -> None:
+    """Show what `synthc build CONFIG` would do, and why, without sending a request.
+
+    The rule graph in dependency order with, per rule, how many nodes are
+    cached, would run, are blocked on an upstream node that must run first,
+    or fail; the requests, tokens and dollars it would spend; and for each
+    node that would run, why (compared with the last build's manifest):
+    new, failed, modified.template / .params / .model / .sampling / .upstream.
+    """
+    config, overrides = _split(config_opt, args)
+    _setup_logging(log_level)
+    from synthc.cli_explain import render_explain
+
+    with _errors_to_exit_codes():
+        text = render_explain(
+            config,
+            overrides,
+            cache_dir=cache_dir,
+            fmt=fmt,
+            node=node,
+            show_all=show_all,
+            nodes=nodes,
+            prices=prices,
+        )
+        if output:
+            with open(output, "w", encoding="utf-8") as file:
+                file.write(text)
+        else:
+            click.echo(text, nl=not text.endswith("\n"))
 
 
 def _report(result: BuildResult, quiet: bool) -> None:
@@ -126,6 +202,36 @@ def _errors_to_exit_codes() -> Iterator[None]:
     except KeyboardInterrupt:
         click.echo("interrupted: results received so far are cached", err=True)
         sys.exit(130)
+
+
+@main.command()
+@click.argument("config", type=click.Path(dir_okay=False))
+def convert(config: str) -> None:
+    """Print CONFIG in the other form: an oumi YAML config as .synth, a .synth file as YAML."""
+    from pathlib import Path
+
+    from synthc.compiler.synth_emit import convert as run
+
+    with _errors_to_exit_codes():
+        click.echo(run(Path(config)), nl=False)
+
+
+@main.command()
+@click.argument("config", type=click.Path(dir_okay=False))
+@click.option("--check", is_flag=True, help="Print nothing; exit 1 if CONFIG is not formatted.")
+def fmt(config: str, check: bool) -> None:
+    """Print the .synth file CONFIG in canonical layout (comments kept)."""
+    from pathlib import Path
+
+    from synthc.compiler.synth_emit import formatted
+
+    with _errors_to_exit_codes():
+        text, canonical = formatted(Path(config))
+    if not check:
+        click.echo(canonical, nl=False)
+    elif text != canonical:
+        click.echo(f"{config}: not in canonical layout; run synthc fmt {config}", err=True)
+        sys.exit(1)
 
 
 def _setup_logging(level: str) -> None:

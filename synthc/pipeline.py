@@ -21,7 +21,11 @@ from synthc.compiler.derive import build_row
 from synthc.compiler.graph import Graph
 from synthc.compiler.lower import lower
 from synthc.compiler.overrides import apply_overrides, parse_overrides
-from synthc.compiler.plan import Plan, SampleState, plan
+from synthc.compiler.explain import DEFAULT_NODE_LIMIT, Explanation
+from synthc.compiler.explain import explain as explain_graph
+from synthc.compiler.explain import why as why_node
+from synthc.compiler.manifest import load_manifest
+from synthc.compiler.plan import SampleState
 from synthc.compiler.resolve import resolve
 from synthc.compiler.source import load_yaml
 from synthc.compiler.validate import Spec, validate
@@ -61,22 +65,45 @@ def load(config: Path | str, overrides: Sequence[str] = ()) -> Spec:
     return validate(data, source_map, document.text, path)
 
 
-def compile(config: Path | str, overrides: Sequence[str] = ()) -> Graph:
+def compile(config: Path | str, overrides: Sequence[str] = ()) -> Graph:  # noqa: A001
     """The build graph of ``config``: every error in it is raised here, before any request."""
+    return _compile(config, overrides)[1]
+
+
+def _compile(config: Path | str, overrides: Sequence[str]) -> tuple[Spec, Graph]:
     spec = load(config, overrides)
     graph = lower(spec, resolve(spec))
     check_engine(spec, graph)
-    return graph
+    return spec, graph
 
 
-def explain_plan(
-    config: Path | str, overrides: Sequence[str] = (), cache_dir: str | None = None
-) -> Plan:
-    """What a build would do now, decided against the cache; sends nothing."""
-    graph = compile(config, overrides)
-    store = LocalStore(default_cache_dir(Path(config), cache_dir))
+def explain(
+    config: Path | str,
+    overrides: Sequence[str] = (),
+    *,
+    cache_dir: str | None = None,
+    node_limit: int | None = DEFAULT_NODE_LIMIT,
+    prices: dict[str, tuple[float, float]] | None = None,
+) -> Explanation:
+    """What a build would do now and why, decided against the cache and the last
+    build's manifest; sends nothing."""
+    spec, graph = _compile(config, overrides)
+    store = LocalStore(default_cache_dir(spec.path, cache_dir))
     try:
-        return plan(graph, store)
+        previous = load_manifest(manifest_path(spec))
+        return explain_graph(graph, store, previous, node_limit=node_limit, prices=prices)
+    finally:
+        store.close()
+
+
+def why(
+    config: Path | str, node: str, overrides: Sequence[str] = (), *, cache_dir: str | None = None
+) -> dict[str, Any]:
+    """One node in full: key, rendered messages, inputs and their keys, status, reasons, output."""
+    spec, graph = _compile(config, overrides)
+    store = LocalStore(default_cache_dir(spec.path, cache_dir))
+    try:
+        return why_node(graph, store, load_manifest(manifest_path(spec)), node)
     finally:
         store.close()
 
@@ -90,9 +117,7 @@ def build(
 ) -> BuildResult:
     """Build the dataset ``config`` describes, reusing every cached node."""
     path = Path(config)
-    spec = load(path, overrides)
-    graph = lower(spec, resolve(spec))
-    check_engine(spec, graph)
+    spec, graph = _compile(path, overrides)
     store = WriteBehind(LocalStore(default_cache_dir(path, cache_dir)))
     try:
         return asyncio.run(_build(spec, graph, store, progress))

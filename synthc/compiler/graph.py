@@ -22,6 +22,7 @@ from synthc.errors import Span
 class MessageTemplate:
     role: str
     template: Template
+    text: str = ""  # as written, for explain's diffs
 
 
 @dataclass(frozen=True)

@@ -170,7 +170,7 @@ def _rules(spec: Spec, known: dict[str, _Known]) -> tuple[list[Rule], list[Diagn
         for j, message in enumerate(attr.instruction_messages):
             path = (*SP, "generated_attributes", i, "instruction_messages", j, "content")
             template = _template(spec, message.content, path, known, problems)
-            messages.append(MessageTemplate(message.role.value, template))
+            messages.append(MessageTemplate(message.role.value, template, message.content))
         deps = tuple(dict.fromkeys(r for m in messages for r in m.template.roots))
         definition = [[m.role.value, m.content] for m in attr.instruction_messages]
         span = spec.span(*SP, "generated_attributes", i, "id")

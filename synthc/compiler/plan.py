@@ -11,6 +11,7 @@ cannot disagree about what is cached.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
@@ -164,11 +165,14 @@ def _key_parts(
 
 
 def text_digest(value: Any) -> str:
-    """A short hash of an input value, for the manifest (sampled values by their id)."""
-    text = value.id if isinstance(value, SampledValue) else value
-    if not isinstance(text, str):
-        return digest(text)
-    return xxhash.xxh3_64_hexdigest(text.encode("utf-8"))
+    """A short hash of an input value, for the manifest; a sampled value by everything a
+    template can show of it (id, name, description and its attribute's)."""
+    if isinstance(value, SampledValue):
+        return digest([value.attribute_id, value.attribute_name, value.attribute_description,
+                       value.id, value.name, value.description])
+    if not isinstance(value, str):
+        return digest(value)
+    return xxhash.xxh3_64_hexdigest(value.encode("utf-8"))
 
 
 def _derive(state: SampleState, rule: Rule) -> None:
@@ -194,12 +198,18 @@ class Plan:
         return sum(self.counts[r.id][status] for r in rules)
 
 
-def plan(graph: Graph, store: Store) -> Plan:
-    """Walk every sample against ``store`` without sending anything."""
+def plan(graph: Graph, store: Store, visit: Callable[[SampleState], None] | None = None) -> Plan:
+    """Walk every sample against ``store`` without sending anything.
+
+    ``visit`` sees each sample's state once it is resolved as far as the cache
+    allows (``explain`` reads its nodes and reasons from there).
+    """
     counts: dict[str, Counter[Status]] = {r.id: Counter() for r in graph.rules}
     for index in range(graph.num_samples):
         state = start(graph, index)
         advance(graph, state, store)
         for rule in graph.rules:
             counts[rule.id][state.status.get(rule.id, Status.BLOCKED)] += 1
+        if visit is not None:
+            visit(state)
     return Plan(graph, counts)

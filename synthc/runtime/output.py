@@ -14,12 +14,12 @@ from pathlib import Path
 from types import TracebackType
 from typing import IO, Any
 
-from synthc.compiler.graph import Graph
+from synthc.compiler.graph import Graph, LLMRule, Rule
 from synthc.compiler.keys import KEY_VERSION
+from synthc.compiler.manifest import MANIFEST_VERSION
 from synthc.compiler.plan import SampleState
+from synthc.compiler.template import SampledValue
 from synthc.errors import SynthError
-
-MANIFEST_VERSION = 1
 
 
 class AtomicFile:
@@ -72,8 +72,15 @@ def manifest_header(graph: Graph, config: Path) -> dict[str, Any]:
         "config": str(config),
         "created": time.time(),
         "num_samples": graph.num_samples,
-        "rules": {r.id: {"deps": list(r.deps), "digest": r.digest} for r in graph.rules},
+        "rules": {r.id: _rule_entry(r) for r in graph.rules},
     }
+
+
+def _rule_entry(rule: Rule) -> dict[str, Any]:
+    entry: dict[str, Any] = {"deps": list(rule.deps), "digest": rule.digest}
+    if isinstance(rule, LLMRule):
+        entry["messages"] = [[m.role, m.text] for m in rule.messages]
+    return entry
 
 
 def manifest_entries(graph: Graph, state: SampleState) -> list[dict[str, Any]]:
@@ -89,6 +96,9 @@ def manifest_entries(graph: Graph, state: SampleState) -> list[dict[str, Any]]:
         if node is not None:
             entry["key"] = node.key
             entry["parts"] = node.parts
+        sampled = {d: v.id for d in rule.deps if isinstance(v := state.values.get(d), SampledValue)}
+        if sampled:
+            entry["sampled"] = sampled
         if rule.id in state.errors:
             entry["error"] = state.errors[rule.id]
         entries.append(entry)

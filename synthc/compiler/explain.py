@@ -1,0 +1,287 @@
+"""Explain a build before it runs: a Graph, the cache and the last manifest in, an Explanation out.
+
+Walks every sample with the same :func:`~synthc.compiler.plan.plan` a build
+uses, so the two cannot disagree. For each rule it counts nodes cached, to
+run, blocked on an upstream node that must run first, and failing; every
+node that would run carries its reasons (:mod:`synthc.compiler.reasons`);
+the totals come with an estimate of requests, tokens and, where the model's
+price is known, dollars. ``to_json`` is the stable, documented form
+(docs/explain-json.md); the CLI draws the rest from it.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+from synthc.cache.store import Store
+from synthc.compiler.graph import Graph, LLMRule
+from synthc.compiler.manifest import Manifest
+from synthc.compiler.plan import SampleState, Status, advance, plan, start, text_digest
+from synthc.compiler.reasons import NodeFacts, Reason, reasons
+from synthc.compiler.template import SampledValue
+from synthc.errors import ConfigError
+
+SCHEMA_VERSION = 1
+DEFAULT_NODE_LIMIT = 50
+CHARS_PER_TOKEN = 4
+
+# USD per million tokens (input, output); override with --prices FILE.
+PRICES: dict[str, tuple[float, float]] = {
+    "gpt-4o": (2.50, 10.00),
+    "gpt-4o-mini": (0.15, 0.60),
+    "gpt-4.1": (2.00, 8.00),
+    "gpt-4.1-mini": (0.40, 1.60),
+    "claude-3-5-sonnet-20240620": (3.00, 15.00),
+    "claude-3-5-haiku-20241022": (0.80, 4.00),
+    "claude-sonnet-4-20250514": (3.00, 15.00),
+}
+LOCAL_ENGINES = frozenset({"LLAMACPP", "NATIVE", "VLLM"})
+
+
+@dataclass
+class NodeReport:
+    id: str
+    rule: str
+    sample: int
+    status: str  # run | blocked | failed
+    key: str | None
+    reasons: list[Reason]
+
+
+@dataclass
+class Explanation:
+    graph: Graph
+    counts: dict[str, Counter[str]]
+    failed_last_time: Counter[str]
+    nodes: list[NodeReport] = field(default_factory=list)
+    omitted: int = 0
+    input_chars: Counter[str] = field(default_factory=Counter)  # rule → prompt characters to send
+    prices: dict[str, tuple[float, float]] = field(default_factory=dict)
+
+    def total(self, status: str) -> int:
+        return sum(c[status] for c in self.counts.values())
+
+    def to_json(self) -> dict[str, Any]:
+        return _to_json(self)
+
+
+def explain(
+    graph: Graph,
+    store: Store,
+    previous: Manifest | None,
+    *,
+    node_limit: int | None = DEFAULT_NODE_LIMIT,
+    prices: dict[str, tuple[float, float]] | None = None,
+) -> Explanation:
+    """What a build would do now and why; sends nothing."""
+    llm = [r for r in graph.rules if isinstance(r, LLMRule)]
+    report = Explanation(graph, {r.id: Counter() for r in llm}, Counter(), prices=prices or PRICES)
+
+    def visit(state: SampleState) -> None:
+        for rule in llm:
+            _count(report, rule, state, previous, node_limit)
+
+    plan(graph, store, visit)
+    return report
+
+
+def _count(
+    report: Explanation,
+    rule: LLMRule,
+    state: SampleState,
+    previous: Manifest | None,
+    node_limit: int | None,
+) -> None:
+    status = _status(state.status.get(rule.id, Status.BLOCKED))
+    report.counts[rule.id][status] += 1
+    node_id = f"{rule.id}[{state.index}]"
+    old = previous.nodes.get(node_id) if previous else None
+    if old is not None and old.get("status") == "failed":
+        report.failed_last_time[rule.id] += 1
+    if status == "cached":
+        return
+    if status == "run":
+        node = state.nodes[rule.id]
+        report.input_chars[rule.id] += sum(len(m.content) for m in node.request.messages)
+    if node_limit is not None and len(report.nodes) >= node_limit:
+        report.omitted += 1
+        return
+    facts = node_facts(report.graph, rule, state)
+    found = (
+        reasons(facts, previous)
+        if status != "failed"
+        else [Reason("error", state.errors.get(rule.id, "failed"))]
+    )
+    report.nodes.append(NodeReport(node_id, rule.id, state.index, status, facts.key, found))
+
+
+def _status(status: Status) -> str:
+    if status in (Status.CACHED, Status.GENERATED):
+        return "cached"
+    return {Status.RUN: "run", Status.BLOCKED: "blocked"}.get(status, "failed")
+
+
+def node_facts(graph: Graph, rule: LLMRule, state: SampleState) -> NodeFacts:
+    """What is known of ``rule``'s node for this sample, whether or not its key is."""
+    node = state.nodes.get(rule.id)
+    inference = graph.inference
+    running = tuple(d for d in rule.deps if state.status.get(d) in (Status.RUN, Status.BLOCKED))
+    inputs = {
+        d: (None if d in running else text_digest(state.values[d]))
+        for d in rule.deps
+        if d in state.values or d in running
+    }
+    sampled = {d: v.id for d in rule.deps if isinstance(v := state.values.get(d), SampledValue)}
+    return NodeFacts(
+        id=f"{rule.id}[{state.index}]",
+        rule=rule.id,
+        sample=state.index,
+        key=node.key if node is not None and state.status.get(rule.id) is Status.RUN else None,
+        sample_key=state.sample_key,
+        engine=inference.engine,
+        model=inference.identity,
+        params=inference.key_params,
+        template=rule.digest,
+        messages=[(m.role, m.text) for m in rule.messages],
+        inputs=inputs,
+        sampled=sampled,
+        upstream_running=running,
+    )
+
+
+def estimate(report: Explanation) -> dict[str, Any]:
+    """Requests, tokens and dollars the build would spend (blocked nodes included)."""
+    graph = report.graph
+    inference = graph.inference
+    max_out = int(inference.request_params.get("max_new_tokens", 1024))
+    input_tokens = 0
+    requests = 0
+    for rule_id, counts in report.counts.items():
+        run, blocked = counts["run"], counts["blocked"]
+        per_request = report.input_chars[rule_id] / run if run else _template_chars(graph, rule_id)
+        input_tokens += round(
+            (report.input_chars[rule_id] + blocked * per_request) / CHARS_PER_TOKEN
+        )
+        requests += run + blocked
+    output_tokens = requests * max_out
+    return {
+        "requests": requests,
+        "input_tokens": input_tokens,
+        "output_tokens_max": output_tokens,
+        "cost_usd_max": _cost(report, input_tokens, output_tokens),
+    }
+
+
+def _template_chars(graph: Graph, rule_id: str) -> float:
+    rule = next(r for r in graph.llm_rules if r.id == rule_id)
+    return float(sum(len(m.text) for m in rule.messages))
+
+
+def _cost(report: Explanation, input_tokens: int, output_tokens: int) -> float | None:
+    inference = report.graph.inference
+    if inference.engine in LOCAL_ENGINES:
+        return 0.0
+    price = report.prices.get(inference.model)
+    if price is None:
+        return None
+    return round((input_tokens * price[0] + output_tokens * price[1]) / 1e6, 6)
+
+
+def _to_json(report: Explanation) -> dict[str, Any]:
+    graph = report.graph
+    rules = []
+    for rule in graph.rules:
+        entry: dict[str, Any] = {"id": rule.id, "kind": _kind(rule), "deps": list(rule.deps)}
+        if rule.id in report.counts:
+            counts = report.counts[rule.id]
+            entry["counts"] = {s: counts[s] for s in ("cached", "run", "blocked", "failed")}
+            entry["failed_last_time"] = report.failed_last_time[rule.id]
+        rules.append(entry)
+    totals = {s: report.total(s) for s in ("cached", "run", "blocked", "failed")}
+    totals["nodes"] = sum(totals.values())
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "model": {
+            "engine": graph.inference.engine,
+            "name": graph.inference.model,
+            "identity": graph.inference.identity,
+        },
+        "num_samples": graph.num_samples,
+        "rules": rules,
+        "totals": totals,
+        "estimate": estimate(report),
+        "nodes": [_node_json(n) for n in report.nodes],
+        "nodes_omitted": report.omitted,
+    }
+
+
+def _kind(rule: Any) -> str:
+    return {"LLMRule": "generated", "PostprocessRule": "postprocessed"}.get(
+        type(rule).__name__, "transformed"
+    )
+
+
+def _node_json(node: NodeReport) -> dict[str, Any]:
+    return {
+        "id": node.id,
+        "rule": node.rule,
+        "sample": node.sample,
+        "status": node.status,
+        "key": node.key,
+        "reasons": [{"check": r.check, "detail": r.detail} for r in node.reasons],
+    }
+
+
+def why(graph: Graph, store: Store, previous: Manifest | None, node_id: str) -> dict[str, Any]:
+    """Everything about one node: key, rendered messages, inputs and their keys, status,
+    reasons, and the cached output if there is one."""
+    rule, index = _parse_node_id(graph, node_id)
+    state = start(graph, index)
+    advance(graph, state, store)
+    status = _status(state.status.get(rule.id, Status.BLOCKED))
+    node = state.nodes.get(rule.id)
+    facts = node_facts(graph, rule, state)
+    record = store.get(node.key) if node is not None else None
+    inputs = {}
+    for dep in rule.deps:
+        upstream = state.nodes.get(dep)
+        inputs[dep] = {
+            "value": _plain(state.values.get(dep)),
+            "digest": facts.inputs.get(dep),
+            "key": upstream.key if upstream is not None else None,
+            "status": _status(state.status.get(dep, Status.BLOCKED)),
+        }
+    return {
+        "id": node_id,
+        "rule": rule.id,
+        "sample": index,
+        "status": status,
+        "key": node.key if node is not None else None,
+        "draw_seed": node.request.seed if node is not None else None,
+        "messages": [{"role": m.role, "content": m.content} for m in node.request.messages]
+        if node is not None
+        else None,
+        "inputs": inputs,
+        "reasons": []
+        if status == "cached"
+        else [{"check": r.check, "detail": r.detail} for r in reasons(facts, previous)],
+        "output": record.text if record is not None else None,
+    }
+
+
+def _plain(value: Any) -> Any:
+    return value.id if isinstance(value, SampledValue) else value
+
+
+def _parse_node_id(graph: Graph, node_id: str) -> tuple[LLMRule, int]:
+    name, _, rest = node_id.partition("[")
+    rules = {r.id: r for r in graph.llm_rules}
+    if name not in rules or not rest.endswith("]") or not rest[:-1].isdigit():
+        known = ", ".join(f"{r}[0..{graph.num_samples - 1}]" for r in rules)
+        raise ConfigError.at(f"no node {node_id!r}; nodes are {known}")
+    index = int(rest[:-1])
+    if index >= graph.num_samples:
+        raise ConfigError.at(f"no node {node_id!r}: samples run 0..{graph.num_samples - 1}")
+    return rules[name], index
