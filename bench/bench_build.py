@@ -9,7 +9,8 @@
    concurrency. Prints both rates and their ratio (floor: 0.55, oumi's ratio
    measured here; target 0.9). If `oumi` is importable, also oumi synth's rate.
 2. cached: wall time of a fully cached rebuild of 10,000 samples × 2 attributes
-   (target < 2 s), the CLI's own work end to end, in a fresh process.
+   (target < 2 s), the CLI's own work end to end, in a fresh process; and of
+   `synthc explain` on the same fully cached config (target < 2 s).
 3. memory: peak RSS of a 100,000-sample × 2-attribute build (target < 500 MB),
    in a fresh process.
 
@@ -134,6 +135,19 @@ def synthc_build(config: Path, cache: Path, *extra: str) -> tuple[float, int]:
     return elapsed, int(done.stderr.strip().splitlines()[-1]) * 1024
 
 
+def synthc_explain(config: Path, cache: Path) -> float:
+    """Wall seconds of `synthc explain --format json` in a fresh process."""
+    env = {**os.environ, "SYNTHC_CACHE_DIR": str(cache)}
+    started = time.perf_counter()
+    subprocess.run(
+        [sys.executable, "-m", "synthc", "explain", str(config), "--format", "json"],
+        env=env,
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
+    return time.perf_counter() - started
+
+
 def bench_rate(work: Path) -> None:
     samples = 2000
     total = samples * 2
@@ -170,6 +184,8 @@ def bench_cached(work: Path) -> None:
         rows = sum(1 for _ in (work / f"bench_{samples}.jsonl").open())
         print(f"cached: {samples} samples x 2 attributes; first build {first:.1f} s")
         print(f"  fully cached rebuild: {rebuild:.2f} s for {rows} rows (target < 2 s)")
+        explained = synthc_explain(config, cache)
+        print(f"  synthc explain (json, all cached): {explained:.2f} s (target < 2 s)")
     finally:
         server.terminate()
         server.wait()
