@@ -58,19 +58,41 @@ def summary_text(data: dict[str, Any]) -> str:
 
 
 def _print_nodes(data: dict[str, Any], console: Console) -> None:
+    """Nodes that share a rule, a status and their reasons print as one group."""
     nodes = data["nodes"]
     if not nodes:
         return
     console.print(Text("\nWhy these nodes would run:", style="bold"))
+    groups: dict[tuple[str, str, str], list[int]] = {}
     for node in nodes:
-        style = STATUS_STYLE.get(node["status"], "")
-        head = Text.assemble((f"  {node['id']}", "bold"), (f"  {node['status']}", style))
+        reasons = json.dumps(node["reasons"], sort_keys=True)
+        groups.setdefault((node["rule"], node["status"], reasons), []).append(node["sample"])
+    for (rule, status, reasons), samples in groups.items():
+        count = f" ({len(samples)} nodes)" if len(samples) > 1 else ""
+        head = Text.assemble(
+            (f"  {rule}[{_ranges(samples)}]", "bold"), (f"  {status}", STATUS_STYLE[status]), count
+        )
         console.print(head)
-        for reason in node["reasons"]:
+        for reason in json.loads(reasons):
             detail = reason["detail"].replace("\n", "\n" + " " * 8)
             console.print(Text(f"      {reason['check']}: {detail}"))
     if data["nodes_omitted"]:
         console.print(f"  … {data['nodes_omitted']} more (use --all to list every node)")
+
+
+def _ranges(samples: list[int]) -> str:
+    """``[0, 1, 2, 5, 7, 8]`` as ``0-2,5,7-8``."""
+    parts: list[str] = []
+    ordered = sorted(samples)
+    start = prev = ordered[0]
+    for n in [*ordered[1:], None]:
+        if n is not None and n == prev + 1:
+            prev = n
+            continue
+        parts.append(str(start) if start == prev else f"{start}-{prev}")
+        if n is not None:
+            start = prev = n
+    return ",".join(parts)
 
 
 def print_why(info: dict[str, Any], console: Console) -> None:

@@ -114,7 +114,9 @@ def reasons(facts: NodeFacts, manifest: Manifest | None) -> list[Reason]:
     """Why the node described by ``facts`` must run, against the last build's ``manifest``."""
     old = manifest.nodes.get(facts.id) if manifest is not None else None
     if manifest is None or old is None:
-        where = "no previous build" if manifest is None else f"sample {facts.sample} is new"
+        where = (
+            "no previous build" if manifest is None else "the sample is new since the last build"
+        )
         return [Reason("new", where)]
     found = [
         Reason(name, detail) for name, check in CHECKS if (detail := check(facts, old, manifest))
