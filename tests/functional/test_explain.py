@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from synthc.testing.server import Fault, FakeLLMServer
+from synthc.testing.server import FakeLLMServer, Fault
 from tests.conftest import run_cli
 
 CONFIG = """\
