@@ -22,7 +22,7 @@ from synthc.compiler.graph import (
 )
 from synthc.compiler.keys import digest
 from synthc.compiler.resolve import ResolvedModel
-from synthc.compiler.sampling import Choice, Combination, Sampler
+from synthc.compiler.sampling import Choice, Combination, Sampler, Source
 from synthc.compiler.source import PathKey
 from synthc.compiler.spec import (
     GenerationParams,
@@ -71,14 +71,16 @@ class _Known:
     sample: Any = None
 
 
-def lower(spec: Spec, model: ResolvedModel) -> Graph:
+def lower(spec: Spec, model: ResolvedModel, sources: tuple[Source, ...] | None = None) -> Graph:
     """Turn ``spec`` into the build graph, or raise a ConfigError naming every problem.
 
-    ``model`` is what :func:`synthc.compiler.resolve.resolve` found for the spec.
+    ``model`` is what :func:`synthc.compiler.resolve.resolve` found for the spec, and
+    ``sources`` what :func:`synthc.compiler.inputs.load_inputs` read for it (inline
+    examples are used as written when no sources are given).
     """
     config = spec.config
     _refuse_unsupported(spec)
-    sampler = _sampler(spec)
+    sampler = _sampler(spec, sources if sources is not None else _inline_examples(spec))
     known = _known_ids(config, sampler)
     rules, problems = _rules(spec, known)
     problems += _check_combinations(spec, sampler)
@@ -103,8 +105,6 @@ def lower(spec: Spec, model: ResolvedModel) -> Graph:
 def _refuse_unsupported(spec: Spec) -> None:
     params = spec.config.strategy_params
     checks: list[tuple[bool, str, PathKey]] = [
-        (bool(params.input_data), "input_data", (*SP, "input_data")),
-        (bool(params.input_documents), "input_documents", (*SP, "input_documents")),
         (bool(params.multiturn_attributes), "multiturn_attributes", (*SP, "multiturn_attributes")),
         (spec.config.environment_config is not None, "environment_config", ("environment_config",)),
         (
@@ -113,17 +113,24 @@ def _refuse_unsupported(spec: Spec) -> None:
             ("environment_config_path",),
         ),
     ]
-    for i, source in enumerate(params.input_examples or ()):
-        path = (*SP, "input_examples", i, "num_shots")
-        checks.append((bool(source.num_shots and source.num_shots > 1), "num_shots > 1", path))
     for failed, feature, path in checks:
         if failed:
             raise UnsupportedFeature(feature, spec.span(*path))
 
 
-def _sampler(spec: Spec) -> Sampler:
+def _inline_examples(spec: Spec) -> tuple[Source, ...]:
     params = spec.config.strategy_params
-    examples = tuple(tuple(source.examples) for source in params.input_examples or ())
+    if params.input_data or params.input_documents:
+        raise ValueError("lower() needs the sources load_inputs() read for this spec")
+    examples = params.input_examples or ()
+    return tuple(
+        Source(s.id or f"input_examples[{i}]", tuple(s.examples), s.num_shots)
+        for i, s in enumerate(examples)
+    )
+
+
+def _sampler(spec: Spec, sources: tuple[Source, ...]) -> Sampler:
+    params = spec.config.strategy_params
     choices = []
     for i, attr in enumerate(params.sampled_attributes or ()):
         values = tuple(
@@ -139,13 +146,16 @@ def _sampler(spec: Spec) -> Sampler:
     combos = tuple(
         Combination(dict(c.combination), c.sample_rate) for c in params.combination_sampling or ()
     )
-    return Sampler(spec.config.seed, examples, tuple(choices), combos)
+    return Sampler(spec.config.seed, sources, tuple(choices), combos)
 
 
 def _known_ids(config: SynthesisConfig, sampler: Sampler) -> dict[str, _Known]:
     known: dict[str, _Known] = {}
-    for rows in sampler.examples:
-        for key, value in rows[0].items():
+    for source in sampler.sources:
+        if source.sampled:
+            known[source.id] = _Known("value", list(source.rows))
+            continue
+        for key, value in source.rows[0].items():
             known[key] = _Known("text" if isinstance(value, str) else "value", value)
     for choice in sampler.choices:
         known[choice.id] = _Known("sampled", choice.values[0])
@@ -308,7 +318,8 @@ def _topological(spec: Spec, rules: list[Rule]) -> tuple[Rule, ...]:
 def _columns(
     config: SynthesisConfig, sampler: Sampler
 ) -> tuple[tuple[str, ...], tuple[str, ...], frozenset[str]]:
-    base = [k for rows in sampler.examples for k in rows[0]] + [c.id for c in sampler.choices]
+    base = [k for s in sampler.sources for k in ([s.id] if s.sampled else s.rows[0])]
+    base += [c.id for c in sampler.choices]
     columns: list[str] = []
     hidden: set[str] = set()
     for attr in config.strategy_params.generated_attributes or ():

@@ -11,12 +11,13 @@ combination is redrawn, so each combination's rate is exact.
 
 from __future__ import annotations
 
+import random
 from bisect import bisect_right
 from dataclasses import dataclass
 from itertools import accumulate
 from typing import Any
 
-from synthc.compiler.keys import NodeKey, node_key, unit_draw
+from synthc.compiler.keys import NodeKey, derive_seed, node_key, unit_draw
 from synthc.compiler.template import SampledValue
 
 MAX_REDRAWS = 100
@@ -49,17 +50,40 @@ class Combination:
 
 
 @dataclass(frozen=True)
+class Source:
+    """The rows an example, dataset or document source offers. Each sample takes row
+    ``i % len(rows)`` into its values, or, with ``num_shots`` above 1, a list of
+    ``num_shots`` distinct rows under ``id``, drawn from (seed, i, id) like everything else."""
+
+    id: str
+    rows: tuple[dict[str, Any], ...]
+    num_shots: int | None = None
+
+    @property
+    def sampled(self) -> bool:
+        return self.num_shots is not None and self.num_shots > 1
+
+    def take(self, seed: int, index: int, values: dict[str, Any]) -> None:
+        if not self.sampled:
+            values.update(self.rows[index % len(self.rows)])
+            return
+        rng = random.Random(derive_seed(seed, index, f"\x1dshots\x1f{self.id}"))
+        picks = rng.sample(range(len(self.rows)), min(self.num_shots or 0, len(self.rows)))
+        values[self.id] = [self.rows[j] for j in picks]
+
+
+@dataclass(frozen=True)
 class Sampler:
     seed: int
-    examples: tuple[tuple[dict[str, Any], ...], ...]  # each source's rows, used round robin
+    sources: tuple[Source, ...]  # examples, datasets, documents: in oumi's order
     choices: tuple[Choice, ...]
     combinations: tuple[Combination, ...] = ()
 
     def draw(self, index: int) -> dict[str, Any]:
-        """Sample ``index``'s example fields and sampled values, in oumi's column order."""
+        """Sample ``index``'s source rows and sampled values, in oumi's column order."""
         values: dict[str, Any] = {}
-        for rows in self.examples:
-            values.update(rows[index % len(rows)])
+        for source in self.sources:
+            source.take(self.seed, index, values)
         fixed = self._combination(index)
         for attempt in range(MAX_REDRAWS):
             drawn = {c.id: self._pick(c, index, fixed, attempt) for c in self.choices}

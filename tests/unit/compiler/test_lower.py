@@ -260,25 +260,6 @@ def test_all_zero_rates(write: Write, config_error: ErrorOf, short: Short) -> No
 
 UNSUPPORTED = [
     (
-        "input_data",
-        "strategy_params:\n  input_data:\n    - path: data.jsonl\n",
-        "input_data",
-        (2, 3),
-    ),
-    (
-        "input_documents",
-        "strategy_params:\n  input_documents:\n    - {path: docs/, id: doc}\n",
-        "input_documents",
-        (2, 3),
-    ),
-    (
-        "num_shots",
-        "strategy_params:\n  input_examples:\n    - id: ex\n      num_shots: 2\n"
-        "      examples: [{q: a}, {q: b}]\n",
-        "num_shots > 1",
-        (4, 7),
-    ),
-    (
         "multiturn",
         "strategy_params:\n  multiturn_attributes:\n    - id: conv\n      min_turns: 1\n"
         "      max_turns: 2\n      role_instruction_messages: {user: u, assistant: a}\n",

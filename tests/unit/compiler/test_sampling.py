@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from synthc.compiler.graph import Graph
-from synthc.compiler.sampling import Choice, Combination, Sampler
+from synthc.compiler.sampling import Choice, Combination, Sampler, Source
 from synthc.compiler.template import SampledValue
 from synthc.compiler.validate import Spec
 
@@ -191,14 +191,15 @@ def test_zero_rate_combinations_are_never_chosen() -> None:
 def test_examples_round_robin() -> None:
     first = ({"q": "a"}, {"q": "b"}, {"q": "c"})
     second = ({"x": 1, "y": 2}, {"x": 3, "y": 4})
-    sampler = Sampler(0, (first, second), ())
+    sampler = Sampler(0, (Source("a", first), Source("b", second)), ())
     assert [sampler.draw(i) for i in range(7)] == [
         {"q": first[i % 3]["q"], **second[i % 2]} for i in range(7)
     ]
 
 
 def test_later_source_overwrites_same_key_and_order_is_examples_then_sampled() -> None:
-    sampler = Sampler(0, (({"k": "first", "a": 1},), ({"k": "second"},)), (LEVEL,))
+    sources = (Source("a", ({"k": "first", "a": 1},)), Source("b", ({"k": "second"},)))
+    sampler = Sampler(0, sources, (LEVEL,))
     drawn = sampler.draw(0)
     assert list(drawn) == ["k", "a", "level"]
     assert drawn["k"] == "second"
@@ -206,18 +207,18 @@ def test_later_source_overwrites_same_key_and_order_is_examples_then_sampled() -
 
 def test_draw_does_not_mutate_example_rows() -> None:
     rows = ({"q": "a"},)
-    sampler = Sampler(0, (rows,), (LEVEL,))
+    sampler = Sampler(0, (Source("a", rows),), (LEVEL,))
     drawn = sampler.draw(0)
     drawn["q"] = "changed"
     assert rows[0] == {"q": "a"}
 
 
 def test_sample_keys_are_per_index_and_stable() -> None:
-    sampler = Sampler(4, (({"q": "a"},),), (LEVEL, TOPIC))
+    sampler = Sampler(4, (Source("e", ({"q": "a"},)),), (LEVEL, TOPIC))
     keys = [sampler.sample_key(i, sampler.draw(i)) for i in range(100)]
     assert len(set(keys)) == 100
     assert keys == [
-        Sampler(4, (({"q": "a"},),), (LEVEL, TOPIC)).sample_key(i, sampler.draw(i))
+        Sampler(4, (Source("e", ({"q": "a"},)),), (LEVEL, TOPIC)).sample_key(i, sampler.draw(i))
         for i in range(100)
     ]
     assert all(len(k) == 32 for k in keys)
@@ -273,3 +274,14 @@ def test_seed_override_changes_draws(
     assert [default.draw(i)["level"].id for i in range(64)] != [
         seeded.draw(i)["level"].id for i in range(64)
     ]
+
+
+def test_num_shots_draws_distinct_rows_per_sample_reproducibly() -> None:
+    rows = tuple({"n": n} for n in range(6))
+    sampler = Sampler(4, (Source("shots", rows, num_shots=3),), ())
+    draws = [sampler.draw(i)["shots"] for i in range(50)]
+    assert all(len(d) == 3 and len({r["n"] for r in d}) == 3 for d in draws)
+    assert len({tuple(r["n"] for r in d) for d in draws}) > 10  # samples differ
+    again = Sampler(4, (Source("shots", rows, num_shots=3),), ())
+    assert [again.draw(i)["shots"] for i in range(50)] == draws
+    assert Sampler(4, (Source("shots", rows[:2], num_shots=3),), ()).draw(0)["shots"] != []

