@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from synthc.cache.store import LocalStore, Record, Store
+    from synthc.compiler.explain import Explanation
     from synthc.compiler.graph import Graph
     from synthc.compiler.keys import KEY_VERSION, NodeId, NodeKey
     from synthc.compiler.lower import lower
@@ -30,7 +31,6 @@ if TYPE_CHECKING:
         SynthError,
         UnsupportedFeature,
     )
-    from synthc.compiler.explain import Explanation
     from synthc.pipeline import BuildResult, build, compile, explain, load, why
 
 # Loaded on first use, so `synthc --help` and `import synthc` stay quick.
@@ -88,10 +88,10 @@ __all__ = [
     "build",
     "compile",
     "explain",
-    "why",
     "load",
     "lower",
     "plan",
+    "why",
 ]
 
 

@@ -61,6 +61,46 @@ def _config_args(func: Any) -> Any:
     return func
 
 
+def _remote_args(func: Any) -> Any:
+    func = click.option(
+        "--remote-cache-readonly",
+        is_flag=True,
+        default=None,
+        help="Read from the remote cache but never push to it (for CI consumers) "
+        "[env SYNTHC_REMOTE_CACHE_READONLY].",
+    )(func)
+    func = click.option(
+        "--remote-cache",
+        metavar="URL",
+        multiple=True,
+        help="A shared cache behind the local one: http(s)://host/path, file:///dir or a "
+        "directory; repeat for several [env SYNTHC_REMOTE_CACHE; token in "
+        "SYNTHC_REMOTE_CACHE_TOKEN]. See docs/team-cache.md.",
+    )(func)
+    return func
+
+
+@contextlib.contextmanager
+def _remote_env(urls: Sequence[str], readonly: bool | None) -> Iterator[None]:
+    """Hand --remote-cache options to explain through the environment it reads
+    (render_explain takes no remote options yet), restoring it afterwards."""
+    import os
+
+    saved = {n: os.environ.get(n) for n in ("SYNTHC_REMOTE_CACHE", "SYNTHC_REMOTE_CACHE_READONLY")}
+    if urls:
+        os.environ["SYNTHC_REMOTE_CACHE"] = " ".join(urls)
+    if readonly:
+        os.environ["SYNTHC_REMOTE_CACHE_READONLY"] = "1"
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
 def _split(config_opt: str | None, args: Sequence[str]) -> tuple[str, list[str]]:
     rest = list(args)
     if config_opt:
@@ -75,6 +115,7 @@ def _split(config_opt: str | None, args: Sequence[str]) -> tuple[str, list[str]]
     epilog=OVERRIDES_HELP,
 )
 @_config_args
+@_remote_args
 @click.option("-q", "--quiet", is_flag=True, help="Print only errors and the summary line.")
 @click.option("--dry-run", is_flag=True, help="Print what would run (explain's summary) and exit.")
 def build(
@@ -83,6 +124,8 @@ def build(
     config_opt: str | None,
     cache_dir: str | None,
     log_level: str,
+    remote_cache: tuple[str, ...],
+    remote_cache_readonly: bool | None,
     quiet: bool,
     dry_run: bool,
 ) -> None:
@@ -96,16 +139,25 @@ def build(
     from synthc import pipeline
     from synthc.cli_render import BuildProgress
 
+    remote: dict[str, Any] = {
+        "remote_cache": remote_cache or None,
+        "remote_cache_readonly": remote_cache_readonly,
+    }
+
     if dry_run:
         with _errors_to_exit_codes():
             from synthc.cli_explain import summary_text
 
-            data = pipeline.explain(config, overrides, cache_dir=cache_dir, node_limit=0).to_json()
+            data = pipeline.explain(
+                config, overrides, cache_dir=cache_dir, node_limit=0, **remote
+            ).to_json()
             click.echo(summary_text(data))
         return
     with _errors_to_exit_codes():
         with BuildProgress(enabled=sys.stderr.isatty(), quiet=quiet) as progress:
-            result = pipeline.build(config, overrides, cache_dir=cache_dir, progress=progress)
+            result = pipeline.build(
+                config, overrides, cache_dir=cache_dir, progress=progress, **remote
+            )
         _report(result, quiet)
 
 
@@ -114,6 +166,7 @@ def build(
     epilog=OVERRIDES_HELP,
 )
 @_config_args
+@_remote_args
 @click.option(
     "--format",
     "fmt",
@@ -138,6 +191,8 @@ def explain(
     config_opt: str | None,
     cache_dir: str | None,
     log_level: str,
+    remote_cache: tuple[str, ...],
+    remote_cache_readonly: bool | None,
     fmt: str,
     node: str | None,
     show_all: bool,
@@ -157,7 +212,7 @@ def explain(
     _setup_logging(log_level)
     from synthc.cli_explain import render_explain
 
-    with _errors_to_exit_codes():
+    with _errors_to_exit_codes(), _remote_env(remote_cache, remote_cache_readonly):
         text = render_explain(
             config,
             overrides,
@@ -237,6 +292,10 @@ def fmt(config: str, check: bool) -> None:
 def _setup_logging(level: str) -> None:
     logging.basicConfig(level=level.upper(), format="%(levelname)s %(name)s: %(message)s")
 
+
+from synthc.cli_cache import cache  # noqa: E402  (after the helpers it imports from here)
+
+main.add_command(cache)
 
 if __name__ == "__main__":
     main()

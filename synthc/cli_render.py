@@ -129,7 +129,10 @@ def _cell(value: Any) -> str:
 
 def summary_line(result: BuildResult) -> str:
     s = result.stats
-    line = f"{s.nodes} nodes: {s.cached} cached, {s.generated} generated, {s.failed} failed"
+    cached = f"{s.cached} cached"
+    if remote := sum(s.remote_hits.values()):
+        cached += f" ({s.cached - remote} local, {remote} remote)"
+    line = f"{s.nodes} nodes: {cached}, {s.generated} generated, {s.failed} failed"
     if s.skipped:
         line += f", {s.skipped} skipped (upstream failed)"
     line += (

@@ -15,19 +15,21 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from synthc.cache.store import LocalStore, Store, default_cache_dir
-from synthc.cache.writer import WriteBehind
+from synthc.cache.layered import LayeredStore, open_store, readonly_setting, remote_urls
+from synthc.cache.store import Store, default_cache_dir
 from synthc.compiler.derive import build_row
-from synthc.compiler.graph import Graph
-from synthc.compiler.lower import lower
-from synthc.compiler.overrides import apply_overrides, parse_overrides
 from synthc.compiler.explain import DEFAULT_NODE_LIMIT, Explanation
 from synthc.compiler.explain import explain as explain_graph
 from synthc.compiler.explain import why as why_node
+from synthc.compiler.graph import Graph
+from synthc.compiler.inputs import load_inputs
+from synthc.compiler.lower import lower
 from synthc.compiler.manifest import load_manifest
+from synthc.compiler.overrides import apply_overrides, parse_overrides
 from synthc.compiler.plan import SampleState
 from synthc.compiler.resolve import resolve
 from synthc.compiler.source import load_yaml
+from synthc.compiler.synth_source import load_synth
 from synthc.compiler.validate import Spec, validate
 from synthc.runtime.engines import LazyRunner, check_engine
 from synthc.runtime.output import (
@@ -58,21 +60,21 @@ class BuildResult:
 def load(config: Path | str, overrides: Sequence[str] = ()) -> Spec:
     """Read ``config``, apply command-line ``overrides`` and validate the result."""
     path = Path(config)
-    document = load_yaml(path)
+    document = load_synth(path) if path.suffix == ".synth" else load_yaml(path)
     data, source_map = apply_overrides(
         document.data, document.source_map, parse_overrides(overrides)
     )
     return validate(data, source_map, document.text, path)
 
 
-def compile(config: Path | str, overrides: Sequence[str] = ()) -> Graph:  # noqa: A001
+def compile(config: Path | str, overrides: Sequence[str] = ()) -> Graph:
     """The build graph of ``config``: every error in it is raised here, before any request."""
     return _compile(config, overrides)[1]
 
 
 def _compile(config: Path | str, overrides: Sequence[str]) -> tuple[Spec, Graph]:
     spec = load(config, overrides)
-    graph = lower(spec, resolve(spec))
+    graph = lower(spec, resolve(spec), load_inputs(spec))
     check_engine(spec, graph)
     return spec, graph
 
@@ -84,11 +86,13 @@ def explain(
     cache_dir: str | None = None,
     node_limit: int | None = DEFAULT_NODE_LIMIT,
     prices: dict[str, tuple[float, float]] | None = None,
+    remote_cache: Sequence[str] | str | None = None,
+    remote_cache_readonly: bool | None = None,
 ) -> Explanation:
     """What a build would do now and why, decided against the cache and the last
-    build's manifest; sends nothing."""
+    build's manifest; sends nothing (remote cache hits are copied to the local tier)."""
     spec, graph = _compile(config, overrides)
-    store = LocalStore(default_cache_dir(spec.path, cache_dir))
+    store = cache_store(spec, cache_dir, remote_cache, remote_cache_readonly)
     try:
         previous = load_manifest(manifest_path(spec))
         return explain_graph(graph, store, previous, node_limit=node_limit, prices=prices)
@@ -97,11 +101,17 @@ def explain(
 
 
 def why(
-    config: Path | str, node: str, overrides: Sequence[str] = (), *, cache_dir: str | None = None
+    config: Path | str,
+    node: str,
+    overrides: Sequence[str] = (),
+    *,
+    cache_dir: str | None = None,
+    remote_cache: Sequence[str] | str | None = None,
+    remote_cache_readonly: bool | None = None,
 ) -> dict[str, Any]:
     """One node in full: key, rendered messages, inputs and their keys, status, reasons, output."""
     spec, graph = _compile(config, overrides)
-    store = LocalStore(default_cache_dir(spec.path, cache_dir))
+    store = cache_store(spec, cache_dir, remote_cache, remote_cache_readonly)
     try:
         return why_node(graph, store, load_manifest(manifest_path(spec)), node)
     finally:
@@ -114,15 +124,40 @@ def build(
     *,
     cache_dir: str | None = None,
     progress: Progress | None = None,
+    remote_cache: Sequence[str] | str | None = None,
+    remote_cache_readonly: bool | None = None,
 ) -> BuildResult:
-    """Build the dataset ``config`` describes, reusing every cached node."""
+    """Build the dataset ``config`` describes, reusing every cached node (local, then remote)."""
     path = Path(config)
     spec, graph = _compile(path, overrides)
-    store = WriteBehind(LocalStore(default_cache_dir(path, cache_dir)))
+    store = cache_store(spec, cache_dir, remote_cache, remote_cache_readonly, building=True)
     try:
-        return asyncio.run(_build(spec, graph, store, progress))
+        result = asyncio.run(_build(spec, graph, store, progress))
     finally:
         store.close()
+    result.stats.remote_hits = store.remote_hits()
+    return result
+
+
+def cache_store(
+    spec: Spec,
+    cache_dir: str | None,
+    remote_cache: Sequence[str] | str | None = None,
+    remote_cache_readonly: bool | None = None,
+    *,
+    building: bool = False,
+) -> LayeredStore:
+    """The local cache for ``spec``, with the remotes the command line, env or config names."""
+    settings = spec.config.synthc
+    return open_store(
+        default_cache_dir(spec.path, cache_dir),
+        remote_urls(remote_cache, settings.remote_cache if settings else None),
+        readonly=readonly_setting(
+            remote_cache_readonly, settings.remote_cache_readonly if settings else False
+        ),
+        write_behind=building,
+        record_stats=building,
+    )
 
 
 def output_path(spec: Spec) -> Path:

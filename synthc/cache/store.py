@@ -12,6 +12,7 @@ import json
 import logging
 import os
 import sqlite3
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -125,6 +126,32 @@ class LocalStore:
 
     def close(self) -> None:
         self._cache.close()
+
+    # Maintenance (synthc cache stats / gc / export): not part of the Store interface.
+
+    def iter_keys(self) -> Iterator[str]:
+        """Every key in the cache, in no particular order."""
+        for key in self._cache.iterkeys():
+            if isinstance(key, str):
+                yield key
+
+    def get_bytes(self, key: str) -> bytes | None:
+        """The stored bytes of ``key``, unparsed; None when missing or not bytes."""
+        try:
+            data = self._cache.get(key)
+        except Exception:  # a garbled value: maintenance skips it, get() evicts it
+            return None
+        return data if isinstance(data, bytes) else None
+
+    def delete(self, key: str) -> None:
+        self._cache.delete(key)
+
+    def __len__(self) -> int:
+        return len(self._cache)
+
+    def volume(self) -> int:
+        """Bytes the cache takes on disk."""
+        return int(self._cache.volume())
 
 
 def default_cache_dir(config_path: Path, override: str | None = None) -> Path:

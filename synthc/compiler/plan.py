@@ -168,8 +168,16 @@ def text_digest(value: Any) -> str:
     """A short hash of an input value, for the manifest; a sampled value by everything a
     template can show of it (id, name, description and its attribute's)."""
     if isinstance(value, SampledValue):
-        return digest([value.attribute_id, value.attribute_name, value.attribute_description,
-                       value.id, value.name, value.description])
+        return digest(
+            [
+                value.attribute_id,
+                value.attribute_name,
+                value.attribute_description,
+                value.id,
+                value.name,
+                value.description,
+            ]
+        )
     if not isinstance(value, str):
         return digest(value)
     return xxhash.xxh3_64_hexdigest(value.encode("utf-8"))

@@ -430,8 +430,15 @@ class InferenceConfig(Model):
     remote_params: RemoteParams = Field(default_factory=RemoteParams)
 
 
+class SynthcSettings(Model):
+    """synthc's own settings (``synthc:`` in a config); none of them is part of a node key."""
+
+    remote_cache: str | list[str] | None = None
+    remote_cache_readonly: bool = False
+
+
 class SynthesisConfig(Model):
-    """The whole config, as oumi reads it, plus synthc's ``seed``."""
+    """The whole config, as oumi reads it, plus synthc's ``seed`` and ``synthc`` settings."""
 
     output_path: str | None = None
     strategy: Literal["GENERAL", "general"] = "GENERAL"
@@ -441,6 +448,7 @@ class SynthesisConfig(Model):
     inference_config: InferenceConfig = Field(default_factory=InferenceConfig)
     num_samples: Annotated[int, Field(ge=1)] = 1
     seed: int = DEFAULT_SEED
+    synthc: SynthcSettings | None = None
 
     @field_validator("output_path")
     @classmethod

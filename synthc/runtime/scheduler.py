@@ -72,6 +72,7 @@ class Stats:
     samples_written: int = 0
     samples_failed: int = 0
     failures: list[tuple[str, str]] = field(default_factory=list)  # (node id, why), first few
+    remote_hits: dict[str, int] = field(default_factory=dict)  # cached nodes each remote served
 
     @property
     def nodes(self) -> int:

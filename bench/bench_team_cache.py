@@ -1,0 +1,69 @@
+"""What a reachable remote cache costs a build: `synthc build` with and without `--remote-cache`.
+
+    python bench/bench_team_cache.py                  # 10,000 samples x 2 attributes
+    python bench/bench_team_cache.py --samples 2000
+
+1. A first build pushes every answer to `synthc cache serve` (its own process).
+2. A fully cached rebuild, local tier only, then the same with the remote
+   reachable (target: < 2x the local-only time; the remote is not asked for
+   what the local tier has).
+3. A teammate's build with an empty local cache: every node read through
+   from the remote (one GET each), no LLM request.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_build import start_server, synthc_build, write_config
+
+TOKEN = "bench-token"
+
+
+def start_cache_server(root: Path) -> tuple[subprocess.Popen[str], str]:
+    env = {**os.environ, "SYNTHC_REMOTE_CACHE_TOKEN": TOKEN}
+    command = [sys.executable, "-m", "synthc", "cache", "serve", str(root), "--port", "0"]
+    command += ["--log-level", "WARNING"]
+    proc = subprocess.Popen(command, env=env, stderr=subprocess.PIPE, text=True)
+    assert proc.stderr is not None
+    line = proc.stderr.readline()  # "serving DIR on URL (Ctrl-C to stop)"
+    return proc, line.split(" on ")[1].split()[0]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--samples", type=int, default=10_000)
+    samples = parser.parse_args().samples
+    os.environ["SYNTHC_REMOTE_CACHE_TOKEN"] = TOKEN
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        llm, url = start_server(0.0)
+        cache, remote = start_cache_server(work / "remote")
+        try:
+            config = write_config(work, samples, url, workers=128)
+            share = ("--remote-cache", remote)
+            first, _ = synthc_build(config, work / "alice", *share)
+            local, _ = synthc_build(config, work / "alice")
+            layered, _ = synthc_build(config, work / "alice", *share)
+            teammate, _ = synthc_build(config, work / "bob", *share)
+        finally:
+            for proc in (cache, llm):
+                proc.terminate()
+                proc.wait()
+    nodes = samples * 2
+    print(f"team cache: {samples} samples x 2 attributes = {nodes} LLM nodes")
+    print(f"  first build, pushing every answer : {first:6.2f} s")
+    print(f"  fully cached, local tier only     : {local:6.2f} s")
+    ratio, rate = layered / local, nodes / teammate
+    print(f"  fully cached, remote reachable    : {layered:6.2f} s  ({ratio:.2f}x, target < 2x)")
+    print(f"  teammate, all from the remote     : {teammate:6.2f} s  ({rate:,.0f} nodes/s)")
+
+
+if __name__ == "__main__":
+    main()

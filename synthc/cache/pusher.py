@@ -1,0 +1,130 @@
+"""Guard remotes and push to them in the background: Remotes in, failures turned into warnings out.
+
+A :class:`Tier` wraps a remote so that an error is logged once and the tier is
+switched off after :data:`MAX_ERRORS` failures in a row (a remote that is down
+costs a build a few refused connections, not one timeout per node). A
+:class:`Pusher` owns a thread that PUTs queued records to every tier; ``close``
+waits for it, but never longer than :data:`PUSH_WAIT` seconds.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import queue
+import threading
+from collections.abc import Sequence
+
+from synthc.cache.remote import Remote, RemoteError
+
+MAX_ERRORS = 3
+PUSH_WAIT = float(os.environ.get("SYNTHC_REMOTE_CACHE_PUSH_WAIT", "60"))
+log = logging.getLogger("synthc.cache")
+
+
+class Tier:
+    """A remote whose failures are warnings; off for the rest of the run after a few in a row."""
+
+    def __init__(self, remote: Remote):
+        self.remote = remote
+        self.name = remote.name
+        self.down = False
+        self._errors = 0
+        self._warned = False
+        self._lock = threading.Lock()
+
+    def fetch(self, key: str) -> bytes | None:
+        try:
+            data = self.remote.get(key)
+        except RemoteError as exc:
+            self._failed("read from", exc)
+            return None
+        self._ok()
+        return data
+
+    def has(self, key: str) -> bool:
+        if self.down:
+            return False
+        try:
+            found = self.remote.contains(key)
+        except RemoteError as exc:
+            self._failed("read from", exc)
+            return False
+        self._ok()
+        return found
+
+    def store(self, key: str, data: bytes) -> bool:
+        if self.down:
+            return False
+        try:
+            self.remote.put(key, data)
+        except RemoteError as exc:
+            self._failed("push to", exc)
+            return False
+        self._ok()
+        return True
+
+    def _ok(self) -> None:
+        with self._lock:
+            self._errors = 0
+
+    def _failed(self, what: str, exc: RemoteError) -> None:
+        with self._lock:
+            self._errors += 1
+            first, self._warned = not self._warned, True
+            switch_off = self._errors >= MAX_ERRORS and not self.down
+            self.down = self.down or switch_off
+        if first:
+            log.warning("cannot %s the remote cache (%s); the build goes on without it", what, exc)
+        if switch_off:
+            log.warning(
+                "remote cache %s failed %d times in a row: not used for the rest of this run",
+                self.name,
+                MAX_ERRORS,
+            )
+
+
+class Pusher:
+    """PUTs queued records to every tier from one background thread."""
+
+    def __init__(self, tiers: Sequence[Tier]):
+        self.tiers = list(tiers)
+        self.pushed = 0
+        self.failed = 0
+        self._queue: queue.SimpleQueue[tuple[str, bytes] | None] = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._loop, name="synthc-cache-pusher", daemon=True)
+        self._thread.start()
+
+    def push(self, key: str, data: bytes) -> None:
+        self._queue.put((key, data))
+
+    def close(self, wait: float = PUSH_WAIT) -> None:
+        """Let the queue drain for at most ``wait`` seconds; warn about what was not pushed."""
+        self._queue.put(None)
+        self._thread.join(wait)
+        if self._thread.is_alive():
+            log.warning(
+                "gave up waiting for the remote cache after %.0fs; about %d records were not "
+                "pushed (run `synthc cache push CONFIG` later)",
+                wait,
+                self._queue.qsize(),
+            )
+        elif self.failed:
+            log.warning(
+                "%d records could not be pushed to the remote cache; they are in the local "
+                "cache (run `synthc cache push CONFIG` when the remote is back)",
+                self.failed,
+            )
+
+    def _loop(self) -> None:
+        try:
+            while (item := self._queue.get()) is not None:
+                key, data = item
+                for tier in self.tiers:
+                    if tier.store(key, data):
+                        self.pushed += 1
+                    else:
+                        self.failed += 1
+        finally:
+            for tier in self.tiers:
+                tier.remote.close()  # this thread's connections

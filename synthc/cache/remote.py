@@ -1,0 +1,202 @@
+"""Remote cache tiers: a URL in, a Remote that GETs, HEADs and PUTs record bytes by key out.
+
+Two kinds, both laid out as ``<base>/<namespace>/<key>`` so one directory can be
+served by ``synthc cache serve``, by nginx with WebDAV PUT, or mounted as a
+shared directory, interchangeably:
+
+- ``http://`` and ``https://``: plain HTTP GET/HEAD/PUT with a bearer token
+  from ``SYNTHC_REMOTE_CACHE_TOKEN`` (never logged, never in a URL).
+- ``file://`` or a plain path: a shared directory (NFS, SMB...). Writes go to a
+  temporary file that is renamed into place, so readers never see half a
+  record; there is no SQLite on the shared side.
+
+Remotes move bytes only; checking what they return is the layered store's job.
+A transport failure raises :class:`RemoteError`.
+"""
+
+from __future__ import annotations
+
+import http.client
+import os
+import re
+import secrets
+import threading
+from pathlib import Path
+from typing import Protocol
+from urllib.parse import quote, urlsplit, urlunsplit
+
+from synthc.cache.store import RECORD_VERSION
+from synthc.errors import CacheError
+
+TOKEN_ENV = "SYNTHC_REMOTE_CACHE_TOKEN"
+# A new record format gets a new namespace, so old clients never see it.
+NAMESPACE = f"v{RECORD_VERSION}"
+KEY_RE = re.compile(r"[0-9a-f]{32}")
+DEFAULT_TIMEOUT = 10.0
+
+
+class RemoteError(CacheError):
+    """A remote tier could not be reached or refused a request."""
+
+
+class Remote(Protocol):
+    name: str  # for messages: the URL without credentials
+
+    def get(self, key: str) -> bytes | None: ...
+
+    def contains(self, key: str) -> bool: ...
+
+    def put(self, key: str, data: bytes) -> None: ...
+
+    def close(self) -> None: ...
+
+
+def check_key(key: str) -> str:
+    """``key`` if it is a node key (32 hex digits); anything else could name another file."""
+    if not KEY_RE.fullmatch(key):
+        raise ValueError(f"not a cache key: {key!r}")
+    return key
+
+
+def redact(url: str) -> str:
+    """``url`` without a user or password, fit to print."""
+    parts = urlsplit(url)
+    if parts.username is None and parts.password is None:
+        return url
+    host = parts.hostname or ""
+    netloc = f"{host}:{parts.port}" if parts.port else host
+    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+
+
+def open_remote(url: str, timeout: float = DEFAULT_TIMEOUT) -> Remote:
+    """The remote tier ``url`` names: http(s)://, file:// or a plain path."""
+    scheme = urlsplit(url).scheme.lower()
+    if scheme in ("http", "https"):
+        return HTTPRemote(url, os.environ.get(TOKEN_ENV) or None, timeout)
+    if scheme == "file":
+        return DirRemote(Path(urlsplit(url).path))
+    if "://" in url:
+        raise CacheError(
+            f"unsupported remote cache {redact(url)!r}: use http://, https://, file:// or a path"
+        )
+    return DirRemote(Path(url).expanduser())
+
+
+class DirRemote:
+    """Records as files in a shared directory: ``<root>/<namespace>/<key>``."""
+
+    def __init__(self, root: Path):
+        self.root = root
+        self.name = str(root)
+
+    def path(self, key: str) -> Path:
+        return self.root / NAMESPACE / check_key(key)
+
+    def get(self, key: str) -> bytes | None:
+        try:
+            return self.path(key).read_bytes()
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            raise RemoteError(f"cannot read {self.name}: {exc}") from None
+
+    def contains(self, key: str) -> bool:
+        return self.path(key).is_file()
+
+    def put(self, key: str, data: bytes) -> None:
+        try:
+            atomic_write(self.path(key), data)
+        except OSError as exc:
+            raise RemoteError(f"cannot write to {self.name}: {exc}") from None
+
+    def close(self) -> None:
+        pass
+
+
+def atomic_write(path: Path, data: bytes) -> None:
+    """Write ``data`` to a temporary file beside ``path``, flush it to disk, rename it over."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temp = path.parent / f".tmp-{path.name}-{os.getpid()}-{secrets.token_hex(4)}"
+    try:
+        with open(temp, "wb") as file:
+            file.write(data)
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(temp, path)
+    except BaseException:
+        temp.unlink(missing_ok=True)
+        raise
+
+
+class HTTPRemote:
+    """GET/HEAD/PUT ``<base>/<namespace>/<key>``; one keep-alive connection per thread."""
+
+    def __init__(self, url: str, token: str | None, timeout: float = DEFAULT_TIMEOUT):
+        parts = urlsplit(url)
+        if not parts.hostname:
+            raise CacheError(f"remote cache URL without a host: {redact(url)!r}")
+        self.name = redact(url).rstrip("/")
+        self._https = parts.scheme.lower() == "https"
+        self._host = parts.hostname
+        self._port = parts.port
+        self._base = parts.path.rstrip("/")
+        self._headers = {"Authorization": f"Bearer {token}"} if token else {}
+        self._timeout = timeout
+        self._local = threading.local()
+
+    def get(self, key: str) -> bytes | None:
+        status, body = self._request("GET", key)
+        if status == 200:
+            return body
+        if status == 404:
+            return None
+        raise self._refused("GET", status)
+
+    def contains(self, key: str) -> bool:
+        status, _ = self._request("HEAD", key)
+        if status in (200, 404):
+            return status == 200
+        raise self._refused("HEAD", status)
+
+    def put(self, key: str, data: bytes) -> None:
+        status, _ = self._request("PUT", key, data)
+        if status not in (200, 201, 204):
+            raise self._refused("PUT", status)
+
+    def close(self) -> None:
+        connection = getattr(self._local, "connection", None)
+        if connection is not None:
+            connection.close()
+            self._local.connection = None
+
+    def _refused(self, method: str, status: int) -> RemoteError:
+        hint = f" (check {TOKEN_ENV})" if status in (401, 403) else ""
+        return RemoteError(f"{self.name} answered {method} with HTTP {status}{hint}")
+
+    def _request(self, method: str, key: str, body: bytes | None = None) -> tuple[int, bytes]:
+        path = f"{self._base}/{NAMESPACE}/{quote(check_key(key))}"
+        headers = dict(self._headers)
+        if body is not None:
+            headers["Content-Type"] = "application/json"
+        for attempt in (1, 2):
+            connection = self._connection()
+            try:
+                connection.request(method, path, body=body, headers=headers)
+                response = connection.getresponse()
+                return response.status, response.read()
+            except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError):
+                self.close()  # a kept-alive connection the server has closed: retry once
+                if attempt == 2:
+                    raise RemoteError(f"{self.name} closed the connection") from None
+            except (OSError, http.client.HTTPException) as exc:
+                self.close()
+                raise RemoteError(f"cannot reach {self.name}: {exc}") from None
+        raise AssertionError("unreachable")
+
+    def _connection(self) -> http.client.HTTPConnection:
+        connection: http.client.HTTPConnection | None = getattr(self._local, "connection", None)
+        if connection is None:
+            kind = http.client.HTTPSConnection if self._https else http.client.HTTPConnection
+            connection = kind(self._host, self._port, timeout=self._timeout)
+            self._local.connection = connection
+        return connection

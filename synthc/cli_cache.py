@@ -1,0 +1,274 @@
+"""``synthc cache ...``: look after the cache and share it; options in, one call, output out."""
+
+from __future__ import annotations
+
+import contextlib
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from synthc.cli import _errors_to_exit_codes, _setup_logging
+
+if TYPE_CHECKING:
+    from synthc.cache.layered import LayeredStore
+    from synthc.cache.store import LocalStore
+    from synthc.compiler.validate import Spec
+
+
+@click.group()
+def cache() -> None:
+    """Inspect, trim, archive and share the cache (docs/team-cache.md)."""
+
+
+def _where(func: Any) -> Any:
+    func = click.option(
+        "--cache-dir",
+        envvar="SYNTHC_CACHE_DIR",
+        type=click.Path(file_okay=False),
+        help="The local cache [default: .synthc/cache beside CONFIG, or in this directory].",
+    )(func)
+    return click.option(
+        "-c", "--config", type=click.Path(dir_okay=False), help="Use this config's cache."
+    )(func)
+
+
+def _remotes(func: Any) -> Any:
+    return click.option(
+        "--remote-cache",
+        metavar="URL",
+        multiple=True,
+        help="The remote(s) [default: SYNTHC_REMOTE_CACHE, else the config's synthc.remote_cache].",
+    )(func)
+
+
+def _local(config: str | None, cache_dir: str | None) -> LocalStore:
+    from synthc.cache.store import LocalStore, default_cache_dir
+
+    return LocalStore(default_cache_dir(Path(config or "synthc.yaml"), cache_dir))
+
+
+@cache.command()
+@_where
+def stats(config: str | None, cache_dir: str | None) -> None:
+    """Entries and bytes in the local cache, and the last build's hit rate per tier."""
+    from synthc.cache.maintenance import stats as cache_stats
+
+    with _errors_to_exit_codes():
+        store = _local(config, cache_dir)
+        try:
+            found = cache_stats(store)
+        finally:
+            store.close()
+    click.echo(f"{found.directory}: {found.entries:,} records, {found.disk_bytes:,} bytes on disk")
+    lines = found.tier_lines()
+    click.echo("last build:" if lines else "last build: none recorded")
+    for line in lines:
+        click.echo(f"  {line}")
+
+
+@cache.command()
+@_where
+@click.option("--max-size", metavar="SIZE", help="Keep the newest records that fit, e.g. 5GB.")
+@click.option("--older-than", metavar="AGE", help="Remove records generated before, e.g. 30d.")
+def gc(
+    config: str | None, cache_dir: str | None, max_size: str | None, older_than: str | None
+) -> None:
+    """Remove old records from the local cache: by age, then oldest first down to a size."""
+    from synthc.cache.maintenance import compact, parse_age, parse_size
+    from synthc.cache.maintenance import gc as collect
+
+    if not max_size and not older_than:
+        raise click.UsageError("give --max-size SIZE and/or --older-than AGE")
+    try:
+        limit = parse_size(max_size) if max_size else None
+        age = parse_age(older_than) if older_than else None
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+    with _errors_to_exit_codes():
+        store = _local(config, cache_dir)
+        try:
+            result = collect(store, max_size=limit, older_than=age)
+        finally:
+            store.close()
+        compact(store.directory)
+    click.echo(
+        f"removed {result.removed:,} records ({result.bytes_removed:,} bytes); "
+        f"kept {result.kept:,} ({result.bytes_kept:,} bytes)"
+    )
+
+
+@cache.command("export")
+@click.argument("file", type=click.Path(dir_okay=False))
+@_where
+def export_(file: str, config: str | None, cache_dir: str | None) -> None:
+    """Write records to the archive FILE: those CONFIG's last build used, or all of them."""
+    from synthc.cache.archive import export_records
+
+    with _errors_to_exit_codes():
+        keys = _manifest_keys(_spec(config)) if config else None
+        store = _local(config, cache_dir)
+        try:
+            written, missing = export_records(store, keys or store.iter_keys(), Path(file))
+        finally:
+            store.close()
+    gone = f" ({missing} listed in the manifest are not in the cache)" if missing else ""
+    click.echo(f"exported {written:,} records to {file}{gone}")
+
+
+@cache.command("import")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False))
+@_where
+def import_(file: str, config: str | None, cache_dir: str | None) -> None:
+    """Add the records of the archive FILE to the local cache (each one checked)."""
+    from synthc.cache.archive import import_records
+
+    with _errors_to_exit_codes():
+        store = _local(config, cache_dir)
+        try:
+            result = import_records(store, Path(file))
+        finally:
+            store.close()
+    click.echo(
+        f"imported {result.imported:,} records; {result.already:,} already cached, "
+        f"{result.refused:,} refused (unreadable or not matching their key)"
+    )
+
+
+@cache.command()
+@click.argument("config", type=click.Path(dir_okay=False))
+@click.option("--cache-dir", envvar="SYNTHC_CACHE_DIR", type=click.Path(file_okay=False))
+@_remotes
+@click.option("--log-level", default="WARNING", show_default=True, help="How much to log.")
+def push(config: str, cache_dir: str | None, remote_cache: tuple[str, ...], log_level: str) -> None:
+    """Send the records CONFIG's last build used to the remote cache(s)."""
+    from synthc.cache.sync import push as run
+
+    _setup_logging(log_level)
+    with _errors_to_exit_codes():
+        spec = _spec(config)
+        keys = _manifest_keys(spec)
+        store = _layered(spec, cache_dir, remote_cache)
+        try:
+            result = run(store, keys)
+        finally:
+            store.close()
+    for name, sent in result.pushed.items():
+        click.echo(
+            f"{name}: pushed {sent:,}, already there {result.present[name]:,}, "
+            f"failed {result.failed[name]:,}"
+        )
+    if any(result.failed.values()):
+        raise SystemExit(1)
+
+
+@cache.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
+@click.argument("config", type=click.Path(dir_okay=False))
+@click.argument("overrides", nargs=-1, type=click.UNPROCESSED)
+@click.option("--cache-dir", envvar="SYNTHC_CACHE_DIR", type=click.Path(file_okay=False))
+@_remotes
+@click.option("--log-level", default="WARNING", show_default=True, help="How much to log.")
+def pull(
+    config: str,
+    overrides: tuple[str, ...],
+    cache_dir: str | None,
+    remote_cache: tuple[str, ...],
+    log_level: str,
+) -> None:
+    """Copy every record CONFIG (with OVERRIDES) needs from the remote(s) to the local cache."""
+    from synthc import pipeline
+    from synthc.cache.sync import pull as run
+
+    _setup_logging(log_level)
+    with _errors_to_exit_codes():
+        spec = pipeline.load(config, overrides)
+        graph = pipeline.compile(config, overrides)
+        store = _layered(spec, cache_dir, remote_cache)
+        try:
+            result = run(store, graph)
+        finally:
+            store.close()
+    pulled = sum(result.pulled.values())
+    click.echo(
+        f"pulled {pulled:,} records; {result.local:,} were already local; "
+        f"{result.missing:,} nodes are in no cache (a build would send them)"
+    )
+
+
+@cache.command()
+@click.argument("directory", type=click.Path(file_okay=False))
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", default=8765, show_default=True, type=int, help="Port (0: any free one).")
+@click.option(
+    "--token",
+    envvar="SYNTHC_REMOTE_CACHE_TOKEN",
+    help="The bearer token clients must send [env SYNTHC_REMOTE_CACHE_TOKEN; prefer the env].",
+)
+@click.option("--no-token", is_flag=True, help="Serve without a token (a trusted network only).")
+@click.option("--max-size", default="4MB", show_default=True, help="Largest record accepted.")
+@click.option("--log-level", default="INFO", show_default=True, help="How much to log.")
+def serve(
+    *,
+    directory: str,
+    host: str,
+    port: int,
+    token: str | None,
+    no_token: bool,
+    max_size: str,
+    log_level: str,
+) -> None:
+    """Serve DIRECTORY as a remote cache over HTTP (GET/HEAD/PUT /<namespace>/<key>)."""
+    import asyncio
+
+    from synthc.cache.maintenance import parse_size
+    from synthc.cache.server import CacheServer, serve_forever
+
+    if not token and not no_token:
+        raise click.UsageError("give --token (or SYNTHC_REMOTE_CACHE_TOKEN), or --no-token")
+    _setup_logging(log_level)
+    Path(directory).mkdir(parents=True, exist_ok=True)
+    server = CacheServer(
+        Path(directory), token or None, host=host, port=port, max_size=parse_size(max_size)
+    )
+
+    def announce(url: str) -> None:
+        click.echo(f"serving {directory} on {url} (Ctrl-C to stop)", err=True)
+
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(serve_forever(server, announce))
+
+
+def _spec(config: str) -> Spec:
+    from synthc import pipeline
+
+    return pipeline.load(config)
+
+
+def _manifest_keys(spec: Spec) -> list[str]:
+    from synthc import pipeline
+    from synthc.compiler.manifest import load_manifest
+    from synthc.errors import CacheError
+
+    path = pipeline.manifest_path(spec)
+    manifest = load_manifest(path)
+    if manifest is None:
+        raise CacheError(f"no manifest at {path}: build {spec.path} first")
+    return [
+        entry["key"]
+        for entry in manifest.nodes.values()
+        if "key" in entry and entry.get("status") in ("cached", "generated")
+    ]
+
+
+def _layered(spec: Spec, cache_dir: str | None, remote_cache: tuple[str, ...]) -> LayeredStore:
+    from synthc import pipeline
+    from synthc.errors import CacheError
+
+    store = pipeline.cache_store(spec, cache_dir, remote_cache or None)
+    if not store.tiers:
+        store.close()
+        raise CacheError(
+            "no remote cache: give --remote-cache URL, set SYNTHC_REMOTE_CACHE, "
+            "or set synthc.remote_cache in the config"
+        )
+    return store

@@ -1,0 +1,133 @@
+"""server: `cache serve` refuses bad tokens, path tricks and oversize bodies; never logs a token."""
+
+from __future__ import annotations
+
+import http.client
+import logging
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from synthc.cache.remote import NAMESPACE, HTTPRemote, RemoteError
+from synthc.cache.server import CacheServer
+from synthc.cache.store import Record
+
+TOKEN = "tok-9b2e-very-secret"
+KEY = "0123456789abcdef0123456789abcdef"
+RECORD = Record(key=KEY, text="Paris", request={"q": 1}).to_bytes()
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[CacheServer]:
+    with CacheServer(tmp_path / "root", TOKEN, max_size=4096) as running:
+        yield running
+
+
+def _send(
+    server: CacheServer,
+    method: str,
+    path: str,
+    token: str | None = TOKEN,
+    body: bytes | None = None,
+) -> tuple[int, bytes]:
+    connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=5)
+    headers = {"Authorization": f"Bearer {token}"} if token is not None else {}
+    try:
+        connection.request(method, path, body=body, headers=headers)
+        response = connection.getresponse()
+        return response.status, response.read()
+    finally:
+        connection.close()
+
+
+def test_put_get_head_round_trip(server: CacheServer, tmp_path: Path) -> None:
+    path = f"/{NAMESPACE}/{KEY}"
+    assert _send(server, "GET", path)[0] == 404
+    assert _send(server, "PUT", path, body=RECORD)[0] == 201
+    assert _send(server, "GET", path) == (200, RECORD)
+    assert _send(server, "HEAD", path)[0] == 200
+    assert (tmp_path / "root" / NAMESPACE / KEY).read_bytes() == RECORD
+    assert [p.name for p in (tmp_path / "root" / NAMESPACE).iterdir()] == [KEY]  # no temp left
+
+
+@pytest.mark.parametrize("token", [None, "wrong", TOKEN + "x", ""])
+def test_wrong_or_missing_token_is_401_and_no_data(
+    server: CacheServer, tmp_path: Path, token: str | None
+) -> None:
+    path = f"/{NAMESPACE}/{KEY}"
+    assert _send(server, "PUT", path, body=RECORD)[0] == 201
+    assert _send(server, "GET", path, token=token) == (401, b"")
+    assert _send(server, "HEAD", path, token=token)[0] == 401
+    status, _ = _send(server, "PUT", path, token=token, body=b'{"key":"%s"}' % KEY.encode())
+    assert status == 401
+    assert (tmp_path / "root" / NAMESPACE / KEY).read_bytes() == RECORD
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        f"/{NAMESPACE}/../../etc/passwd",
+        f"/{NAMESPACE}/..%2f..%2fetc%2fpasswd",
+        f"/{NAMESPACE}/%2e%2e/{KEY}",
+        "/../root/secret",
+        "//etc/passwd",
+        f"/{NAMESPACE}//etc/passwd",
+        f"/{NAMESPACE}/{KEY}/..",
+        f"/{NAMESPACE}/{KEY.upper()}",
+        f"/{NAMESPACE}/{KEY}?x=1",
+        f"/etc/{KEY}",
+        "/",
+    ],
+)
+def test_path_tricks_are_rejected(server: CacheServer, tmp_path: Path, path: str) -> None:
+    assert _send(server, "GET", path)[0] == 400
+    assert _send(server, "PUT", path, body=RECORD)[0] == 400
+    written = [p for p in tmp_path.rglob("*") if p.is_file()]
+    assert written == []
+
+
+def test_client_refuses_keys_that_are_paths(server: CacheServer) -> None:
+    remote = HTTPRemote(server.url, TOKEN)
+    for key in ("../../etc/passwd", "/etc/passwd", KEY + "/..", ""):
+        with pytest.raises(ValueError, match="not a cache key"):
+            remote.get(key)
+
+
+def test_oversize_put_is_rejected(server: CacheServer, tmp_path: Path) -> None:
+    big = Record(key=KEY, text="x" * 10_000, request={}).to_bytes()
+    status, _ = _send(server, "PUT", f"/{NAMESPACE}/{KEY}", body=big)
+    assert status == 413
+    assert not (tmp_path / "root" / NAMESPACE / KEY).exists()
+
+
+def test_put_of_something_else_is_rejected(server: CacheServer) -> None:
+    path = f"/{NAMESPACE}/{KEY}"
+    assert _send(server, "PUT", path, body=b"not json")[0] == 422
+    other = Record(key="f" * 32, text="t", request={}).to_bytes()
+    assert _send(server, "PUT", path, body=other)[0] == 422
+    assert _send(server, "DELETE", path)[0] == 405
+
+
+def test_token_never_logged(
+    server: CacheServer, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    path = f"/{NAMESPACE}/{KEY}"
+    _send(server, "GET", path)
+    _send(server, "PUT", path, body=RECORD)
+    _send(server, "GET", path)
+    _send(server, "GET", path, token=TOKEN + "-typo")
+    _send(server, "GET", "/../x")
+    remote = HTTPRemote(server.url, TOKEN)
+    assert remote.get(KEY) == RECORD
+    bad = HTTPRemote(server.url, "guess-" + TOKEN)
+    with pytest.raises(RemoteError, match="HTTP 401") as denied:
+        bad.get(KEY)
+    remote.close()
+    bad.close()
+    messages = [r.getMessage() for r in caplog.records]
+    assert any("hit" in m for m in messages) and any("miss" in m for m in messages)
+    assert any("denied" in m for m in messages)
+    assert TOKEN not in caplog.text
+    assert TOKEN not in str(denied.value)
