@@ -16,8 +16,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from synthc.cache.store import Store
-from synthc.compiler.graph import Graph, LLMRule
+from synthc.compiler.graph import Graph, LLMRule, MultiturnRule
 from synthc.compiler.manifest import Manifest
+from synthc.compiler.multiturn import target_turns
 from synthc.compiler.plan import SampleState, Status, advance, plan, start, text_digest
 from synthc.compiler.reasons import NodeFacts, Reason, reasons
 from synthc.compiler.template import SampledValue
@@ -77,11 +78,16 @@ def explain(
 ) -> Explanation:
     """What a build would do now and why; sends nothing."""
     llm = [r for r in graph.rules if isinstance(r, LLMRule)]
-    report = Explanation(graph, {r.id: Counter() for r in llm}, Counter(), prices=prices or PRICES)
+    multiturn = [r for r in graph.rules if isinstance(r, MultiturnRule)]
+    ids = [r.id for r in llm] + [r.id for r in multiturn]
+    counts: dict[str, Counter[str]] = {rule_id: Counter() for rule_id in ids}
+    report = Explanation(graph, counts, Counter(), prices=prices or PRICES)
 
     def visit(state: SampleState) -> None:
         for rule in llm:
             _count(report, rule, state, previous, node_limit)
+        for conv in multiturn:
+            _count_multiturn(report, conv, state, previous, node_limit)
 
     plan(graph, store, visit)
     return report
@@ -93,18 +99,22 @@ def _count(
     state: SampleState,
     previous: Manifest | None,
     node_limit: int | None,
+    *,
+    counts_as: str | None = None,
 ) -> None:
     status = _status(state.status.get(rule.id, Status.BLOCKED))
-    report.counts[rule.id][status] += 1
+    report.counts[counts_as or rule.id][status] += 1
     node_id = f"{rule.id}[{state.index}]"
     old = previous.nodes.get(node_id) if previous else None
     if old is not None and old.get("status") == "failed":
-        report.failed_last_time[rule.id] += 1
+        report.failed_last_time[counts_as or rule.id] += 1
     if status == "cached":
         return
     if status == "run":
         node = state.nodes[rule.id]
-        report.input_chars[rule.id] += sum(len(m.content) for m in node.request.messages)
+        report.input_chars[counts_as or rule.id] += sum(
+            len(m.content) for m in node.request.messages
+        )
     if node_limit is not None and len(report.nodes) >= node_limit:
         report.omitted += 1
         return
@@ -115,6 +125,25 @@ def _count(
         else [Reason("error", state.errors.get(rule.id, "failed"))]
     )
     report.nodes.append(NodeReport(node_id, rule.id, state.index, status, facts.key, found))
+
+
+def _count_multiturn(
+    report: Explanation,
+    rule: MultiturnRule,
+    state: SampleState,
+    previous: Manifest | None,
+    node_limit: int | None,
+) -> None:
+    """A multiturn attribute's steps (plan, then one per turn): known ones by status, the
+    rest blocked behind the first that must run."""
+    steps = [n for n in state.nodes if n.startswith(f"{rule.id}.")]
+    expected = 1 + target_turns(report.graph.seed, state.index, rule)
+    for name in steps:
+        step = state.nodes[name].rule
+        _count(report, step, state, previous, node_limit, counts_as=rule.id)
+    if state.status.get(rule.id) is Status.BLOCKED:
+        known = sum(1 for n in steps if not n.split(".", 1)[1].startswith("plan.retry"))
+        report.counts[rule.id]["blocked"] += max(expected - known, 0)
 
 
 def _status(status: Status) -> str:
@@ -175,8 +204,10 @@ def estimate(report: Explanation) -> dict[str, Any]:
 
 
 def _template_chars(graph: Graph, rule_id: str) -> float:
-    rule = next(r for r in graph.llm_rules if r.id == rule_id)
-    return float(sum(len(m.text) for m in rule.messages))
+    rule = next(r for r in graph.rules if r.id == rule_id)
+    if isinstance(rule, MultiturnRule):
+        return float(sum(len(p.text) for p in rule.personas))
+    return float(sum(len(m.text) for m in getattr(rule, "messages", ())))
 
 
 def _cost(report: Explanation, input_tokens: int, output_tokens: int) -> float | None:
@@ -218,9 +249,11 @@ def _to_json(report: Explanation) -> dict[str, Any]:
 
 
 def _kind(rule: Any) -> str:
-    return {"LLMRule": "generated", "PostprocessRule": "postprocessed"}.get(
-        type(rule).__name__, "transformed"
-    )
+    return {
+        "LLMRule": "generated",
+        "PostprocessRule": "postprocessed",
+        "MultiturnRule": "multiturn",
+    }.get(type(rule).__name__, "transformed")
 
 
 def _node_json(node: NodeReport) -> dict[str, Any]:

@@ -65,7 +65,32 @@ class TransformRule:
     span: Span | None = None
 
 
-Rule = LLMRule | PostprocessRule | TransformRule
+@dataclass(frozen=True)
+class MultiturnRule:
+    """A multiturn attribute: a planner call, then one call per turn, USER first.
+
+    Per sample it produces a conversation (``id``) and the raw plan (``id_plan``).
+    """
+
+    id: str
+    min_turns: int
+    max_turns: int
+    personas: tuple[MessageTemplate, ...]  # role → persona, in the config's order
+    output_system_prompt: Template | None
+    planner: Template | None
+    deps: tuple[str, ...]
+    digest: str
+    span: Span | None = None
+
+    @property
+    def plan_id(self) -> str:
+        return f"{self.id}_plan"
+
+    def persona(self, role: str) -> Template:
+        return next(p.template for p in self.personas if p.role == role)
+
+
+Rule = LLMRule | PostprocessRule | TransformRule | MultiturnRule
 
 
 @dataclass(frozen=True)

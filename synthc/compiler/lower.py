@@ -16,16 +16,19 @@ from synthc.compiler.graph import (
     Inference,
     LLMRule,
     MessageTemplate,
+    MultiturnRule,
     PostprocessRule,
     Rule,
     TransformRule,
 )
 from synthc.compiler.keys import digest
+from synthc.compiler.multiturn import SPECIAL_IDS
 from synthc.compiler.resolve import ResolvedModel
 from synthc.compiler.sampling import Choice, Combination, Sampler, Source
 from synthc.compiler.source import PathKey
 from synthc.compiler.spec import (
     GenerationParams,
+    MultiTurnAttribute,
     SynthesisConfig,
     TransformationType,
     TransformedAttribute,
@@ -104,8 +107,15 @@ def lower(spec: Spec, model: ResolvedModel, sources: tuple[Source, ...] | None =
 
 def _refuse_unsupported(spec: Spec) -> None:
     params = spec.config.strategy_params
+    tools = [
+        i
+        for i, m in enumerate(params.multiturn_attributes or ())
+        if m.available_tools or m.available_environments
+    ]
+    if tools:
+        path = (*SP, "multiturn_attributes", tools[0], "available_tools")
+        raise UnsupportedFeature("tool use in multiturn_attributes", spec.span(*path))
     checks: list[tuple[bool, str, PathKey]] = [
-        (bool(params.multiturn_attributes), "multiturn_attributes", (*SP, "multiturn_attributes")),
         (spec.config.environment_config is not None, "environment_config", ("environment_config",)),
         (
             spec.config.environment_config_path is not None,
@@ -163,6 +173,9 @@ def _known_ids(config: SynthesisConfig, sampler: Sampler) -> dict[str, _Known]:
         known[attr.id] = _Known("text")
         if attr.postprocessing_params:
             known[attr.postprocessing_params.id] = _Known("text")
+    for m in config.strategy_params.multiturn_attributes or ():
+        known[m.id] = _Known("structured")
+        known[f"{m.id}_plan"] = _Known("text")
     for t in config.strategy_params.transformed_attributes or ():
         kind = (
             "text" if t.transformation_strategy.type is TransformationType.STRING else "structured"
@@ -190,9 +203,55 @@ def _rules(spec: Spec, known: dict[str, _Known]) -> tuple[list[Rule], list[Diagn
             pspan = spec.span(*SP, "generated_attributes", i, "postprocessing_params")
             pdigest = digest(post.model_dump(mode="json"))
             rules.append(PostprocessRule(post.id, attr.id, post, pdigest, pspan))
+    for i, m in enumerate(params.multiturn_attributes or ()):
+        rules.append(_multiturn_rule(spec, i, m, known, problems))
     for i, t in enumerate(params.transformed_attributes or ()):
         rules.append(_transform_rule(spec, i, t, known, problems))
     return rules, problems
+
+
+def _multiturn_rule(
+    spec: Spec,
+    i: int,
+    attr: MultiTurnAttribute,
+    known: dict[str, _Known],
+    problems: list[Diagnostic],
+) -> MultiturnRule:
+    base: PathKey = (*SP, "multiturn_attributes", i)
+    scope = {**known, **{name: _Known("text") for name in SPECIAL_IDS}}
+    personas = []
+    for role in ("user", "assistant"):
+        match = next((r for r in attr.role_instruction_messages if r.value == role), None)
+        text = attr.role_instruction_messages[match] if match is not None else ""
+        path = (*base, "role_instruction_messages", match.name if match else role)
+        personas.append(MessageTemplate(role, _template(spec, text, path, scope, problems), text))
+    output = attr.output_system_prompt
+    planner = attr.conversation_planner
+    system = (
+        _template(spec, output, (*base, "output_system_prompt"), scope, problems)
+        if output
+        else None
+    )
+    plan = (
+        _template(spec, planner, (*base, "conversation_planner"), scope, problems)
+        if planner
+        else None
+    )
+    used = [p.template for p in personas] + [t for t in (system, plan) if t is not None]
+    deps = tuple(dict.fromkeys(r for t in used for r in t.roots if r not in SPECIAL_IDS))
+    span = spec.span(*base, "id")
+    digest_of = digest(attr.model_dump(mode="json"))
+    return MultiturnRule(
+        attr.id,
+        attr.min_turns,
+        attr.max_turns,
+        tuple(personas),
+        system,
+        plan,
+        deps,
+        digest_of,
+        span,
+    )
 
 
 def _transform_rule(
@@ -293,7 +352,8 @@ def _check_combinations(spec: Spec, sampler: Sampler) -> list[Diagnostic]:
 
 def _topological(spec: Spec, rules: list[Rule]) -> tuple[Rule, ...]:
     """Order rules so each comes after the rules it reads; a cycle is an error."""
-    by_id = {r.id: r for r in rules}
+    by_id: dict[str, Rule] = {r.id: r for r in rules}
+    by_id.update({r.plan_id: r for r in rules if isinstance(r, MultiturnRule)})
     order: list[Rule] = []
     state: dict[str, str] = {}
 
@@ -329,6 +389,8 @@ def _columns(
             columns.append(post.id)
             if not post.keep_original_text_attribute:
                 hidden.add(attr.id)
+    for m in config.strategy_params.multiturn_attributes or ():
+        columns += [m.id, f"{m.id}_plan"]
     columns += [t.id for t in config.strategy_params.transformed_attributes or ()]
     return tuple(dict.fromkeys(base)), tuple(columns), frozenset(hidden)
 

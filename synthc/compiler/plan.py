@@ -20,8 +20,9 @@ import xxhash
 
 from synthc.cache.store import Store
 from synthc.compiler.derive import postprocess, transform
-from synthc.compiler.graph import Graph, LLMRule, PostprocessRule, Rule
+from synthc.compiler.graph import Graph, LLMRule, MultiturnRule, PostprocessRule, Rule
 from synthc.compiler.keys import NodeId, NodeKey, derive_seed, digest, node_id, node_key
+from synthc.compiler.multiturn import conversation, step_rule, target_turns
 from synthc.compiler.template import SampledValue, TemplateError, render
 from synthc.runtime.protocol import Message, Request
 
@@ -97,9 +98,46 @@ def advance(graph: Graph, state: SampleState, store: Store) -> list[LLMNode]:
             node = _llm_node(graph, state, rule)
             if node is not None:
                 _look_up(state, node, store, to_send)
+        elif isinstance(rule, MultiturnRule):
+            _multiturn(graph, state, rule, store, to_send)
         else:
             _derive(state, rule)
     return to_send
+
+
+class _StepFailed(Exception):
+    pass
+
+
+def _multiturn(
+    graph: Graph, state: SampleState, rule: MultiturnRule, store: Store, to_send: list[LLMNode]
+) -> None:
+    """Resolve as many of the sample's multiturn steps as the cache allows; queue the next."""
+
+    def ask(name: str, messages: list[tuple[str, str]], extra: dict[str, Any]) -> str | None:
+        step = step_rule(rule, name)
+        if step.id in state.values:
+            return str(state.values[step.id])
+        status = state.status.get(step.id)
+        if status is Status.RUN:
+            return None
+        if status is Status.FAILED:
+            raise _StepFailed(f"{step.id}: {state.errors.get(step.id, 'failed')}")
+        request = tuple(Message(role, content) for role, content in messages)
+        _look_up(state, make_node(graph, state, step, request, extra), store, to_send)
+        return str(state.values[step.id]) if step.id in state.values else None
+
+    turns = target_turns(graph.seed, state.index, rule)
+    try:
+        result = conversation(rule, state.values, turns, ask)
+    except (TemplateError, _StepFailed) as exc:
+        _fail(state, rule, str(exc))
+        state.status[rule.plan_id] = Status.FAILED
+        return
+    done = Status.CACHED if result is not None else Status.BLOCKED
+    state.status[rule.id] = state.status[rule.plan_id] = done
+    if result is not None:
+        state.values[rule.id], state.values[rule.plan_id] = result
 
 
 def _look_up(state: SampleState, node: LLMNode, store: Store, to_send: list[LLMNode]) -> None:
@@ -135,20 +173,31 @@ def _llm_node(graph: Graph, state: SampleState, rule: LLMRule) -> LLMNode | None
     except TemplateError as exc:
         _fail(state, rule, f"cannot render the prompt: {exc}")
         return None
+    return make_node(graph, state, rule, messages)
+
+
+def make_node(
+    graph: Graph,
+    state: SampleState,
+    rule: LLMRule,
+    messages: tuple[Message, ...],
+    extra: dict[str, Any] | None = None,
+) -> LLMNode:
+    """The node for ``messages`` sent on behalf of ``rule``; ``extra`` params join its key."""
     inference = graph.inference
     seed = derive_seed(graph.seed, state.index, rule.id) if inference.temperature > 0 else None
-    request = Request(inference.model, messages, inference.request_params, seed)
+    params = {**inference.request_params, **extra} if extra else inference.request_params
+    key_params = {**inference.key_params, **extra} if extra else inference.key_params
+    request = Request(inference.model, messages, params, seed)
     parts = {
         "engine": inference.engine,
         "model": inference.identity,
-        "params": inference.key_params,
+        "params": key_params,
         "template": rule.digest,
-        "inputs": {dep: text_digest(state.values[dep]) for dep in rule.deps},
+        "inputs": {d: text_digest(state.values[d]) for d in rule.deps if d in state.values},
         "draw": seed,
     }
-    key = node_key(
-        "llm", _key_parts(request, inference.engine, inference.identity, inference.key_params)
-    )
+    key = node_key("llm", _key_parts(request, inference.engine, inference.identity, key_params))
     return LLMNode(rule, state.index, key, request, parts)
 
 

@@ -84,9 +84,12 @@ def _rule_entry(rule: Rule) -> dict[str, Any]:
 
 
 def manifest_entries(graph: Graph, state: SampleState) -> list[dict[str, Any]]:
-    """One entry per LLM node of the sample: its id, key, status and key parts."""
+    """One entry per LLM node of the sample (multiturn steps included): its id, key, status
+    and key parts."""
     entries = []
-    for rule in graph.llm_rules:
+    llm = {r.id: r for r in graph.llm_rules}
+    steps = [node.rule for name, node in state.nodes.items() if name not in llm]
+    for rule in [*llm.values(), *steps]:
         node = state.nodes.get(rule.id)
         entry: dict[str, Any] = {
             "id": f"{rule.id}[{state.index}]",

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from synthc.cache.store import Record, Store
-from synthc.compiler.graph import Graph
+from synthc.compiler.graph import Graph, MultiturnRule
 from synthc.compiler.plan import (
     UPSTREAM_FAILED,
     LLMNode,
@@ -111,7 +111,10 @@ class Scheduler:
 
     async def run(self) -> Stats:
         """Build every sample; return the counts."""
-        self.progress.begin(self.graph.num_samples * len(self._llm))
+        per_sample = len(self._llm) + sum(
+            r.max_turns + 1 for r in self.graph.rules if isinstance(r, MultiturnRule)
+        )
+        self.progress.begin(self.graph.num_samples * per_sample)  # multiturn: at most
         try:
             for index in range(self.graph.num_samples):
                 while self._open >= self.window:
@@ -195,15 +198,17 @@ class Scheduler:
 
     def _tally(self, state: SampleState) -> None:
         """Count the sample's cached nodes and the failures that sent no request."""
-        cached = 0
+        # every LLM node the sample made, multiturn steps included
+        cached = sum(1 for node_id in state.nodes if state.status.get(node_id) is Status.CACHED)
+        failed_steps = {n for n in state.nodes if state.status.get(n) is Status.FAILED}
         for rule in self.graph.rules:
             status = state.status.get(rule.id)
             message = state.errors.get(rule.id, "")
-            if status is Status.CACHED and rule.id in self._llm:
-                cached += 1
-            elif status is Status.FAILED and message == UPSTREAM_FAILED:
+            if status is not Status.FAILED or rule.id in state.nodes:
+                continue
+            if message == UPSTREAM_FAILED:
                 self.stats.skipped += rule.id in self._llm
-            elif status is Status.FAILED and rule.id not in state.nodes:
+            elif not any(step.startswith(f"{rule.id}.") for step in failed_steps):
                 self._note_failure(f"{rule.id}[{state.index}]", message)
         self.stats.cached += cached
         if cached:

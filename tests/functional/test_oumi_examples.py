@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+import synthc
 from synthc.testing.server import FakeLLMServer
 from tests.conftest import OUMI_EXAMPLES, copy_example, run_cli
 
@@ -57,6 +58,7 @@ RUNNABLE = {  # each with its passthrough columns, in the order the config lists
         "few_shot_examples[2].task_type",
         "few_shot_examples[2].example_input",
     ],
+    "multiturn_conversation_synth.yaml": ["support_conversation", "support_conversation_plan"],
     "domain_qa_synth.yaml": [
         "conversation",
         "cleaned_question",
@@ -68,11 +70,10 @@ RUNNABLE = {  # each with its passthrough columns, in the order the config lists
 }
 # Features that arrive in later issues; until then the build stops with a clear message.
 NOT_YET = {
-    "ehr_database_synth.yaml": "multiturn_attributes",
-    "ehr_stateful_synth.yaml": "multiturn_attributes",
-    "library_tool_use_synth.yaml": "multiturn_attributes",
-    "mcp_docs_lookup_synth.yaml": "multiturn_attributes",
-    "multiturn_conversation_synth.yaml": "multiturn_attributes",
+    "ehr_database_synth.yaml": "tool use in multiturn_attributes",
+    "ehr_stateful_synth.yaml": "tool use in multiturn_attributes",
+    "library_tool_use_synth.yaml": "tool use in multiturn_attributes",
+    "mcp_docs_lookup_synth.yaml": "tool use in multiturn_attributes",
 }
 
 
@@ -97,9 +98,10 @@ def test_runnable_example_builds(name: str, tmp_path: Path, llm_server: FakeLLMS
     result = run_cli("build", str(config), *overrides)
     assert result.exit_code == 0, result.stderr
     rows = [json.loads(line) for line in (tmp_path / "out.jsonl").read_text().splitlines()]
-    assert len(rows) == 10
+    assert len(rows) == synthc.load(config).config.num_samples
     assert all(list(row) == RUNNABLE[name] for row in rows)
-    assert all(row["conversation"]["messages"][0]["content"] for row in rows)
+    conversation = next(c for c in RUNNABLE[name] if c.endswith("conversation"))
+    assert all(row[conversation]["messages"][0]["content"] for row in rows)
     generated_first = llm_server.count
     assert generated_first > 0
     assert run_cli("build", str(config), *overrides).exit_code == 0

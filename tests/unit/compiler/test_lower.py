@@ -260,11 +260,12 @@ def test_all_zero_rates(write: Write, config_error: ErrorOf, short: Short) -> No
 
 UNSUPPORTED = [
     (
-        "multiturn",
+        "multiturn tools",
         "strategy_params:\n  multiturn_attributes:\n    - id: conv\n      min_turns: 1\n"
-        "      max_turns: 2\n      role_instruction_messages: {user: u, assistant: a}\n",
-        "multiturn_attributes",
-        (2, 3),
+        "      max_turns: 2\n      role_instruction_messages: {user: u, assistant: a}\n"
+        "      available_tools: [lookup]\n",
+        "tool use in multiturn_attributes",
+        (7, 7),
     ),
     (
         "environment_config",
