@@ -1,5 +1,16 @@
-"""Where node results live: the Store interface and its tiers."""
+"""Where node results live: the Store interface, its local tier and remote tiers for teams."""
 
+from synthc.cache.layered import LayeredStore, open_store
+from synthc.cache.remote import Remote, open_remote
 from synthc.cache.store import LocalStore, Record, Store, default_cache_dir
 
-__all__ = ["LocalStore", "Record", "Store", "default_cache_dir"]
+__all__ = [
+    "LayeredStore",
+    "LocalStore",
+    "Record",
+    "Remote",
+    "Store",
+    "default_cache_dir",
+    "open_remote",
+    "open_store",
+]

@@ -3,7 +3,7 @@
 A :class:`Tier` wraps a remote so that an error is logged once and the tier is
 switched off after :data:`MAX_ERRORS` failures in a row (a remote that is down
 costs a build a few refused connections, not one timeout per node). A
-:class:`Pusher` owns a thread that PUTs queued records to every tier; ``close``
+:class:`Pusher` owns threads that PUT queued records to every tier; ``close``
 waits for it, but never longer than :data:`PUSH_WAIT` seconds.
 """
 
@@ -13,6 +13,7 @@ import logging
 import os
 import queue
 import threading
+import time
 from collections.abc import Sequence
 
 from synthc.cache.remote import Remote, RemoteError
@@ -85,24 +86,33 @@ class Tier:
 
 
 class Pusher:
-    """PUTs queued records to every tier from one background thread."""
+    """PUTs queued records to every tier from a few background threads (round trips overlap)."""
 
     def __init__(self, tiers: Sequence[Tier]):
         self.tiers = list(tiers)
+        threads = max(tier.remote.concurrency for tier in self.tiers)
         self.pushed = 0
         self.failed = 0
+        self._count = threading.Lock()
         self._queue: queue.SimpleQueue[tuple[str, bytes] | None] = queue.SimpleQueue()
-        self._thread = threading.Thread(target=self._loop, name="synthc-cache-pusher", daemon=True)
-        self._thread.start()
+        self._threads = [
+            threading.Thread(target=self._loop, name=f"synthc-cache-pusher-{i}", daemon=True)
+            for i in range(threads)
+        ]
+        for thread in self._threads:
+            thread.start()
 
     def push(self, key: str, data: bytes) -> None:
         self._queue.put((key, data))
 
     def close(self, wait: float = PUSH_WAIT) -> None:
         """Let the queue drain for at most ``wait`` seconds; warn about what was not pushed."""
-        self._queue.put(None)
-        self._thread.join(wait)
-        if self._thread.is_alive():
+        deadline = time.monotonic() + wait
+        for _ in self._threads:
+            self._queue.put(None)
+        for thread in self._threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
+        if any(thread.is_alive() for thread in self._threads):
             log.warning(
                 "gave up waiting for the remote cache after %.0fs; about %d records were not "
                 "pushed (run `synthc cache push CONFIG` later)",
@@ -121,10 +131,10 @@ class Pusher:
             while (item := self._queue.get()) is not None:
                 key, data = item
                 for tier in self.tiers:
-                    if tier.store(key, data):
-                        self.pushed += 1
-                    else:
-                        self.failed += 1
+                    done = tier.store(key, data)
+                    with self._count:
+                        self.pushed += done
+                        self.failed += not done
         finally:
             for tier in self.tiers:
                 tier.remote.close()  # this thread's connections

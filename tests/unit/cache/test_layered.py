@@ -44,6 +44,7 @@ class Flaky:
     """A remote that is down."""
 
     name = "flaky"
+    concurrency = 1
 
     def __init__(self) -> None:
         self.calls = 0
