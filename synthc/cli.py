@@ -80,27 +80,6 @@ def _remote_args(func: Any) -> Any:
     return func
 
 
-@contextlib.contextmanager
-def _remote_env(urls: Sequence[str], readonly: bool | None) -> Iterator[None]:
-    """Hand --remote-cache options to explain through the environment it reads
-    (render_explain takes no remote options yet), restoring it afterwards."""
-    import os
-
-    saved = {n: os.environ.get(n) for n in ("SYNTHC_REMOTE_CACHE", "SYNTHC_REMOTE_CACHE_READONLY")}
-    if urls:
-        os.environ["SYNTHC_REMOTE_CACHE"] = " ".join(urls)
-    if readonly:
-        os.environ["SYNTHC_REMOTE_CACHE_READONLY"] = "1"
-    try:
-        yield
-    finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
-
-
 def _split(config_opt: str | None, args: Sequence[str]) -> tuple[str, list[str]]:
     rest = list(args)
     if config_opt:
@@ -212,7 +191,7 @@ def explain(
     _setup_logging(log_level)
     from synthc.cli_explain import render_explain
 
-    with _errors_to_exit_codes(), _remote_env(remote_cache, remote_cache_readonly):
+    with _errors_to_exit_codes():
         text = render_explain(
             config,
             overrides,
@@ -222,6 +201,8 @@ def explain(
             show_all=show_all,
             nodes=nodes,
             prices=prices,
+            remote_cache=remote_cache,
+            remote_cache_readonly=remote_cache_readonly,
         )
         if output:
             with open(output, "w", encoding="utf-8") as file:

@@ -44,9 +44,11 @@ def _rule_tree(data: dict[str, Any]) -> Tree:
 def summary_text(data: dict[str, Any]) -> str:
     """Two lines: what would happen, and what it would spend."""
     t, e = data["totals"], data["estimate"]
+    remote = sum(data.get("remote_hits", {}).values())
+    tiers = f" ({t['cached'] - remote} local, {remote} remote)" if remote else ""
     lines = [
-        f"{t['nodes']} nodes: {t['cached']} cached, {t['run']} to run, {t['blocked']} blocked "
-        f"on an upstream node, {t['failed']} failing"
+        f"{t['nodes']} nodes: {t['cached']} cached{tiers}, {t['run']} to run, {t['blocked']} "
+        f"blocked on an upstream node, {t['failed']} failing"
     ]
     cost = e["cost_usd_max"]
     price = "unknown price" if cost is None else f"at most ${cost:,.4f}"
@@ -133,13 +135,24 @@ def render_explain(
     show_all: bool,
     nodes: bool,
     prices: str | None,
+    remote_cache: Sequence[str] = (),
+    remote_cache_readonly: bool | None = None,
 ) -> str:
     """The explanation of ``config`` in ``fmt``, as text to print."""
     from synthc import pipeline
 
+    urls = list(remote_cache) or None
+
     console = Console(record=True, width=120, force_terminal=None)
     if node is not None:
-        info = pipeline.why(config, node, overrides, cache_dir=cache_dir)
+        info = pipeline.why(
+            config,
+            node,
+            overrides,
+            cache_dir=cache_dir,
+            remote_cache=urls,
+            remote_cache_readonly=remote_cache_readonly,
+        )
         if fmt == "json":
             return json.dumps(info, indent=2, ensure_ascii=False)
         with console.capture() as captured:
@@ -151,6 +164,8 @@ def render_explain(
         cache_dir=cache_dir,
         node_limit=None if show_all else 50,
         prices=load_prices(prices) if prices else None,
+        remote_cache=urls,
+        remote_cache_readonly=remote_cache_readonly,
     )
     data = report.to_json()
     if fmt == "json":

@@ -95,7 +95,9 @@ def explain(
     store = cache_store(spec, cache_dir, remote_cache, remote_cache_readonly)
     try:
         previous = load_manifest(manifest_path(spec))
-        return explain_graph(graph, store, previous, node_limit=node_limit, prices=prices)
+        report = explain_graph(graph, store, previous, node_limit=node_limit, prices=prices)
+        report.remote_hits = store.remote_hits()
+        return report
     finally:
         store.close()
 

@@ -60,6 +60,7 @@ class Explanation:
     omitted: int = 0
     input_chars: Counter[str] = field(default_factory=Counter)  # rule → prompt characters to send
     prices: dict[str, tuple[float, float]] = field(default_factory=dict)
+    remote_hits: dict[str, int] = field(default_factory=dict)  # cached nodes a remote served
 
     def total(self, status: str) -> int:
         return sum(c[status] for c in self.counts.values())
@@ -245,6 +246,7 @@ def _to_json(report: Explanation) -> dict[str, Any]:
         "estimate": estimate(report),
         "nodes": [_node_json(n) for n in report.nodes],
         "nodes_omitted": report.omitted,
+        "remote_hits": dict(report.remote_hits),
     }
 
 

@@ -62,3 +62,16 @@ def test_convert_and_fmt_commands(tmp_path: Path) -> None:
     assert check.exit_code == 1
     assert "not in canonical layout" in check.stderr
     assert run_cli("fmt", "messy.synth").stdout == result.stdout
+
+
+def test_synth_twin_explains_like_the_yaml(llm_server: FakeLLMServer, tmp_path: Path) -> None:
+    for suffix in (".yaml", ".synth"):
+        shutil.copy(REPO / "examples" / f"geography_qa{suffix}", tmp_path)
+    yaml_config, synth_config = tmp_path / "geography_qa.yaml", tmp_path / "geography_qa.synth"
+    _build(llm_server, yaml_config)
+    grow = ["--num_samples", "12", "--cache-dir", str(tmp_path / "cache"), "--format", "json"]
+    yaml_view = run_cli("explain", str(yaml_config), *grow)
+    synth_view = run_cli("explain", str(synth_config), *grow)
+    assert yaml_view.exit_code == synth_view.exit_code == 0, synth_view.stderr
+    assert synth_view.stdout == yaml_view.stdout
+    assert '"run": 2' in synth_view.stdout

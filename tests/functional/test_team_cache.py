@@ -252,7 +252,7 @@ def test_push_export_import_stats_gc(llm_server: FakeLLMServer, tmp_path: Path) 
     dave = _teammate(tmp_path, "dave")  # a fresh checkout: explain sees what the remote has
     explained = run_cli("explain", str(dave), "--remote-cache", str(shared))
     assert explained.exit_code == 0, explained.stderr
-    assert "20 nodes: 20 cached, 0 to run" in explained.stdout
+    assert "20 nodes: 20 cached (0 local, 20 remote), 0 to run" in explained.stdout
 
     archive = tmp_path / "qa.synthc.gz"
     exported = run_cli("cache", "export", str(archive), "-c", str(a))
@@ -301,3 +301,17 @@ def test_cache_serve_command(llm_server: FakeLLMServer, tmp_path: Path) -> None:
     assert "hit" in log and "stored" in log
     assert TOKEN not in log
     assert len(list((tmp_path / "srv" / NAMESPACE).iterdir())) == 20
+
+
+def test_explain_says_which_tier_serves_the_hits(llm_server: FakeLLMServer, tmp_path: Path) -> None:
+    shared = tmp_path / "shared"
+    a, b = _teammate(tmp_path, "alice"), _teammate(tmp_path, "bob")
+    assert _build(llm_server, a, "--remote-cache", str(shared))[0] == 20
+    url = ["--inference_config.remote_params.api_url", llm_server.url("/v1/chat/completions")]
+    first = run_cli("explain", str(b), "--remote-cache", str(shared), "--format", "json", *url)
+    assert first.exit_code == 0, first.stderr
+    data = json.loads(first.stdout)
+    assert data["totals"]["cached"] == 20 and sum(data["remote_hits"].values()) == 20
+    again = run_cli("explain", str(b), "--remote-cache", str(shared), *url)
+    assert "20 nodes: 20 cached, 0 to run" in again.stdout  # explain copied them to local
+    assert llm_server.count == 20
