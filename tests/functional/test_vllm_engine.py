@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -52,6 +53,15 @@ inference_config:
   engine: VLLM
   generation: {max_new_tokens: 12, temperature: 0.8}
 """
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _stop_engine() -> Iterator[None]:
+    """Stop the engine synthc keeps for reuse while this module's log capture is still open."""
+    yield
+    from synthc.runtime.backends.vllm_local import shutdown_engines
+
+    shutdown_engines()
 
 
 def _chat_calls(caplog: pytest.LogCaptureFixture) -> list[str]:

@@ -11,6 +11,7 @@ first written out as a Hugging Face copy by transformers, cached under
 from __future__ import annotations
 
 import asyncio
+import atexit
 import json
 import logging
 import os
@@ -72,6 +73,16 @@ class VLLMBackend:
 _ENGINES: dict[str, Any] = {}
 
 
+def shutdown_engines() -> None:
+    """Stop the engine kept for reuse (it would otherwise stop at interpreter exit)."""
+    while _ENGINES:
+        _, llm = _ENGINES.popitem()
+        core = getattr(getattr(llm, "llm_engine", None), "engine_core", None)
+        if core is not None and hasattr(core, "shutdown"):
+            core.shutdown()  # vLLM's client to its engine-core process
+        del llm
+
+
 def engine_for(config: LocalModelConfig) -> Any:
     """The ``vllm.LLM`` for ``config``, started once per process: a second build in the
     same process (a notebook, a test suite) reuses it instead of paying start-up and
@@ -81,7 +92,8 @@ def engine_for(config: LocalModelConfig) -> Any:
     key = json.dumps([config.name, str(config.path), config.options], sort_keys=True, default=str)
     if key in _ENGINES:
         return _ENGINES[key]
-    _ENGINES.clear()
+    shutdown_engines()
+    atexit.register(shutdown_engines)  # before logging's own exit handler runs
     options = config.options
     kwargs: dict[str, Any] = {k: options[k] for k in ENGINE_OPTIONS if k in options}
     if options.get("model_max_length") and "max_model_len" not in kwargs:
