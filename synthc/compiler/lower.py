@@ -64,6 +64,8 @@ OUTPUT_PARAMS = (
     "reasoning_effort",
 )
 SP: PathKey = ("strategy_params",)
+# model_kwargs an in-process engine reads that change its output; they join node keys.
+ENGINE_OUTPUT_KNOBS = ("top_k", "chat_format", "repeat_penalty")
 
 
 @dataclass(frozen=True)
@@ -400,6 +402,10 @@ def _inference(spec: Spec, model: ResolvedModel) -> Inference:
     defaults = GenerationParams()
     sent = {name: _plain(getattr(generation, name)) for name in OUTPUT_PARAMS}
     keyed = {k: v for k, v in sent.items() if v != _plain(getattr(defaults, k))}
+    model_params = spec.config.inference_config.model
+    for name in ENGINE_OUTPUT_KNOBS:  # engine knobs that change what a model says
+        if model_params is not None and name in model_params.model_kwargs:
+            sent[name] = keyed[name] = model_params.model_kwargs[name]
     return Inference(
         engine=model.engine,
         model=model.name,

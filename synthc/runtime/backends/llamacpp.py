@@ -18,6 +18,7 @@ from synthc.runtime.config import LocalModelConfig
 from synthc.runtime.protocol import Completion, Outcome, Request, RequestFailure, Usage
 
 DEFAULT_CONTEXT = 2048
+DEFAULT_TOP_K = 40
 
 
 class LlamaCppBackend:
@@ -60,14 +61,16 @@ class LlamaCppBackend:
                 messages=[{"role": m.role, "content": m.content} for m in request.messages],
                 temperature=float(params.get("temperature", 0.0)),
                 top_p=float(params.get("top_p", 1.0)),
-                top_k=0,  # oumi has no top_k: sample from the whole vocabulary
+                # oumi has no top_k; llama.cpp's default of 40 keeps sampling fast (the whole
+                # vocabulary, top_k 0, is several times slower). model_kwargs.top_k overrides.
+                top_k=int(params.get("top_k", DEFAULT_TOP_K)),
                 min_p=float(params.get("min_p", 0.0)),
                 max_tokens=int(params.get("max_new_tokens", 1024)),
                 stop=list(params.get("stop_strings") or []),
                 seed=request.seed if request.seed is not None else params.get("seed", 0),
                 frequency_penalty=float(params.get("frequency_penalty", 0.0)),
                 presence_penalty=float(params.get("presence_penalty", 0.0)),
-                repeat_penalty=1.0,
+                repeat_penalty=float(params.get("repeat_penalty", 1.0)),
             )
         except (ValueError, RuntimeError) as exc:  # e.g. the prompt exceeds n_ctx
             return RequestFailure(f"llama.cpp: {exc}", retryable=False)
