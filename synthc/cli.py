@@ -235,8 +235,16 @@ def _errors_to_exit_codes() -> Iterator[None]:
     except SynthError as exc:
         click.echo(f"error: {exc.render()}", err=True)
         sys.exit(exc.exit_code)
-    except KeyboardInterrupt:
-        click.echo("interrupted: results received so far are cached", err=True)
+    except KeyboardInterrupt as exc:
+        saved = getattr(exc, "saved", None)
+        if saved is None:
+            click.echo("interrupted: results received so far are cached", err=True)
+        else:
+            click.echo(
+                f"interrupted: {saved} new results saved to the cache; "
+                "run the same command again to build the rest",
+                err=True,
+            )
         sys.exit(130)
 
 

@@ -98,6 +98,37 @@ def gc(
     )
 
 
+@cache.command()
+@_where
+@click.option("--fix", is_flag=True, help="Evict the records that fail (they are regenerated).")
+@click.option("--log-level", default="WARNING", show_default=True, help="How much to log.")
+def verify(config: str | None, cache_dir: str | None, fix: bool, log_level: str) -> None:
+    """Check every record in the local cache against its key (its request is rehashed).
+
+    Reports how many are ok, bad (filed under a key their request does not hash
+    to) and unreadable; exits 1 if any fail and --fix was not given.
+    """
+    from synthc.cache.recover import verify as check
+
+    _setup_logging(log_level)
+    with _errors_to_exit_codes():
+        store = _local(config, cache_dir)
+        try:
+            result = check(store, fix=fix)
+        finally:
+            store.close()
+    click.echo(
+        f"{store.directory}: {result.ok:,} ok, {result.bad:,} bad, {result.unreadable:,} unreadable"
+    )
+    for key in result.bad_keys[:20]:
+        click.echo(f"  failed: {key}")
+    if fix and result.evicted:
+        click.echo(f"evicted {result.evicted:,} records; the next build regenerates them")
+    elif result.bad_keys and not fix:
+        click.echo("run synthc cache verify --fix to evict them")
+        raise SystemExit(1)
+
+
 @cache.command("export")
 @click.argument("file", type=click.Path(dir_okay=False))
 @_where

@@ -8,6 +8,9 @@
      ├── CacheError                 the cache directory cannot be used
      └── BuildFailed                some nodes failed for good; the rest is saved
 
+    KeyboardInterrupt
+     └── BuildInterrupted           Ctrl-C during a build, with how many answers were saved
+
 User-facing errors render as ``file:line:col: message``, the source line and a
 caret; no traceback reaches a user for bad input.
 """
@@ -140,3 +143,11 @@ class BuildFailed(SynthError):
     def __init__(self, message: str, failed: int):
         super().__init__(message)
         self.failed = failed
+
+
+class BuildInterrupted(KeyboardInterrupt):
+    """Ctrl-C stopped a build; ``saved`` new answers were written to the cache first."""
+
+    def __init__(self, saved: int):
+        super().__init__(saved)
+        self.saved = saved

@@ -31,6 +31,7 @@ from synthc.compiler.resolve import resolve
 from synthc.compiler.source import load_yaml
 from synthc.compiler.synth_source import load_synth
 from synthc.compiler.validate import Spec, validate
+from synthc.errors import BuildInterrupted
 from synthc.runtime.engines import LazyRunner, check_engine
 from synthc.runtime.output import (
     AtomicFile,
@@ -133,8 +134,11 @@ def build(
     path = Path(config)
     spec, graph = _compile(path, overrides)
     store = cache_store(spec, cache_dir, remote_cache, remote_cache_readonly, building=True)
+    stats = Stats()
     try:
-        result = asyncio.run(_build(spec, graph, store, progress))
+        result = asyncio.run(_build(spec, graph, store, progress, stats))
+    except KeyboardInterrupt:  # Ctrl-C: close() below still writes every answer received
+        raise BuildInterrupted(stats.generated) from None
     finally:
         store.close()
     result.stats.remote_hits = store.remote_hits()
@@ -174,7 +178,9 @@ def manifest_path(spec: Spec) -> Path:
     return spec.path.resolve().parent / ".synthc" / "manifests" / f"{spec.path.stem}.jsonl"
 
 
-async def _build(spec: Spec, graph: Graph, store: Store, progress: Progress | None) -> BuildResult:
+async def _build(
+    spec: Spec, graph: Graph, store: Store, progress: Progress | None, stats: Stats
+) -> BuildResult:
     started = time.perf_counter()
     dispatcher = LazyRunner(spec, graph, progress)
     preview: list[dict[str, Any]] = []
@@ -193,8 +199,8 @@ async def _build(spec: Spec, graph: Graph, store: Store, progress: Progress | No
     manifest.write(manifest_line(manifest_header(graph, spec.path)))
     try:
         window = max(256, 8 * spec.config.inference_config.remote_params.num_workers)
-        stats = await Scheduler(
-            graph, store, dispatcher, emit, progress=progress, window=window
+        await Scheduler(
+            graph, store, dispatcher, emit, progress=progress, window=window, stats=stats
         ).run()
         stats.engine_load_seconds = dispatcher.load_seconds
     except BaseException:

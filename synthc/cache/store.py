@@ -3,7 +3,9 @@
 A :class:`Record` is the output of one node and its provenance (the canonical
 request, the model the provider reported, token usage, latency, time). Records
 are JSON, never pickle, and carry a version; an unreadable record is evicted
-with a warning and counts as a miss, so it is regenerated.
+with a warning and counts as a miss, so it is regenerated. A damaged SQLite
+file is moved aside with a warning and replaced by a fresh one holding every
+record that could still be read (:mod:`synthc.cache.recover`).
 """
 
 from __future__ import annotations
@@ -12,10 +14,11 @@ import json
 import logging
 import os
 import sqlite3
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 import diskcache
 
@@ -23,6 +26,7 @@ from synthc.errors import CacheError
 
 RECORD_VERSION = 1
 log = logging.getLogger("synthc.cache")
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -68,28 +72,72 @@ class LocalStore:
 
     def __init__(self, directory: Path):
         self.directory = directory
+        self._recovering = threading.Lock()
         try:
             directory.mkdir(parents=True, exist_ok=True)
-            self._cache = diskcache.Cache(
-                str(directory),
-                eviction_policy="none",
-                size_limit=2**62,
-                statistics=False,
-                tag_index=False,
-                sqlite_synchronous=1,
-            )
+            self._cache = self._open()
         except (OSError, sqlite3.Error) as exc:
-            raise CacheError(f"cannot open the cache at {directory}: {exc}") from None
+            if not _corrupt(exc):
+                raise CacheError(f"cannot open the cache at {directory}: {exc}") from None
+            self._cache = None
+            self._recover(None, exc)
+
+    def _open(self) -> Any:
+        return diskcache.Cache(
+            str(self.directory),
+            eviction_policy="none",
+            size_limit=2**62,
+            statistics=False,
+            tag_index=False,
+            sqlite_synchronous=1,
+        )
+
+    def _recover(self, failed: Any, exc: BaseException) -> None:
+        """Replace the damaged database ``failed`` (unless another thread already did)."""
+        from synthc.cache.recover import rebuild
+
+        with self._recovering:
+            if self._cache is not failed:
+                return
+            log.warning("the cache database in %s is damaged (%s)", self.directory, exc)
+            if failed is not None:
+                failed.close()
+            try:
+                self._cache, moved, rescued = rebuild(self.directory, self._open)
+            except (OSError, sqlite3.Error) as again:
+                raise CacheError(f"cannot repair the cache at {self.directory}: {again}") from None
+            log.warning(
+                "moved it to %s and kept the %d records that could still be read; "
+                "the others will be regenerated",
+                moved.name,
+                rescued,
+            )
+
+    def _guarded(self, operation: Callable[[Any], T], doing: str) -> T:
+        """``operation(cache)``; a damaged database is repaired and the operation retried once."""
+        cache = self._cache
+        try:
+            return operation(cache)
+        except (OSError, sqlite3.Error) as exc:
+            if not _corrupt(exc):
+                raise CacheError(f"cannot {doing} the cache at {self.directory}: {exc}") from None
+            self._recover(cache, exc)
+        try:
+            return operation(self._cache)
+        except (OSError, sqlite3.Error) as exc:
+            raise CacheError(f"cannot {doing} the cache at {self.directory}: {exc}") from None
 
     def get(self, key: str) -> Record | None:
         try:
-            data = self._cache.get(key)
-        except sqlite3.Error as exc:
-            raise CacheError(f"cannot read the cache at {self.directory}: {exc}") from None
+            data = self._guarded(lambda cache: cache.get(key), "read")
+        except CacheError:
+            raise
         except Exception as exc:  # diskcache could not decode the value (a garbled pickle)
             self._evict(key, exc)
             return None
         if data is None:
+            if self.contains(key):  # listed, but its value file is gone
+                self._evict(key, ValueError("its value file is missing"))
             return None
         try:
             if not isinstance(data, bytes):
@@ -104,25 +152,25 @@ class LocalStore:
 
     def _evict(self, key: str, reason: Exception) -> None:
         log.warning("evicting unreadable cache record %s (%s); it will be regenerated", key, reason)
-        self._cache.delete(key)
+        self._guarded(lambda cache: cache.delete(key), "write to")
 
     def put(self, key: str, record: Record) -> None:
-        try:
-            self._cache.set(key, record.to_bytes())
-        except (OSError, sqlite3.Error) as exc:
-            raise CacheError(f"cannot write to the cache at {self.directory}: {exc}") from None
+        data = record.to_bytes()
+        self._guarded(lambda cache: cache.set(key, data), "write to")
 
     def put_many(self, items: list[tuple[str, Record]]) -> None:
         """Write several records in one transaction (one commit, not one per record)."""
-        try:
-            with self._cache.transact():
-                for key, record in items:
-                    self._cache.set(key, record.to_bytes())
-        except (OSError, sqlite3.Error) as exc:
-            raise CacheError(f"cannot write to the cache at {self.directory}: {exc}") from None
+        encoded = [(key, record.to_bytes()) for key, record in items]
+
+        def write(cache: Any) -> None:
+            with cache.transact():
+                for key, data in encoded:
+                    cache.set(key, data)
+
+        self._guarded(write, "write to")
 
     def contains(self, key: str) -> bool:
-        return key in self._cache
+        return bool(self._guarded(lambda cache: key in cache, "read"))
 
     def close(self) -> None:
         self._cache.close()
@@ -131,7 +179,7 @@ class LocalStore:
 
     def iter_keys(self) -> Iterator[str]:
         """Every key in the cache, in no particular order."""
-        for key in self._cache.iterkeys():
+        for key in self._guarded(lambda cache: list(cache.iterkeys()), "read"):
             if isinstance(key, str):
                 yield key
 
@@ -144,14 +192,20 @@ class LocalStore:
         return data if isinstance(data, bytes) else None
 
     def delete(self, key: str) -> None:
-        self._cache.delete(key)
+        self._guarded(lambda cache: cache.delete(key), "write to")
 
     def __len__(self) -> int:
-        return len(self._cache)
+        return int(self._guarded(len, "read"))
 
     def volume(self) -> int:
         """Bytes the cache takes on disk."""
         return int(self._cache.volume())
+
+
+def _corrupt(exc: BaseException) -> bool:
+    from synthc.cache.recover import is_corrupt
+
+    return is_corrupt(exc)
 
 
 def default_cache_dir(config_path: Path, override: str | None = None) -> Path:

@@ -4,7 +4,10 @@ A build's hot loop should not wait for SQLite. ``WriteBehind.put`` queues the
 record and returns; a writer thread commits whatever has queued up in one
 transaction (group commit), usually within a millisecond. Reads see queued
 records at once. A record still queued when the process is killed is lost
-like a request in flight; ``close`` waits until everything queued is written.
+like a request in flight; ``put`` waits while ``MAX_PENDING`` records are
+queued, so a kill loses at most that many answers beyond those in flight
+(tests/reliability/test_crash.py measures it). ``close`` waits until
+everything queued is written.
 A write that fails is raised by the next ``put``, ``get`` or ``close``.
 """
 
@@ -18,6 +21,7 @@ from synthc.cache.store import Record
 from synthc.errors import CacheError
 
 MAX_BATCH = 512
+MAX_PENDING = 64  # queued, not yet committed records before put() waits for the writer
 
 
 class WriteBehind:
@@ -27,6 +31,7 @@ class WriteBehind:
         self.store = store
         self._pending: dict[str, Record] = {}
         self._lock = threading.Lock()
+        self._room = threading.Condition(self._lock)  # notified when the writer commits
         self._queue: queue.SimpleQueue[str | None] = queue.SimpleQueue()
         self._error: BaseException | None = None
         self._thread = threading.Thread(
@@ -48,7 +53,9 @@ class WriteBehind:
 
     def put(self, key: str, record: Record) -> None:
         self._raise_if_failed()
-        with self._lock:
+        with self._room:
+            while len(self._pending) >= MAX_PENDING and self._thread.is_alive():
+                self._room.wait(timeout=1.0)
             self._pending[key] = record
         self._queue.put(key)
 
@@ -88,7 +95,8 @@ class WriteBehind:
         except BaseException as exc:  # surfaced to the build thread on its next call
             self._error = exc
         finally:
-            with self._lock:
+            with self._room:
                 for key, record in batch:
                     if self._pending.get(key) is record:
                         del self._pending[key]
+                self._room.notify_all()

@@ -2,7 +2,8 @@
 
 Rows are written as oumi writes them (``jsonlines``: ``", "`` and ``": "``
 separators, UTF-8, one object a line). Nothing replaces the output file until
-the build is over, so a crash never leaves a half-written dataset behind.
+the build is over, so a crash never leaves a half-written dataset behind; the
+temporary file a killed build leaves is removed by the next build that commits.
 """
 
 from __future__ import annotations
@@ -32,10 +33,17 @@ class AtomicFile:
             path.parent.mkdir(parents=True, exist_ok=True)
             self.file: IO[str] = self.tmp.open("w", encoding="utf-8")
         except OSError as exc:
-            raise SynthError(f"cannot write {path}: {exc.strerror}") from None
+            why = exc.strerror
+            if any(p.exists() and not p.is_dir() for p in path.parents):
+                why = "a parent of it is a file, not a directory"
+            raise SynthError(f"cannot write {path}: {why}") from None
 
     def write(self, text: str) -> None:
-        self.file.write(text)
+        try:
+            self.file.write(text)
+        except OSError as exc:  # no space left, file too large...: say so, leave nothing behind
+            self.abort()
+            raise SynthError(f"cannot write {self.path}: {exc.strerror}") from None
 
     def commit(self) -> None:
         try:
@@ -44,10 +52,15 @@ class AtomicFile:
         except OSError as exc:
             self.abort()
             raise SynthError(f"cannot write {self.path}: {exc.strerror}") from None
+        _remove_stale(self.path)
 
     def abort(self) -> None:
-        self.file.close()
-        self.tmp.unlink(missing_ok=True)
+        try:
+            self.file.close()  # flushing may fail again (the disk is still full)
+        except OSError:
+            pass
+        finally:
+            self.tmp.unlink(missing_ok=True)
 
     def __enter__(self) -> AtomicFile:
         return self
@@ -59,6 +72,24 @@ class AtomicFile:
             self.commit()
         else:
             self.abort()
+
+
+def _remove_stale(path: Path) -> None:
+    """Delete temporary files of ``path`` whose writer (by the pid in the name) is gone."""
+    for tmp in path.parent.glob(f".{path.name}.*.tmp"):
+        pid = tmp.name[len(path.name) + 2 : -len(".tmp")]
+        if pid.isdigit() and not _alive(int(pid)):
+            tmp.unlink(missing_ok=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # someone else's process
+        return True
+    return True
 
 
 def row_line(row: dict[str, Any]) -> str:

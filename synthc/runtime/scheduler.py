@@ -92,6 +92,7 @@ class Scheduler:
         *,
         progress: Progress | None = None,
         window: int = 1024,
+        stats: Stats | None = None,
     ):
         self.graph = graph
         self.store = store
@@ -99,7 +100,7 @@ class Scheduler:
         self.emit = emit
         self.progress = progress or NoProgress()
         self.window = window
-        self.stats = Stats()
+        self.stats = stats if stats is not None else Stats()
         self._open = 0
         self._finished: dict[int, SampleState] = {}
         self._next = 0

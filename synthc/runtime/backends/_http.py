@@ -8,11 +8,15 @@ keep-alive connection pool, and one mapping from HTTP trouble to
     connection error, timeout        retryable
     2xx whose body is not JSON       retryable (a proxy or a server mid-restart)
     any other 4xx                    not retryable; the provider's message, truncated
+
+A provider's message may quote the API key back ("Incorrect API key provided:
+sk-..."); every secret header value is replaced by ``[redacted]`` in failures.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import math
 import time
@@ -27,6 +31,8 @@ from synthc.runtime.protocol import RequestFailure
 
 RETRYABLE_STATUS = frozenset({408, 409, 429})
 MAX_MESSAGE = 300  # characters of a provider's error text kept in a failure message
+SECRET_HEADERS = ("authorization", "x-api-key", "api-key", "x-goog-api-key")
+REDACTED = "[redacted]"
 
 
 class HttpClient:
@@ -38,6 +44,7 @@ class HttpClient:
         self._timeout = aiohttp.ClientTimeout(total=timeout)
         self._connections = connections
         self._session: aiohttp.ClientSession | None = None
+        self._secrets = _secrets(headers)
 
     def __repr__(self) -> str:  # headers hold the API key: never show them
         return f"HttpClient(url={self.url!r})"
@@ -50,7 +57,16 @@ class HttpClient:
         return self._session
 
     async def post_json(self, body: dict[str, Any]) -> dict[str, Any] | RequestFailure:
-        """POST ``body``; the parsed JSON reply, or the failure it amounts to."""
+        """POST ``body``; the parsed JSON reply, or the failure it amounts to (no secrets in it)."""
+        reply = await self._post(body)
+        if isinstance(reply, RequestFailure) and self._secrets:
+            message = reply.message
+            for secret in self._secrets:
+                message = message.replace(secret, REDACTED)
+            reply = dataclasses.replace(reply, message=message)
+        return reply
+
+    async def _post(self, body: dict[str, Any]) -> dict[str, Any] | RequestFailure:
         session = self._session or self._open()
         data = json.dumps(body, ensure_ascii=False).encode()
         try:
@@ -73,6 +89,18 @@ class HttpClient:
         if self._session is not None:
             session, self._session = self._session, None
             await session.close()
+
+
+def _secrets(headers: dict[str, str]) -> list[str]:
+    """The secret values in ``headers`` (a bearer token without its ``Bearer``), longest first."""
+    found = set()
+    for name, value in headers.items():
+        if name.lower() in SECRET_HEADERS and value:
+            found.add(value)
+            scheme, _, token = value.partition(" ")
+            if token and scheme.lower() == "bearer":
+                found.add(token)
+    return sorted((s for s in found if len(s) >= 4), key=len, reverse=True)
 
 
 def _describe(exc: BaseException) -> str:

@@ -213,12 +213,21 @@ def test_unwritable_directory_by_permissions(tmp_path: Path) -> None:
         locked.chmod(0o700)
 
 
-def test_corrupt_database_file(tmp_path: Path) -> None:
+def test_corrupt_database_file_is_moved_aside_and_replaced(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     directory = tmp_path / "cache"
     directory.mkdir()
     (directory / "cache.db").write_bytes(b"this is not an sqlite database" * 100)
-    with pytest.raises(CacheError, match="cannot open the cache at"):
-        LocalStore(directory)
+    store = LocalStore(directory)
+    try:
+        assert len(store) == 0
+        store.put("k", Record(key="k", text="t"))
+        assert store.get("k") == Record(key="k", text="t")
+    finally:
+        store.close()
+    assert "is damaged (file is not a database)" in caplog.text
+    assert len(list(directory.glob("cache.db.corrupt-*"))) == 1  # kept for inspection
 
 
 def test_default_cache_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
