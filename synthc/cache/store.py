@@ -85,6 +85,7 @@ class LocalStore:
     def _open(self) -> Any:
         return diskcache.Cache(
             str(self.directory),
+            disk=_StrictDisk,
             eviction_policy="none",
             size_limit=2**62,
             statistics=False,
@@ -136,8 +137,6 @@ class LocalStore:
             self._evict(key, exc)
             return None
         if data is None:
-            if self.contains(key):  # listed, but its value file is gone
-                self._evict(key, ValueError("its value file is missing"))
             return None
         try:
             if not isinstance(data, bytes):
@@ -200,6 +199,21 @@ class LocalStore:
     def volume(self) -> int:
         """Bytes the cache takes on disk."""
         return int(self._cache.volume())
+
+
+class MissingValueFile(Exception):
+    """A record diskcache lists whose value file is gone (deleted, or a half-copied cache)."""
+
+
+class _StrictDisk(diskcache.Disk):  # type: ignore[misc]
+    """diskcache's Disk, but a missing value file is an error, not a silent miss, so it is
+    evicted with a warning in the same lookup (no second query on every miss)."""
+
+    def fetch(self, mode: int, filename: str | None, value: Any, read: bool) -> Any:
+        try:
+            return super().fetch(mode, filename, value, read)
+        except OSError:
+            raise MissingValueFile("its value file is missing") from None
 
 
 def _corrupt(exc: BaseException) -> bool:
