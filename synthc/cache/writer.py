@@ -21,7 +21,7 @@ from synthc.cache.store import Record
 from synthc.errors import CacheError
 
 MAX_BATCH = 512
-MAX_PENDING = 512  # queued, not yet committed records before put() waits for the writer
+MAX_PENDING = 64  # queued, not yet committed records before put() waits for the writer
 
 
 class WriteBehind:
