@@ -227,3 +227,26 @@ def test_requests_per_minute_holds_as_the_server_sees_it(tmp_path: Path) -> None
     assert worst <= 1.0, worst
     assert len(arrivals) <= rpm  # and the whole run fits in one minute's budget
     _assert_complete(tmp_path)
+
+
+def test_input_tokens_per_minute_hold_as_the_server_sees_it(tmp_path: Path) -> None:
+    """itpm 1,200 (about 20 tokens a second): in every interval of arrivals, the input tokens
+    the server counted (FakeLLMServer reports a prompt's words as its tokens, and the
+    limiter settles with that usage) stay within ``burst + rate * length``, plus one request
+    the limiter may let run into debt."""
+    itpm = 1_200
+    with FakeLLMServer() as server:
+        result = _build(tmp_path, server, workers=8, remote={"input_tokens_per_minute": itpm})
+        assert result.exit_code == 0, result.stderr
+        bodies, arrivals = server.requests, server.arrivals
+    tokens = [sum(len(str(m["content"]).split()) for m in body["messages"]) for body in bodies]
+    rate = itpm / 61
+    burst = rate * 1.0
+    worst = 0.0
+    for i, start in enumerate(arrivals):
+        for j in range(i, len(arrivals)):
+            allowed = burst + rate * (arrivals[j] - start + 0.05) + max(tokens)
+            worst = max(worst, sum(tokens[i : j + 1]) / allowed)
+    assert worst <= 1.0, worst
+    assert sum(tokens) > burst * 2  # the limit was actually exercised
+    _assert_complete(tmp_path)
