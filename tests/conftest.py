@@ -46,6 +46,17 @@ def run_cli(*args: str) -> CliResult:
     return CliResult(result.exit_code, result.stdout, result.stderr)
 
 
+def build_and_count(
+    server: FakeLLMServer, config: Path, *overrides: str, path: str = "/v1/chat/completions"
+) -> int:
+    """Run `synthc build CONFIG OVERRIDES` against ``server``; return the requests it received."""
+    before = server.count
+    url = ["--inference_config.remote_params.api_url", server.url(path)]
+    result = run_cli("build", str(config), *url, *overrides)
+    assert result.exit_code == 0, result.stderr
+    return server.count - before
+
+
 def copy_example(name: str, dest: Path) -> Path:
     target = dest / name
     shutil.copy(OUMI_EXAMPLES / name, target)

@@ -25,19 +25,23 @@ class Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True)
 
 
-class Role(str, Enum):
-    SYSTEM = "system"
-    USER = "user"
-    ASSISTANT = "assistant"
-    TOOL = "tool"
+class LowercaseEnum(str, Enum):
+    """An enum of lowercase values that also accepts them in any case (oumi writes ``USER``)."""
 
     @classmethod
-    def _missing_(cls, value: object) -> Role | None:
+    def _missing_(cls, value: object) -> LowercaseEnum | None:
         if isinstance(value, str):
             for member in cls:
                 if member.value == value.lower():
                     return member
         return None
+
+
+class Role(LowercaseEnum):
+    SYSTEM = "system"
+    USER = "user"
+    ASSISTANT = "assistant"
+    TOOL = "tool"
 
 
 class TextMessage(Model):
@@ -218,19 +222,11 @@ class MultiTurnAttribute(Model):
         return self
 
 
-class TransformationType(str, Enum):
+class TransformationType(LowercaseEnum):
     STRING = "string"
     LIST = "list"
     DICT = "dict"
     CHAT = "chat"
-
-    @classmethod
-    def _missing_(cls, value: object) -> TransformationType | None:
-        if isinstance(value, str):
-            for member in cls:
-                if member.value == value.lower():
-                    return member
-        return None
 
 
 class TransformationStrategy(Model):

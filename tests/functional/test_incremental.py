@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from synthc.testing.server import FakeLLMServer
-from tests.conftest import run_cli
+from tests.conftest import build_and_count
 
 CONFIG = """\
 num_samples: 10
@@ -55,15 +55,7 @@ def _config(tmp_path: Path, engine: str = "OPENAI", text: str = CONFIG) -> Path:
     return path
 
 
-def _build(
-    server: FakeLLMServer, config: Path, *overrides: str, path: str = "/v1/chat/completions"
-) -> int:
-    """Build with ``overrides``; return how many requests reached the server."""
-    before = server.count
-    url = ["--inference_config.remote_params.api_url", server.url(path)]
-    result = run_cli("build", str(config), *url, *overrides)
-    assert result.exit_code == 0, result.stderr
-    return server.count - before
+_build = build_and_count
 
 
 def _rows(path: Path) -> list[dict[str, Any]]:

@@ -16,7 +16,7 @@ from typing import Any
 import synthc
 from synthc.compiler.multiturn import target_turns
 from synthc.testing.server import FakeLLMServer
-from tests.conftest import run_cli
+from tests.conftest import build_and_count, run_cli
 
 CONFIG = """\
 num_samples: 6
@@ -66,12 +66,7 @@ def _config(tmp_path: Path, max_turns: int = 4) -> Path:
     return config
 
 
-def _build(server: FakeLLMServer, config: Path) -> int:
-    before = server.count
-    url = ["--inference_config.remote_params.api_url", server.url("/v1/chat/completions")]
-    result = run_cli("build", str(config), *url)
-    assert result.exit_code == 0, result.stderr
-    return server.count - before
+_build = build_and_count
 
 
 def _rows(tmp_path: Path) -> list[dict[str, Any]]:
