@@ -19,7 +19,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from synthc.compiler.sampling import Source
+from synthc.compiler.sampling import Source, example_sources
 from synthc.compiler.source import PathKey
 from synthc.compiler.spec import DatasetSource, DocumentSource
 from synthc.compiler.validate import Spec
@@ -30,10 +30,7 @@ SP: PathKey = ("strategy_params",)
 def load_inputs(spec: Spec) -> tuple[Source, ...]:
     """Every source of ``spec`` in oumi's order: examples, datasets, then documents."""
     params = spec.config.strategy_params
-    sources = [
-        Source(s.id or f"input_examples[{i}]", tuple(s.examples), s.num_shots)
-        for i, s in enumerate(params.input_examples or ())
-    ]
+    sources = example_sources(params.input_examples or ())
     for i, data in enumerate(params.input_data or ()):
         rows = _dataset_rows(spec, data, (*SP, "input_data", i))
         sources.append(Source(data.id or f"input_data[{i}]", rows, data.num_shots))

@@ -24,7 +24,7 @@ from synthc.compiler.graph import (
 from synthc.compiler.keys import digest
 from synthc.compiler.multiturn import SPECIAL_IDS
 from synthc.compiler.resolve import ResolvedModel
-from synthc.compiler.sampling import Choice, Combination, Sampler, Source
+from synthc.compiler.sampling import Choice, Combination, Sampler, Source, example_sources
 from synthc.compiler.source import PathKey
 from synthc.compiler.spec import (
     GenerationParams,
@@ -134,11 +134,7 @@ def _inline_examples(spec: Spec) -> tuple[Source, ...]:
     params = spec.config.strategy_params
     if params.input_data or params.input_documents:
         raise ValueError("lower() needs the sources load_inputs() read for this spec")
-    examples = params.input_examples or ()
-    return tuple(
-        Source(s.id or f"input_examples[{i}]", tuple(s.examples), s.num_shots)
-        for i, s in enumerate(examples)
-    )
+    return tuple(example_sources(params.input_examples or ()))
 
 
 def _sampler(spec: Spec, sources: tuple[Source, ...]) -> Sampler:

@@ -13,11 +13,13 @@ from __future__ import annotations
 
 import random
 from bisect import bisect_right
+from collections.abc import Sequence
 from dataclasses import dataclass
 from itertools import accumulate
 from typing import Any
 
 from synthc.compiler.keys import NodeKey, derive_seed, node_key, unit_draw
+from synthc.compiler.spec import ExampleSource
 from synthc.compiler.template import SampledValue
 
 MAX_REDRAWS = 100
@@ -70,6 +72,14 @@ class Source:
         rng = random.Random(derive_seed(seed, index, f"\x1dshots\x1f{self.id}"))
         picks = rng.sample(range(len(self.rows)), min(self.num_shots or 0, len(self.rows)))
         values[self.id] = [self.rows[j] for j in picks]
+
+
+def example_sources(examples: Sequence[ExampleSource]) -> list[Source]:
+    """The inline ``input_examples`` as sources (an unnamed one is ``input_examples[i]``)."""
+    return [
+        Source(s.id or f"input_examples[{i}]", tuple(s.examples), s.num_shots)
+        for i, s in enumerate(examples)
+    ]
 
 
 @dataclass(frozen=True)

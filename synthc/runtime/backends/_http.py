@@ -20,6 +20,7 @@ import dataclasses
 import json
 import math
 import time
+from collections.abc import Sequence
 from datetime import timezone
 from email.utils import parsedate_to_datetime
 from typing import Any
@@ -27,7 +28,7 @@ from typing import Any
 import aiohttp
 from multidict import CIMultiDictProxy
 
-from synthc.runtime.protocol import RequestFailure
+from synthc.runtime.protocol import Outcome, Request, RequestFailure
 
 RETRYABLE_STATUS = frozenset({408, 409, 429})
 MAX_MESSAGE = 300  # characters of a provider's error text kept in a failure message
@@ -161,3 +162,37 @@ def _number(text: str) -> float | None:
     except ValueError:
         return None
     return value if math.isfinite(value) and value >= 0 else None
+
+
+class HttpBackend:
+    """What every HTTP backend shares: one request per round trip over ``self._http``;
+    subclasses say how a request becomes a body and a reply becomes an outcome."""
+
+    max_batch = 1
+    _http: HttpClient
+
+    def build_body(self, request: Request) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def parse_reply(self, reply: dict[str, Any]) -> Outcome:
+        raise NotImplementedError
+
+    async def generate(self, requests: Sequence[Request]) -> list[Outcome]:
+        if len(requests) == 1:
+            return [await self.send(requests[0])]
+        return list(await asyncio.gather(*(self.send(r) for r in requests)))
+
+    async def send(self, request: Request) -> Outcome:
+        """One request, one HTTP round trip."""
+        reply = await self._http.post_json(self.build_body(request))
+        if isinstance(reply, RequestFailure):
+            return reply
+        return self.parse_reply(reply)
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+
+def as_int(value: Any) -> int:
+    """A token count from a reply's usage, 0 when absent or not an integer."""
+    return value if isinstance(value, int) else 0

@@ -8,12 +8,10 @@ top-level ``system`` field. Like oumi, ``top_p`` is sent only when it is not
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Sequence
 from typing import Any
 
 from synthc.runtime.backends import ENGINE_DEFAULTS, EngineDefaults
-from synthc.runtime.backends._http import HttpClient
+from synthc.runtime.backends._http import HttpBackend, HttpClient, as_int
 from synthc.runtime.config import EndpointConfig
 from synthc.runtime.protocol import Completion, Outcome, Request, RequestFailure, Usage
 
@@ -21,10 +19,8 @@ ANTHROPIC_VERSION = "2023-06-01"
 DEFAULT_MAX_TOKENS = 256  # oumi's GenerationParams.max_new_tokens default; the API requires one
 
 
-class AnthropicBackend:
+class AnthropicBackend(HttpBackend):
     """One Messages API call per neutral request, over a shared keep-alive pool."""
-
-    max_batch = 1
 
     def __init__(
         self,
@@ -43,20 +39,11 @@ class AnthropicBackend:
     def __repr__(self) -> str:
         return f"AnthropicBackend(url={self._http.url!r})"
 
-    async def generate(self, requests: Sequence[Request]) -> list[Outcome]:
-        if len(requests) == 1:
-            return [await self.send(requests[0])]
-        return list(await asyncio.gather(*(self.send(r) for r in requests)))
+    def build_body(self, request: Request) -> dict[str, Any]:
+        return build_body(request)
 
-    async def send(self, request: Request) -> Outcome:
-        """One request, one HTTP round trip."""
-        reply = await self._http.post_json(build_body(request))
-        if isinstance(reply, RequestFailure):
-            return reply
+    def parse_reply(self, reply: dict[str, Any]) -> Outcome:
         return parse_reply(reply)
-
-    async def aclose(self) -> None:
-        await self._http.aclose()
 
 
 def build_body(request: Request) -> dict[str, Any]:
@@ -99,10 +86,6 @@ def parse_reply(reply: dict[str, Any]) -> Outcome:
     return Completion(
         text=text,
         model=str(reply.get("model") or ""),
-        usage=Usage(_int(usage.get("input_tokens")), _int(usage.get("output_tokens"))),
+        usage=Usage(as_int(usage.get("input_tokens")), as_int(usage.get("output_tokens"))),
         finish_reason=reply.get("stop_reason"),
     )
-
-
-def _int(value: Any) -> int:
-    return value if isinstance(value, int) else 0

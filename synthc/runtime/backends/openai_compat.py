@@ -8,12 +8,10 @@ Request parameters use oumi's names; this module maps them to the wire names.
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Sequence
 from typing import Any
 
 from synthc.runtime.backends import ENGINE_DEFAULTS, EngineDefaults
-from synthc.runtime.backends._http import HttpClient
+from synthc.runtime.backends._http import HttpBackend, HttpClient, as_int
 from synthc.runtime.config import EndpointConfig
 from synthc.runtime.protocol import Completion, Outcome, Request, RequestFailure, Usage
 
@@ -24,10 +22,8 @@ _GENERIC_SERVER = EngineDefaults(
 )
 
 
-class OpenAICompatBackend:
+class OpenAICompatBackend(HttpBackend):
     """One HTTP request per neutral request, over a shared keep-alive pool."""
-
-    max_batch = 1
 
     def __init__(
         self,
@@ -50,20 +46,8 @@ class OpenAICompatBackend:
     def __repr__(self) -> str:
         return f"OpenAICompatBackend(engine={self.engine!r}, url={self._http.url!r})"
 
-    async def generate(self, requests: Sequence[Request]) -> list[Outcome]:
-        if len(requests) == 1:
-            return [await self.send(requests[0])]
-        return list(await asyncio.gather(*(self.send(r) for r in requests)))
-
-    async def send(self, request: Request) -> Outcome:
-        """One request, one HTTP round trip."""
-        reply = await self._http.post_json(self.build_body(request))
-        if isinstance(reply, RequestFailure):
-            return reply
+    def parse_reply(self, reply: dict[str, Any]) -> Outcome:
         return parse_reply(reply)
-
-    async def aclose(self) -> None:
-        await self._http.aclose()
 
     def build_body(self, request: Request) -> dict[str, Any]:
         """The chat-completions JSON body for ``request``."""
@@ -114,10 +98,6 @@ def parse_reply(reply: dict[str, Any]) -> Outcome:
     return Completion(
         text=text,
         model=str(reply.get("model") or ""),
-        usage=Usage(_int(usage.get("prompt_tokens")), _int(usage.get("completion_tokens"))),
+        usage=Usage(as_int(usage.get("prompt_tokens")), as_int(usage.get("completion_tokens"))),
         finish_reason=choice.get("finish_reason"),
     )
-
-
-def _int(value: Any) -> int:
-    return value if isinstance(value, int) else 0
