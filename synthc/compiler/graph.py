@@ -9,6 +9,7 @@ nodes are not materialised here: the planner walks them sample by sample, so a
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -121,6 +122,6 @@ class Graph:
     passthrough: tuple[str, ...] | None = None
     edges: dict[str, tuple[str, ...]] = field(default_factory=dict)  # rule id → what it reads
 
-    @property
+    @cached_property  # read for every sample written; computed once
     def llm_rules(self) -> tuple[LLMRule, ...]:
         return tuple(r for r in self.rules if isinstance(r, LLMRule))
