@@ -39,9 +39,12 @@ class Record:
     latency: float = 0.0
     created: float = 0.0
     version: int = RECORD_VERSION
+    tool_calls: list[dict[str, str]] = field(default_factory=list)  # {id, name, arguments}
 
     def to_bytes(self) -> bytes:
         fields = {name: getattr(self, name) for name in self.__dataclass_fields__}  # no deep copy
+        if not self.tool_calls:
+            del fields["tool_calls"]  # records without tool calls keep their old bytes
         return json.dumps(fields, ensure_ascii=False, separators=(",", ":")).encode()
 
     @classmethod
@@ -54,6 +57,12 @@ class Record:
             raise ValueError(f"record version {raw.get('version')!r}, expected {RECORD_VERSION}")
         if not isinstance(raw.get("text"), str) or not isinstance(raw.get("key"), str):
             raise ValueError("record without text")
+        calls = raw.get("tool_calls", [])
+        fields = ("id", "name", "arguments")
+        if not isinstance(calls, list) or not all(
+            isinstance(c, dict) and all(isinstance(c.get(k), str) for k in fields) for c in calls
+        ):
+            raise ValueError("record with malformed tool_calls")
         return cls(**raw)
 
 

@@ -24,7 +24,7 @@ from synthc.compiler.graph import Graph, LLMRule, MultiturnRule, PostprocessRule
 from synthc.compiler.keys import NodeId, NodeKey, derive_seed, digest, node_id, node_key
 from synthc.compiler.multiturn import conversation, step_rule, target_turns
 from synthc.compiler.template import SampledValue, TemplateError, render
-from synthc.runtime.protocol import Message, Request
+from synthc.runtime.protocol import Message, Request, ToolCall
 
 UPSTREAM_FAILED = "an upstream node failed"
 
@@ -144,7 +144,8 @@ def _look_up(state: SampleState, node: LLMNode, store: Store, to_send: list[LLMN
     state.nodes[node.rule.id] = node
     record = store.get(node.key)
     if record is not None:
-        state.values[node.rule.id] = record.text
+        calls = tuple(ToolCall(**call) for call in record.tool_calls)
+        state.values[node.rule.id] = _reply(record.text, calls)
         state.status[node.rule.id] = Status.CACHED
     else:
         state.status[node.rule.id] = Status.RUN
@@ -152,14 +153,25 @@ def _look_up(state: SampleState, node: LLMNode, store: Store, to_send: list[LLMN
         to_send.append(node)
 
 
-def answer(state: SampleState, node: LLMNode, text: str | None, error: str = "") -> None:
+def answer(
+    state: SampleState,
+    node: LLMNode,
+    text: str | None,
+    error: str = "",
+    tool_calls: tuple[ToolCall, ...] = (),
+) -> None:
     """Record the model's answer (or failure) for ``node``; call :func:`advance` next."""
     state.running -= 1
     if text is None:
         _fail(state, node.rule, error or "request failed")
     else:
-        state.values[node.rule.id] = text
+        state.values[node.rule.id] = _reply(text, tool_calls)
         state.status[node.rule.id] = Status.GENERATED
+
+
+def _reply(text: str, tool_calls: tuple[ToolCall, ...]) -> str | Message:
+    """A step's value: its text, or the whole assistant message when it calls tools."""
+    return Message("assistant", text, tool_calls) if tool_calls else text
 
 
 def _fail(state: SampleState, rule: Rule, message: str) -> None:

@@ -13,9 +13,23 @@ from typing import Any, Protocol
 
 
 @dataclass(frozen=True)
+class ToolCall:
+    """One function call a model asked for: the provider's call id, the tool, its JSON arguments."""
+
+    id: str
+    name: str
+    arguments: str  # JSON text, as the model wrote it
+
+    def to_dict(self) -> dict[str, str]:
+        return {"id": self.id, "name": self.name, "arguments": self.arguments}
+
+
+@dataclass(frozen=True)
 class Message:
-    role: str  # "system" | "user" | "assistant"
+    role: str  # "system" | "user" | "assistant" | "tool"
     content: str
+    tool_calls: tuple[ToolCall, ...] = ()  # an assistant message that calls tools
+    tool_call_id: str | None = None  # a tool message: the call it answers
 
 
 @dataclass(frozen=True)
@@ -25,7 +39,9 @@ class Request:
     ``params`` holds the output-affecting generation parameters in oumi's names
     (``max_new_tokens``, ``temperature``, ``top_p``, ``stop_strings``, ``seed``,
     ``frequency_penalty``, ``presence_penalty``, ...); ``None`` values are absent.
-    ``seed`` is the node's draw seed, or ``None`` at temperature 0.
+    ``seed`` is the node's draw seed, or ``None`` at temperature 0. ``params["tools"]``,
+    when present, lists the tools the model may call, in OpenAI's function format
+    (``{"type": "function", "function": {"name", "description", "parameters"}}``).
     """
 
     model: str
@@ -42,11 +58,12 @@ class Usage:
 
 @dataclass(frozen=True)
 class Completion:
-    text: str
+    text: str  # may be empty when the model answered with tool calls only
     model: str = ""  # the model the provider says answered
     usage: Usage = Usage()
     finish_reason: str | None = None
     latency: float = 0.0  # seconds, set by the runtime
+    tool_calls: tuple[ToolCall, ...] = ()
 
 
 @dataclass(frozen=True)

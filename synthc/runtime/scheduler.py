@@ -168,7 +168,7 @@ class Scheduler:
                 else:  # an identical request in the same build: answered without sending
                     self.stats.cached += 1
                     self.progress.cached(1)
-                answer(state, waiter, outcome.text)
+                answer(state, waiter, outcome.text, tool_calls=outcome.tool_calls)
             else:
                 self._failed(waiter, outcome.message)
                 answer(state, waiter, None, outcome.message)
@@ -234,4 +234,5 @@ def _record(node: LLMNode, completion: Completion) -> Record:
         },
         latency=completion.latency,
         created=time.time(),
+        tool_calls=[call.to_dict() for call in completion.tool_calls],
     )
