@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from synthc.cache.store import LocalStore, Record, Store
+    from synthc.compiler.executors import ToolResult
     from synthc.compiler.explain import Explanation
     from synthc.compiler.graph import Graph
     from synthc.compiler.keys import KEY_VERSION, NodeId, NodeKey
@@ -61,6 +62,7 @@ _EXPORTS = {
     "explain": "synthc.pipeline",
     "why": "synthc.pipeline",
     "Explanation": "synthc.compiler.explain",
+    "ToolResult": "synthc.compiler.executors",
     "load": "synthc.pipeline",
 }
 
@@ -84,6 +86,7 @@ __all__ = [
     "Status",
     "Store",
     "SynthError",
+    "ToolResult",
     "UnsupportedFeature",
     "build",
     "compile",

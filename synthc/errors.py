@@ -86,25 +86,36 @@ class ConfigError(SynthError):
 
     exit_code = 2
 
-    def __init__(self, diagnostics: Iterable[Diagnostic], source: str | None = None):
+    def __init__(
+        self,
+        diagnostics: Iterable[Diagnostic],
+        source: str | None = None,
+        source_file: str | None = None,
+    ):
         self.diagnostics = tuple(diagnostics)
         self.source = source
+        self.source_file = source_file  # the file ``source`` is the text of, when known
         super().__init__("; ".join(_one_line(d) for d in self.diagnostics))
 
     @classmethod
     def at(cls, message: str, span: Span | None = None) -> ConfigError:
         return cls([Diagnostic(message, span)])
 
-    def with_source(self, source: str) -> ConfigError:
+    def with_source(self, source: str, source_file: str | None = None) -> ConfigError:
         """Attach the config text so rendering shows the offending line."""
-        self.source = source
+        self.source, self.source_file = source, source_file
         return self
 
     def render(self) -> str:
-        parts = [d.render(self.source) for d in self.diagnostics]
+        parts = [d.render(self._source_of(d)) for d in self.diagnostics]
         if len(parts) > 1:
             parts.append(f"{len(parts)} errors")
         return "\n".join(parts)
+
+    def _source_of(self, d: Diagnostic) -> str | None:
+        """The text ``d`` points into; None (read the file) when it is another file's."""
+        elsewhere = self.source_file and d.span is not None and d.span.file != self.source_file
+        return None if elsewhere else self.source
 
 
 def _one_line(d: Diagnostic) -> str:

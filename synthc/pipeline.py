@@ -28,7 +28,7 @@ from synthc.compiler.manifest import load_manifest
 from synthc.compiler.overrides import apply_overrides, parse_overrides
 from synthc.compiler.plan import SampleState
 from synthc.compiler.resolve import resolve
-from synthc.compiler.source import load_yaml
+from synthc.compiler.source import include_environments, load_yaml
 from synthc.compiler.synth_source import load_synth
 from synthc.compiler.validate import Spec, validate
 from synthc.errors import BuildInterrupted
@@ -65,6 +65,7 @@ def load(config: Path | str, overrides: Sequence[str] = ()) -> Spec:
     data, source_map = apply_overrides(
         document.data, document.source_map, parse_overrides(overrides)
     )
+    include_environments(data, source_map, path)
     return validate(data, source_map, document.text, path)
 
 

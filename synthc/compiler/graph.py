@@ -13,6 +13,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
+from synthc.compiler.environments import Toolset
 from synthc.compiler.sampling import Sampler
 from synthc.compiler.spec import PostprocessingParams, TransformationType
 from synthc.compiler.template import Template
@@ -82,6 +83,7 @@ class MultiturnRule:
     deps: tuple[str, ...]
     digest: str
     span: Span | None = None
+    toolset: Toolset | None = field(default=None, compare=False, repr=False)  # assistant tools
 
     @property
     def plan_id(self) -> str:

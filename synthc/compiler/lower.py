@@ -11,6 +11,7 @@ import difflib
 from dataclasses import dataclass
 from typing import Any
 
+from synthc.compiler.environments import Toolset, build_environments, toolset
 from synthc.compiler.graph import (
     Graph,
     Inference,
@@ -41,7 +42,7 @@ from synthc.compiler.template import (
     parse_template,
 )
 from synthc.compiler.validate import Spec
-from synthc.errors import ConfigError, Diagnostic, UnsupportedFeature
+from synthc.errors import ConfigError, Diagnostic
 
 # Generation parameters that change what a model says; only these enter node keys.
 OUTPUT_PARAMS = (
@@ -66,6 +67,8 @@ OUTPUT_PARAMS = (
 SP: PathKey = ("strategy_params",)
 # model_kwargs an in-process engine reads that change its output; they join node keys.
 ENGINE_OUTPUT_KNOBS = ("top_k", "chat_format", "repeat_penalty")
+# in-process engines that cannot take tool definitions
+NO_TOOL_ENGINES = ("LLAMACPP", "NATIVE")
 
 
 @dataclass(frozen=True)
@@ -84,13 +87,12 @@ def lower(spec: Spec, model: ResolvedModel, sources: tuple[Source, ...] | None =
     examples are used as written when no sources are given).
     """
     config = spec.config
-    _refuse_unsupported(spec)
     sampler = _sampler(spec, sources if sources is not None else _inline_examples(spec))
     known = _known_ids(config, sampler)
     rules, problems = _rules(spec, known)
     problems += _check_combinations(spec, sampler)
     if problems:
-        raise ConfigError(problems, spec.text)
+        raise ConfigError(problems, spec.text, str(spec.path))
     ordered = _topological(spec, rules)
     base, columns, hidden = _columns(config, sampler)
     return Graph(
@@ -105,29 +107,6 @@ def lower(spec: Spec, model: ResolvedModel, sources: tuple[Source, ...] | None =
         passthrough=tuple(config.strategy_params.passthrough_attributes or ()) or None,
         edges={r.id: r.deps for r in ordered},
     )
-
-
-def _refuse_unsupported(spec: Spec) -> None:
-    params = spec.config.strategy_params
-    tools = [
-        i
-        for i, m in enumerate(params.multiturn_attributes or ())
-        if m.available_tools or m.available_environments
-    ]
-    if tools:
-        path = (*SP, "multiturn_attributes", tools[0], "available_tools")
-        raise UnsupportedFeature("tool use in multiturn_attributes", spec.span(*path))
-    checks: list[tuple[bool, str, PathKey]] = [
-        (spec.config.environment_config is not None, "environment_config", ("environment_config",)),
-        (
-            spec.config.environment_config_path is not None,
-            "environment_config_path",
-            ("environment_config_path",),
-        ),
-    ]
-    for failed, feature, path in checks:
-        if failed:
-            raise UnsupportedFeature(feature, spec.span(*path))
 
 
 def _inline_examples(spec: Spec) -> tuple[Source, ...]:
@@ -201,8 +180,12 @@ def _rules(spec: Spec, known: dict[str, _Known]) -> tuple[list[Rule], list[Diagn
             pspan = spec.span(*SP, "generated_attributes", i, "postprocessing_params")
             pdigest = digest(post.model_dump(mode="json"))
             rules.append(PostprocessRule(post.id, attr.id, post, pdigest, pspan))
+    environments = build_environments(spec, problems)
     for i, m in enumerate(params.multiturn_attributes or ()):
-        rules.append(_multiturn_rule(spec, i, m, known, problems))
+        tools = toolset(spec, i, m, environments, problems)
+        if tools is not None:
+            _check_tool_engine(spec, i, problems)
+        rules.append(_multiturn_rule(spec, i, m, known, problems, tools=tools))
     for i, t in enumerate(params.transformed_attributes or ()):
         rules.append(_transform_rule(spec, i, t, known, problems))
     return rules, problems
@@ -214,6 +197,8 @@ def _multiturn_rule(
     attr: MultiTurnAttribute,
     known: dict[str, _Known],
     problems: list[Diagnostic],
+    *,
+    tools: Toolset | None = None,
 ) -> MultiturnRule:
     base: PathKey = (*SP, "multiturn_attributes", i)
     scope = {**known, **{name: _Known("text") for name in SPECIAL_IDS}}
@@ -238,7 +223,7 @@ def _multiturn_rule(
     used = [p.template for p in personas] + [t for t in (system, plan) if t is not None]
     deps = tuple(dict.fromkeys(r for t in used for r in t.roots if r not in SPECIAL_IDS))
     span = spec.span(*base, "id")
-    digest_of = digest(attr.model_dump(mode="json"))
+    digest_of = digest([attr.model_dump(mode="json"), tools.digest if tools else None])
     return MultiturnRule(
         attr.id,
         attr.min_turns,
@@ -249,7 +234,28 @@ def _multiturn_rule(
         deps,
         digest_of,
         span,
+        tools,
     )
+
+
+def _check_tool_engine(spec: Spec, i: int, problems: list[Diagnostic]) -> None:
+    """Tool use needs an engine whose API takes tool definitions and returns tool calls."""
+    engine = spec.config.inference_config.engine
+    name = engine.value if engine is not None else "the default engine"
+    if engine is None or engine.value in NO_TOOL_ENGINES:
+        where = (
+            ("inference_config", "engine")
+            if engine is not None
+            else (*SP, "multiturn_attributes", i, "id")
+        )
+        problems.append(
+            Diagnostic(
+                f"tool use needs an engine with native tool calling; {name} has none. Use "
+                "OPENAI, ANTHROPIC, VLLM or an OpenAI-compatible server (REMOTE, REMOTE_VLLM, "
+                "SGLANG, ...)",
+                spec.span(*where),
+            )
+        )
 
 
 def _transform_rule(
@@ -360,7 +366,9 @@ def _topological(spec: Spec, rules: list[Rule]) -> tuple[Rule, ...]:
             return
         if state.get(rule.id) == "active":
             cycle = [*trail[trail.index(rule.id) :], rule.id]
-            raise ConfigError.at(f"cycle: {' --> '.join(cycle)}", rule.span).with_source(spec.text)
+            raise ConfigError.at(f"cycle: {' --> '.join(cycle)}", rule.span).with_source(
+                spec.text, str(spec.path)
+            )
         state[rule.id] = "active"
         for dep in rule.deps:
             if dep in by_id:

@@ -14,6 +14,14 @@ assistant speaks last (oumi's rule). ``{target_turns}`` and ``{current_turn}``
 work in every template; oumi crashes on ``{current_turn}`` in a persona because
 its planner formats personas before any turn exists: synthc gives the planner
 turn 1.
+
+With tools (``available_environments`` / ``available_tools``) an assistant turn
+is oumi's native tool-calling loop: each round is a node (``conv.turn2``,
+``conv.turn2.r2``...) offered the tools; its tool calls are answered locally by
+the sample's own environments (:mod:`synthc.compiler.environments`) or, for a
+simulated tool, by a node of its own (``conv.turn2.call1``); after
+``max_consecutive_tool_turns`` rounds, ``conv.turn2.final`` asks for an answer
+without tools. Grounding facts drawn per sample go into the planner prompt.
 """
 
 from __future__ import annotations
@@ -22,9 +30,17 @@ import json
 from collections.abc import Callable
 from typing import Any
 
+from synthc.compiler.environments import (
+    Session,
+    ToolError,
+    grounding_block,
+    parse_simulated,
+    simulator_messages,
+)
 from synthc.compiler.graph import LLMRule, MultiturnRule
 from synthc.compiler.keys import unit_draw
 from synthc.compiler.template import Template, TemplateError, render
+from synthc.runtime.protocol import Message, ToolCall
 
 MAX_PLAN_ATTEMPTS = 3
 ROLES = ("user", "assistant")
@@ -69,8 +85,14 @@ PLANNER_EXAMPLE_ANSWER = (
     "]}"
 )
 
-# (step id, messages, extra request params) -> the step's text, None while it is pending
-Ask = Callable[[str, list[tuple[str, str]], dict[str, Any]], "str | None"]
+# (step id, messages, extra request params) -> the step's reply (its text, or the assistant
+# message when it calls tools), None while it is pending
+Ask = Callable[[str, list[Message], dict[str, Any]], "str | Message | None"]
+
+STRAGGLER_NUDGE = (
+    "Stop calling tools. Based on the information gathered so far, provide a final "
+    "natural-language answer to the user."
+)
 
 
 def target_turns(seed: int, sample: int, rule: MultiturnRule) -> int:
@@ -92,39 +114,31 @@ def step_rule(rule: MultiturnRule, name: str) -> LLMRule:
 
 
 def conversation(
-    rule: MultiturnRule, values: dict[str, Any], turns: int, ask: Ask
+    rule: MultiturnRule,
+    values: dict[str, Any],
+    turns: int,
+    ask: Ask,
+    facts: list[dict[str, Any]],
 ) -> tuple[dict[str, Any], str] | None:
     """The finished conversation and raw plan, or None while a step is still pending.
 
-    ``ask`` returns a step's text when it is known (cached or answered) and queues
-    its request otherwise. Raises TemplateError when a template cannot be filled.
+    ``ask`` returns a step's reply when it is known (cached or answered) and queues
+    its request otherwise. ``facts`` ground the planner (tool environments' grounding).
+    Raises TemplateError when a template cannot be filled.
     """
-    planned = _plan(rule, values, turns, ask)
+    planned = _plan(rule, values, turns, ask, facts)
     if planned is None:
         return None
     plan_text, instructions = planned
-    history: list[tuple[str, str]] = []
-    for turn in range(1, turns + 1):
-        role = ROLES[(turn - 1) % 2]
-        context = {
-            **values,
-            "target_turns": str(turns),
-            "current_turn": str(turn),
-            "conversation_plan": plan_text,
-        }
-        persona = render(rule.persona(role), context)
-        messages = [
-            ("system", persona),
-            *history,
-            ("user", _turn_info(turn, turns, role, instructions)),
-        ]
-        text = ask(f"turn{turn}", messages, {})
-        if text is None:
-            return None
-        if not text.strip():
-            raise TemplateError(f"turn {turn} came back empty")
-        history.append((role, text.strip()))
-    messages_out = [{"content": c, "role": r} for r, c in history]
+    session = rule.toolset.session() if rule.toolset is not None else None
+    try:
+        history = _turns(rule, values, turns, ask, plan=(plan_text, instructions), session=session)
+    finally:
+        if session is not None:
+            session.close()
+    if history is None:
+        return None
+    messages_out = [_message_dict(m) for m in history]
     if rule.output_system_prompt is not None:
         context = {
             **values,
@@ -137,6 +151,150 @@ def conversation(
     return {"messages": messages_out}, plan_text
 
 
+def _turns(
+    rule: MultiturnRule,
+    values: dict[str, Any],
+    turns: int,
+    ask: Ask,
+    *,
+    plan: tuple[str, list[str]],
+    session: Session | None,
+) -> list[Message] | None:
+    plan_text, instructions = plan
+    history: list[Message] = []
+    for turn in range(1, turns + 1):
+        role = ROLES[(turn - 1) % 2]
+        context = {
+            **values,
+            "target_turns": str(turns),
+            "current_turn": str(turn),
+            "conversation_plan": plan_text,
+        }
+        persona = render(rule.persona(role), context)
+        base = [
+            Message("system", persona),
+            *history,
+            Message("user", _turn_info(turn, turns, role, instructions)),
+        ]
+        if role == "assistant" and session is not None:
+            staged = _agentic_turn(f"turn{turn}", base, ask, session)
+            if staged is None:
+                return None
+            final = staged[-1]
+            if not final.tool_calls and not final.content.strip():
+                raise TemplateError(f"turn {turn} came back empty")
+            history += staged
+            continue
+        reply = ask(f"turn{turn}", base, {})
+        if reply is None:
+            return None
+        text = _text(reply)
+        if not text.strip():
+            raise TemplateError(f"turn {turn} came back empty")
+        history.append(Message(role, text.strip()))
+    return history
+
+
+def _agentic_turn(
+    name: str, base: list[Message], ask: Ask, session: Session
+) -> list[Message] | None:
+    """One assistant turn with tools: rounds of tool calls until a text answer (oumi's
+    loop). Round ``k`` is step ``turnN.rK``; a simulated tool call is ``turnN.rK.callJ``;
+    the answer forced after ``max_consecutive_tool_turns`` rounds is ``turnN.final``."""
+    toolset = session.toolset
+    tools = {"tools": toolset.definitions()}
+    staged: list[Message] = []
+    for round_ in range(1, toolset.max_rounds + 1):
+        step = name if round_ == 1 else f"{name}.r{round_}"
+        reply = ask(step, base + staged, tools)
+        if reply is None:
+            return None
+        if isinstance(reply, str) or not reply.tool_calls:
+            staged.append(Message("assistant", _text(reply)))
+            return staged
+        staged.append(reply)
+        results = _run_tools(step, reply.tool_calls, ask, session)
+        if results is None:
+            return None
+        staged += results
+    reply = ask(f"{name}.final", [*base, *staged, Message("user", STRAGGLER_NUDGE)], {})
+    if reply is None:
+        return None
+    # calls made despite no tools being offered are dropped: nothing would answer them
+    staged.append(Message("assistant", _text(reply)))
+    return staged
+
+
+def _run_tools(
+    step: str, calls: tuple[ToolCall, ...], ask: Ask, session: Session
+) -> list[Message] | None:
+    """One tool message per call, in call order; None while a simulated call is pending
+    (every pending call is asked for first, so they are sent together)."""
+    results: list[Message] = []
+    pending = False
+    for j, call in enumerate(calls, 1):
+        try:
+            content = _run_tool(f"{step}.call{j}", call, ask, session)
+        except ToolError as exc:
+            content = json.dumps({"error": str(exc)})
+        if content is None:
+            pending = True
+            continue
+        results.append(Message("tool", content, tool_call_id=call.id))
+    return None if pending else results
+
+
+def _run_tool(step: str, call: ToolCall, ask: Ask, session: Session) -> str | None:
+    tool = session.toolset.known.get(call.name)
+    if tool is None:
+        known = sorted(session.toolset.known)
+        raise ToolError(f"Unknown tool '{call.name}'. Known: {known}")
+    args = tool.arguments(call.arguments)
+    if tool.simulated:
+        env = session.toolset.environments[tool.env]
+        memo = f"{tool.id}::{json.dumps(args, sort_keys=True)}"
+        if env.cache_by_input and memo in session.memo:
+            return session.memo[memo]  # None: the same call is already being simulated
+        schema = tool.output_schema or {"type": "object"}
+        reply = ask(
+            step,
+            simulator_messages(tool, env.persona, args),
+            {"guided_decoding": {"json": schema}},
+        )
+        if reply is None:
+            session.memo[memo] = None
+            return None
+        output = json.dumps(parse_simulated(tool, _text(reply)))
+        session.memo[memo] = output
+        return output
+    output = session.run(tool, args)
+    return output if isinstance(output, str) else json.dumps(output)
+
+
+def _text(reply: str | Message) -> str:
+    return reply if isinstance(reply, str) else reply.content
+
+
+def _message_dict(message: Message) -> dict[str, Any]:
+    """A message as oumi writes it: content, role, then tool_calls or tool_call_id."""
+    out: dict[str, Any] = {}
+    if message.content or not message.tool_calls:
+        out["content"] = message.content
+    out["role"] = message.role
+    if message.tool_calls:
+        out["tool_calls"] = [
+            {
+                "id": call.id,
+                "type": "function",
+                "function": {"name": call.name, "arguments": call.arguments},
+            }
+            for call in message.tool_calls
+        ]
+    if message.tool_call_id is not None:
+        out["tool_call_id"] = message.tool_call_id
+    return out
+
+
 def _turn_info(turn: int, turns: int, role: str, instructions: list[str]) -> str:
     instruction = instructions[turn - 1] if turn - 1 < len(instructions) else ""
     middle = f"For this turn: {instruction}\n\n" if instruction else ""
@@ -147,14 +305,19 @@ def _turn_info(turn: int, turns: int, role: str, instructions: list[str]) -> str
 
 
 def _plan(
-    rule: MultiturnRule, values: dict[str, Any], turns: int, ask: Ask
+    rule: MultiturnRule,
+    values: dict[str, Any],
+    turns: int,
+    ask: Ask,
+    facts: list[dict[str, Any]],
 ) -> tuple[str, list[str]] | None:
-    messages = planner_messages(rule, values, turns)
+    messages = planner_messages(rule, values, turns, facts)
     for attempt in range(MAX_PLAN_ATTEMPTS):
         name = "plan" if attempt == 0 else f"plan.retry{attempt}"
-        text = ask(name, messages, {"guided_decoding": {"json": PLANNER_SCHEMA}})
-        if text is None:
+        reply = ask(name, messages, {"guided_decoding": {"json": PLANNER_SCHEMA}})
+        if reply is None:
             return None
+        text = _text(reply)
         parsed = parse_plan(text, turns)
         if parsed is not None:
             return text.strip(), parsed
@@ -162,8 +325,8 @@ def _plan(
 
 
 def planner_messages(
-    rule: MultiturnRule, values: dict[str, Any], turns: int
-) -> list[tuple[str, str]]:
+    rule: MultiturnRule, values: dict[str, Any], turns: int, facts: list[dict[str, Any]]
+) -> list[Message]:
     context = {**values, "target_turns": str(turns), "current_turn": "1", "conversation_plan": ""}
     order = ", ".join(f"Turn {t}: {ROLES[(t - 1) % 2].upper()}" for t in range(1, turns + 1))
     roles = "\n\n".join(f"[{p.role.upper()}]\n{render(p.template, context)}" for p in rule.personas)
@@ -175,14 +338,16 @@ def planner_messages(
         "- Instructions MUST be specific to the roles and context provided below.\n"
         f"\nRole context:\n{roles}\n"
     )
+    if facts:
+        request += grounding_block(facts)
     if rule.planner is not None:
         request += f"\nAdditional instructions: {render(rule.planner, context)}\n"
     request += "\nOutput ONLY the JSON object. No markdown. No other text."
     return [
-        ("system", PLANNER_SYSTEM),
-        ("user", PLANNER_EXAMPLE),
-        ("assistant", PLANNER_EXAMPLE_ANSWER),
-        ("user", request),
+        Message("system", PLANNER_SYSTEM),
+        Message("user", PLANNER_EXAMPLE),
+        Message("assistant", PLANNER_EXAMPLE_ANSWER),
+        Message("user", request),
     ]
 
 

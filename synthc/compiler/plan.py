@@ -114,22 +114,22 @@ def _multiturn(
 ) -> None:
     """Resolve as many of the sample's multiturn steps as the cache allows; queue the next."""
 
-    def ask(name: str, messages: list[tuple[str, str]], extra: dict[str, Any]) -> str | None:
+    def ask(name: str, messages: list[Message], extra: dict[str, Any]) -> str | Message | None:
         step = step_rule(rule, name)
         if step.id in state.values:
-            return str(state.values[step.id])
+            return state.values[step.id]  # type: ignore[no-any-return]
         status = state.status.get(step.id)
         if status is Status.RUN:
             return None
         if status is Status.FAILED:
             raise _StepFailed(f"{step.id}: {state.errors.get(step.id, 'failed')}")
-        request = tuple(Message(role, content) for role, content in messages)
-        _look_up(state, make_node(graph, state, step, request, extra), store, to_send)
-        return str(state.values[step.id]) if step.id in state.values else None
+        _look_up(state, make_node(graph, state, step, tuple(messages), extra), store, to_send)
+        return state.values.get(step.id)
 
     turns = target_turns(graph.seed, state.index, rule)
     try:
-        result = conversation(rule, state.values, turns, ask)
+        facts = rule.toolset.grounding_facts(graph.seed, state.index) if rule.toolset else []
+        result = conversation(rule, state.values, turns, ask, facts)
     except (TemplateError, _StepFailed) as exc:
         _fail(state, rule, str(exc))
         state.status[rule.plan_id] = Status.FAILED
@@ -220,9 +220,19 @@ def _key_parts(
         "engine": engine,
         "model": identity,
         "params": key_params,
-        "messages": [[m.role, m.content] for m in request.messages],
+        "messages": [_message_key(m) for m in request.messages],
         "draw": request.seed,
     }
+
+
+def _message_key(message: Message) -> list[Any]:
+    """A message as its key sees it; plain messages keep the two-item form."""
+    parts: list[Any] = [message.role, message.content]
+    if message.tool_calls:
+        parts.append([[c.id, c.name, c.arguments] for c in message.tool_calls])
+    if message.tool_call_id is not None:
+        parts.append({"tool_call_id": message.tool_call_id})
+    return parts
 
 
 def text_digest(value: Any) -> str:

@@ -329,3 +329,25 @@ class _Builder:
                 self.span_of(node),
             )
         return value
+
+
+def include_environments(data: dict[str, Any], source_map: SourceMap, config: Path) -> None:
+    """Read ``environment_config_path`` (relative to the config) into ``environment_config``.
+
+    The file holds what ``environment_config`` would (``environments: [...]``); its
+    spans keep pointing into it, so an error names the environment file's line.
+    """
+    name = data.get("environment_config_path")
+    if not isinstance(name, str) or "environment_config" in data:
+        return  # absent, mistyped or doubled: validation says so
+    path = config.parent / name
+    if not path.is_file():
+        raise ConfigError.at(
+            f"environment_config_path: no such file {str(path)!r}",
+            source_map.span(("environment_config_path",)),
+        ).with_source(source_map.text, source_map.file)
+    document = load_yaml(path)
+    data["environment_config"] = document.data
+    del data["environment_config_path"]
+    for key, span in document.source_map.spans.items():
+        source_map.spans[("environment_config", *key)] = span

@@ -37,7 +37,7 @@ class Spec:
         return self.source_map.span(path)
 
     def error(self, message: str, *path: str | int) -> ConfigError:
-        return ConfigError.at(message, self.span(*path)).with_source(self.text)
+        return ConfigError.at(message, self.span(*path)).with_source(self.text, str(self.path))
 
 
 def validate(data: dict[str, Any], source_map: SourceMap, text: str, path: Path) -> Spec:

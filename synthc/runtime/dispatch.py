@@ -25,6 +25,7 @@ import asyncio
 import random
 import time
 from collections.abc import Sequence
+from dataclasses import replace
 
 from synthc.errors import EngineError
 from synthc.runtime.config import Limits
@@ -96,9 +97,7 @@ class Dispatcher:
         if isinstance(outcome, Completion):
             if reservation is not None:
                 self._limiter.settle(reservation, outcome.usage)
-            return Completion(
-                outcome.text, outcome.model, outcome.usage, outcome.finish_reason, latency
-            )
+            return replace(outcome, latency=latency)
         assert isinstance(outcome, RequestFailure)
         if outcome.status == 429 and outcome.retry_after:
             self._resume_at = max(self._resume_at, time.monotonic() + outcome.retry_after)

@@ -10,7 +10,7 @@ import pytest
 import synthc
 from synthc.compiler.graph import Graph, LLMRule, PostprocessRule, TransformRule
 from synthc.compiler.validate import Spec
-from synthc.errors import ConfigError, UnsupportedFeature
+from synthc.errors import ConfigError
 
 Write = Callable[..., Path]
 LoadSpec = Callable[..., Spec]
@@ -256,41 +256,6 @@ def test_all_zero_rates(write: Write, config_error: ErrorOf, short: Short) -> No
     assert short(config_error(path, lowered=True)) == [
         "config.yaml:3:7: every sample_rate is 0: nothing can be drawn"
     ]
-
-
-UNSUPPORTED = [
-    (
-        "multiturn tools",
-        "strategy_params:\n  multiturn_attributes:\n    - id: conv\n      min_turns: 1\n"
-        "      max_turns: 2\n      role_instruction_messages: {user: u, assistant: a}\n"
-        "      available_tools: [lookup]\n",
-        "tool use in multiturn_attributes",
-        (7, 7),
-    ),
-    (
-        "environment_config",
-        "strategy_params:\n  input_examples:\n    - examples: [{q: a}]\n"
-        "environment_config:\n  environments: []\n",
-        "environment_config",
-        (4, 1),
-    ),
-]
-
-
-@pytest.mark.parametrize("case", UNSUPPORTED, ids=[case[0] for case in UNSUPPORTED])
-def test_unsupported_features(
-    write: Write,
-    load_spec: LoadSpec,
-    lower_spec: LowerSpec,
-    case: tuple[str, str, str, tuple[int, int]],
-) -> None:
-    _, text, feature, where = case
-    path = write(text, model=True)
-    with pytest.raises(UnsupportedFeature) as info:
-        lower_spec(load_spec(path))
-    assert str(info.value) == f"not supported yet: {feature} ({path}:{where[0]}:{where[1]})"
-    assert info.value.feature == feature
-    assert info.value.exit_code == 2
 
 
 GENERATION = """\

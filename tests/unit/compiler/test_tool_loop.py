@@ -1,0 +1,162 @@
+"""The assistant's tool loop, driven step by step through ``conversation``'s ``ask``."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+import synthc
+from synthc.compiler.graph import MultiturnRule
+from synthc.compiler.multiturn import STRAGGLER_NUDGE, conversation
+from synthc.runtime.protocol import Message, ToolCall
+from tests.conftest import OUMI_EXAMPLES
+
+Reply = str | Message
+
+
+class Script:
+    """Answers steps from a table; records every step asked and what it was sent."""
+
+    def __init__(self, replies: dict[str, Reply]):
+        self.replies = replies
+        self.asked: dict[str, tuple[list[Message], dict[str, Any]]] = {}
+
+    def __call__(self, name: str, messages: list[Message], extra: dict[str, Any]) -> Reply | None:
+        self.asked[name] = (messages, extra)
+        if name.startswith("plan"):
+            return '{"turns": []}'
+        if name in self.replies:
+            return self.replies[name]
+        if name.startswith("turn") and "." not in name:
+            return f"text of {name}"
+        return None
+
+
+def _rule(config: Path) -> tuple[MultiturnRule, dict[str, Any]]:
+    """The config's multiturn rule and sample 0's values (generated ones made up)."""
+    graph = synthc.compile(config)
+    rule = next(r for r in graph.rules if isinstance(r, MultiturnRule))
+    values = {**graph.sampler.draw(0), **{d: f"<{d}>" for d in rule.deps}}
+    return rule, {**values, **graph.sampler.draw(0)}
+
+
+def _calls(*calls: tuple[str, dict[str, Any]]) -> Message:
+    return Message(
+        "assistant",
+        "",
+        tuple(
+            ToolCall(f"call_{i}", name, json.dumps(args)) for i, (name, args) in enumerate(calls)
+        ),
+    )
+
+
+def _library(tmp_path: Path) -> tuple[MultiturnRule, dict[str, Any]]:
+    shutil.copy(OUMI_EXAMPLES / "library_tool_use_synth.yaml", tmp_path / "lib.yaml")
+    return _rule(tmp_path / "lib.yaml")
+
+
+def test_tool_calls_are_answered_locally_then_the_model_answers(tmp_path: Path) -> None:
+    rule, values = _library(tmp_path)
+    script = Script(
+        {
+            "turn2": _calls(("lookup_book_status", {"book_id": "B003"}), ("list_book_catalog", {})),
+            "turn2.r2": "1984 is available.",
+        }
+    )
+    result = conversation(rule, values, 2, script, [])
+    assert result is not None
+    messages = result[0]["messages"]
+    assert [m["role"] for m in messages] == [
+        "system",
+        "user",
+        "assistant",
+        "tool",
+        "tool",
+        "assistant",
+    ]
+    assert messages[2]["tool_calls"][0]["function"] == {
+        "name": "lookup_book_status",
+        "arguments": '{"book_id": "B003"}',
+    }
+    assert json.loads(messages[3]["content"]) == {"title": "1984", "status": "available"}
+    assert messages[3]["tool_call_id"] == "call_0"
+    assert messages[5]["content"] == "1984 is available."
+    sent, extra = script.asked["turn2.r2"]
+    assert [m.role for m in sent[-3:]] == ["assistant", "tool", "tool"]  # the round so far
+    assert [t["function"]["name"] for t in extra["tools"]] == [
+        "list_book_catalog",
+        "lookup_book_status",
+    ]
+    assert "tools" not in script.asked["turn1"][1]  # the user simulator gets no tools
+
+
+def test_bad_calls_come_back_to_the_model_as_errors(tmp_path: Path) -> None:
+    rule, values = _library(tmp_path)
+    script = Script(
+        {
+            "turn2": _calls(
+                ("renew_book", {"book_id": "B001"}),
+                ("lookup_book_status", {"id": "B001"}),
+                ("lookup_book_status", {"book_id": "B404"}),
+            ),
+            "turn2.r2": "Sorry.",
+        }
+    )
+    result = conversation(rule, values, 2, script, [])
+    assert result is not None
+    errors = [
+        json.loads(m["content"])["error"] for m in result[0]["messages"] if m["role"] == "tool"
+    ]
+    assert errors[0].startswith("Unknown tool 'renew_book'. Known: ['list_book_catalog'")
+    assert "'book_id' is a required property" in errors[1]
+    assert errors[2].startswith("No lookup output matches arguments")
+
+
+def test_the_round_limit_forces_a_final_answer_without_tools(tmp_path: Path) -> None:
+    rule, values = _library(tmp_path)  # max_consecutive_tool_turns: 6
+    again = _calls(("list_book_catalog", {}))
+    replies: dict[str, Reply] = {"turn2": again, **{f"turn2.r{k}": again for k in range(2, 7)}}
+    script = Script({**replies, "turn2.final": "Here is the catalog."})
+    result = conversation(rule, values, 2, script, [])
+    assert result is not None
+    assert "turn2.r7" not in script.asked
+    sent, extra = script.asked["turn2.final"]
+    assert sent[-1] == Message("user", STRAGGLER_NUDGE) and extra == {}
+    messages = result[0]["messages"]
+    assert messages[-1] == {"content": "Here is the catalog.", "role": "assistant"}
+    assert STRAGGLER_NUDGE not in json.dumps(messages)
+    assert sum(m["role"] == "tool" for m in messages) == 6
+
+
+def test_a_pending_step_stops_the_replay(tmp_path: Path) -> None:
+    rule, values = _library(tmp_path)
+    script = Script({"turn2": _calls(("list_book_catalog", {}))})  # turn2.r2 unanswered
+    assert conversation(rule, values, 2, script, []) is None
+    assert "turn2.r2" in script.asked
+
+
+def test_simulated_tools_are_model_steps_cached_by_input(tmp_path: Path) -> None:
+    shutil.copy(OUMI_EXAMPLES / "mcp_docs_lookup_synth.yaml", tmp_path / "mcp.yaml")
+    rule, values = _rule(tmp_path / "mcp.yaml")
+    react = ("resolve_library_id", {"name": "react"})
+    script = Script({"turn2": _calls(react, react, ("resolve_library_id", {"name": "vue"}))})
+    assert conversation(rule, values, 2, script, []) is None  # simulations pending
+    assert sorted(n for n in script.asked if ".call" in n) == ["turn2.call1", "turn2.call3"]
+    sent, extra = script.asked["turn2.call1"]
+    assert sent[0].content.startswith("You are simulating an MCP-style documentation server")
+    assert "You are simulating the `resolve_library_id` tool." in sent[0].content
+    assert json.loads(sent[1].content) == {
+        "arguments": {"name": "react"},
+        "tool": "resolve_library_id",
+    }
+    assert extra["guided_decoding"]["json"]["required"] == ["library_id", "candidates"]
+    script.replies["turn2.call1"] = '{"library_id": "/facebook/react", "candidates": []}'
+    script.replies["turn2.call3"] = '{"library_id": "/vuejs/core"}'  # misses "candidates"
+    script.replies["turn2.r2"] = "Done."
+    result = conversation(rule, values, 2, script, [])
+    assert result is not None
+    tools = [m["content"] for m in result[0]["messages"] if m["role"] == "tool"]
+    assert tools[0] == tools[1] == '{"library_id": "/facebook/react", "candidates": []}'
+    assert "'candidates' is a required property" in json.loads(tools[2])["error"]
