@@ -112,11 +112,19 @@ def print_why(info: dict[str, Any], console: Console) -> None:
         console.print(Text("messages:", style="bold"))
         for message in info["messages"]:
             console.print(f"  [{message['role']}] {message['content']}", markup=False)
+            for call in message.get("tool_calls", ()):
+                console.print(f"    calls {_call(call)}", markup=False)
     for reason in info["reasons"]:
         console.print(f"{reason['check']}: {reason['detail']}", markup=False)
     if info["output"] is not None:
         console.print(Text("cached output:", style="bold"))
         console.print(info["output"], markup=False)
+        for call in info.get("tool_calls", ()):
+            console.print(f"  calls {_call(call)}", markup=False)
+
+
+def _call(call: dict[str, str]) -> str:
+    return f"{call['name']}({call['arguments']})  [{call['id']}]"
 
 
 def _short(value: Any, limit: int = 120) -> Any:

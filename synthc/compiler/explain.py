@@ -11,6 +11,7 @@ price is known, dollars. ``to_json`` is the stable, documented form
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
@@ -18,11 +19,12 @@ from typing import Any
 from synthc.cache.store import Store
 from synthc.compiler.graph import Graph, LLMRule, MultiturnRule
 from synthc.compiler.manifest import Manifest
-from synthc.compiler.multiturn import target_turns
+from synthc.compiler.multiturn import step_rule, target_turns
 from synthc.compiler.plan import SampleState, Status, advance, plan, start, text_digest
 from synthc.compiler.reasons import NodeFacts, Reason, reasons
 from synthc.compiler.template import SampledValue
 from synthc.errors import ConfigError
+from synthc.runtime.protocol import Message
 
 SCHEMA_VERSION = 1
 DEFAULT_NODE_LIMIT = 50
@@ -282,11 +284,12 @@ def why(graph: Graph, store: Store, previous: Manifest | None, node_id: str) -> 
     inputs = {}
     for dep in rule.deps:
         upstream = state.nodes.get(dep)
+        known = Status.CACHED if dep in state.values else Status.BLOCKED  # sampled values too
         inputs[dep] = {
             "value": _plain(state.values.get(dep)),
             "digest": facts.inputs.get(dep),
             "key": upstream.key if upstream is not None else None,
-            "status": _status(state.status.get(dep, Status.BLOCKED)),
+            "status": _status(state.status.get(dep, known)),
         }
     return {
         "id": node_id,
@@ -295,7 +298,7 @@ def why(graph: Graph, store: Store, previous: Manifest | None, node_id: str) -> 
         "status": status,
         "key": node.key if node is not None else None,
         "draw_seed": node.request.seed if node is not None else None,
-        "messages": [{"role": m.role, "content": m.content} for m in node.request.messages]
+        "messages": [_message(m) for m in node.request.messages]
         if node is not None
         else None,
         "inputs": inputs,
@@ -303,19 +306,40 @@ def why(graph: Graph, store: Store, previous: Manifest | None, node_id: str) -> 
         if status == "cached"
         else [{"check": r.check, "detail": r.detail} for r in reasons(facts, previous)],
         "output": record.text if record is not None else None,
+        **({"tool_calls": record.tool_calls} if record is not None and record.tool_calls else {}),
     }
+
+
+def _message(message: Message) -> dict[str, Any]:
+    out: dict[str, Any] = {"role": message.role, "content": message.content}
+    if message.tool_calls:
+        out["tool_calls"] = [call.to_dict() for call in message.tool_calls]
+    if message.tool_call_id is not None:
+        out["tool_call_id"] = message.tool_call_id
+    return out
 
 
 def _plain(value: Any) -> Any:
     return value.id if isinstance(value, SampledValue) else value
 
 
+STEP = re.compile(r"plan(\.retry\d+)?|turn\d+((\.r\d+)?(\.call\d+)?|\.final)")
+
+
 def _parse_node_id(graph: Graph, node_id: str) -> tuple[LLMRule, int]:
+    """The rule and sample ``node_id`` names: ``answer[3]``, or a multiturn step such
+    as ``dialog.turn2[3]`` / ``dialog.turn2.r2[3]``."""
     name, _, rest = node_id.partition("[")
-    rules = {r.id: r for r in graph.llm_rules}
+    rules: dict[str, LLMRule] = {r.id: r for r in graph.llm_rules}
+    conversations = [r for r in graph.rules if isinstance(r, MultiturnRule)]
+    step = next((c for c in conversations if name.startswith(f"{c.id}.")), None)
+    if step is not None and name not in rules and STEP.fullmatch(name[len(step.id) + 1 :]):
+        rules[name] = step_rule(step, name[len(step.id) + 1 :])
     if name not in rules or not rest.endswith("]") or not rest[:-1].isdigit():
-        known = ", ".join(f"{r}[0..{graph.num_samples - 1}]" for r in rules)
-        raise ConfigError.at(f"no node {node_id!r}; nodes are {known}")
+        last = graph.num_samples - 1
+        known = [f"{r}[0..{last}]" for r in rules if r != name]
+        known += [f"{c.id}.plan[0..{last}], {c.id}.turnN[0..{last}]" for c in conversations]
+        raise ConfigError.at(f"no node {node_id!r}; nodes are {', '.join(known)}")
     index = int(rest[:-1])
     if index >= graph.num_samples:
         raise ConfigError.at(f"no node {node_id!r}: samples run 0..{graph.num_samples - 1}")
