@@ -14,9 +14,16 @@ a whole minute's budget, which providers that enforce per-second quotas reject.
 A request costing more than a burst (a long prompt) is let through only when
 its bucket is full and leaves it in debt; in a 60 s window the overshoot is then
 at most that one request's cost beyond a burst. Token costs are estimates:
-input ~ ``len(text) / 4``; output = the running mean of real output counts
-(``max_new_tokens`` until the first reply). :meth:`RateLimiter.settle` replaces
-estimates with the provider's reported usage once known.
+input ~ ``len(text) / 4``, scaled by how the provider's reported counts have
+compared with those estimates so far; output = the running mean of reported
+output counts (``max_new_tokens``, at most a burst, until the first reply).
+:meth:`RateLimiter.settle` charges what a reply used beyond its estimate; an
+over-estimate is not given back, because requests queued behind it already hold
+their send times, and budget returned then would let new requests bunch up among
+them (a server sees it as a burst). Over-estimates only cost throughput, and the
+scaling keeps them small. Under-estimates are charged when the reply arrives, so
+output tokens can run over a budget by what the requests already sent or queued
+(at most ``num_workers`` of them) used beyond the mean.
 """
 
 from __future__ import annotations
@@ -55,7 +62,7 @@ class Budget:
         self.tat = max(self.tat, at) + cost / self.rate
 
     def adjust(self, delta: float, now: float) -> None:
-        """Correct an earlier estimate by ``delta`` units (negative gives budget back)."""
+        """Charge ``delta`` more units for a request already sent (an under-estimate)."""
         self.tat = max(self.tat, now) + delta / self.rate
 
 
@@ -64,6 +71,7 @@ class Reservation(NamedTuple):
 
     input_tokens: int
     output_tokens: int
+    input_estimate: int = 0  # the input count before scaling
 
 
 class RateLimiter:
@@ -88,6 +96,8 @@ class RateLimiter:
         self._clock = clock
         self._output_seen = 0
         self._replies = 0
+        self._input_reported = 0
+        self._input_estimated = 0
         self.active = any(b is not None for b in (self._requests, self._input, self._output))
 
     @classmethod
@@ -103,6 +113,7 @@ class RateLimiter:
     ) -> tuple[float, Reservation]:
         """Charge the budgets now; the seconds to wait before sending, and the charge."""
         now = self._clock()
+        estimate, input_tokens = input_tokens, self._input_charge(input_tokens)
         output = self._output_estimate(max_output) * requests
         charges = (
             (self._requests, requests),
@@ -116,7 +127,7 @@ class RateLimiter:
         for budget, cost in charges:
             if budget is not None:
                 budget.take(cost, at)
-        return at - now, Reservation(input_tokens, output)
+        return at - now, Reservation(input_tokens, output, estimate)
 
     async def acquire(
         self, requests: int, input_tokens: int, max_output: int | None = None
@@ -128,21 +139,32 @@ class RateLimiter:
         return reservation
 
     def settle(self, reservation: Reservation, usage: Usage, replies: int = 1) -> None:
-        """Replace the estimates in ``reservation`` with the usage the provider reported."""
+        """Charge what the provider reported beyond ``reservation``; learn from it."""
         self._output_seen += usage.output_tokens
         self._replies += replies
         now = self._clock()
         if self._input is not None and usage.input_tokens:
-            self._input.adjust(usage.input_tokens - reservation.input_tokens, now)
+            self._input_reported += usage.input_tokens
+            self._input_estimated += reservation.input_estimate or reservation.input_tokens
+            self._input.adjust(max(0, usage.input_tokens - reservation.input_tokens), now)
         if self._output is not None:
-            self._output.adjust(usage.output_tokens - reservation.output_tokens, now)
+            self._output.adjust(max(0, usage.output_tokens - reservation.output_tokens), now)
+
+    def _input_charge(self, estimate: int) -> int:
+        """``estimate`` scaled by reported / estimated input so far (within 4x either way)."""
+        if self._input is None or not self._input_estimated:
+            return estimate
+        ratio = min(max(self._input_reported / self._input_estimated, 0.25), 4.0)
+        return math.ceil(estimate * ratio)
 
     def _output_estimate(self, max_output: int | None) -> int:
         if self._output is None:
             return 0
         if self._replies:
             return self._output_seen // self._replies
-        return max_output or 0
+        # before any reply: max_new_tokens, but at most a burst, or the first few requests
+        # would book minutes of budget that their replies then mostly give back
+        return math.ceil(min(max_output or self._output.capacity, self._output.capacity))
 
 
 def estimate_tokens(request: Request) -> int:

@@ -17,6 +17,7 @@ import pytest
 import xxhash
 
 from synthc.cache.store import LocalStore
+from synthc.testing._wire import default_reply
 from synthc.testing.server import FakeLLMServer, Fault
 from tests.conftest import run_cli
 from tests.reliability.helpers import rows, write_config
@@ -249,4 +250,32 @@ def test_input_tokens_per_minute_hold_as_the_server_sees_it(tmp_path: Path) -> N
             worst = max(worst, sum(tokens[i : j + 1]) / allowed)
     assert worst <= 1.0, worst
     assert sum(tokens) > burst * 2  # the limit was actually exercised
+    _assert_complete(tmp_path)
+
+
+def test_output_tokens_per_minute_hold_as_the_server_sees_it(tmp_path: Path) -> None:
+    """otpm 900 (about 15 tokens a second): a reply's size is known only once it is in, so
+    each request is charged the running mean (at first max_new_tokens, capped at a burst)
+    and what a reply used beyond that is charged when it arrives. In every interval of
+    arrivals, the tokens the server replied with (a reply's words) stay within
+    ``burst + rate * length``, plus one reply of debt, plus what the requests in flight or
+    queued (at most num_workers) may have been under-charged."""
+    otpm, workers = 900, 8
+    with FakeLLMServer() as server:
+        result = _build(
+            tmp_path, server, workers=workers, remote={"output_tokens_per_minute": otpm}
+        )
+        assert result.exit_code == 0, result.stderr
+        bodies, arrivals = server.requests, server.arrivals
+    tokens = [len(default_reply(body).split()) for body in bodies]
+    rate = otpm / 61
+    burst = rate * 1.0
+    owed = max(tokens) + workers * (max(tokens) - min(tokens))
+    worst = 0.0
+    for i, start in enumerate(arrivals):
+        for j in range(i, len(arrivals)):
+            allowed = burst + rate * (arrivals[j] - start + 0.05) + owed
+            worst = max(worst, sum(tokens[i : j + 1]) / allowed)
+    assert worst <= 1.0, worst
+    assert sum(tokens) > 2 * (burst + owed)  # the limit was actually exercised
     _assert_complete(tmp_path)

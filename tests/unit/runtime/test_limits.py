@@ -71,15 +71,19 @@ def test_oversized_request_waits_for_a_full_bucket_and_leaves_debt() -> None:
     assert budget.earliest(1, now=0.0) == pytest.approx(5.0)
 
 
-def test_settle_gives_back_overestimated_tokens() -> None:
+def test_settle_charges_under_estimates_and_keeps_over_estimates() -> None:
     clock = Clock()
     limiter = RateLimiter(input_tokens_per_minute=6100, clock=clock)  # 100 a second
     delay, reservation = limiter.reserve(1, 100, None)
-    assert delay == 0 and reservation == Reservation(100, 0)
+    assert delay == 0 and reservation == Reservation(100, 0, 100)
     assert limiter.reserve(1, 100, None)[0] == pytest.approx(1.0)
-    limiter.settle(Reservation(100, 0), Usage(input_tokens=1, output_tokens=0))
-    limiter.settle(Reservation(100, 0), Usage(input_tokens=1, output_tokens=0))
-    assert limiter.reserve(1, 100, None)[0] == pytest.approx(0.02)
+    limiter.settle(Reservation(100, 0, 100), Usage(input_tokens=150, output_tokens=0))
+    assert limiter.reserve(1, 10, None)[0] == pytest.approx(2.5 + 0.15 - 1.0)  # +50 owed
+    limiter.settle(Reservation(100, 0, 100), Usage(input_tokens=10, output_tokens=0))
+    # nothing given back, but later estimates are scaled by reported / estimated (160 / 200)
+    delay, reservation = limiter.reserve(1, 100, None)
+    assert reservation == Reservation(80, 0, 100)
+    assert delay == pytest.approx(3.5 - 1.0 + 0.8 - 1.0 + 0.15, abs=0.01)
 
 
 def test_output_estimate_is_max_new_tokens_then_the_mean_seen() -> None:
