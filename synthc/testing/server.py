@@ -9,11 +9,34 @@ so the official SDKs work against it too):
         ...
         assert srv.count == 3
 
-Replies are deterministic: the same body gets the same text, and a different
-seed or temperature a different one. ``reply`` overrides the text, ``faults``
-injects failures (HTTP errors with ``Retry-After``, connection resets, delays).
-It records request bodies, arrival times and the peak number of requests in
-flight, so tests can check what a client sent and how fast.
+Replies are deterministic: the same body gets the same reply, and a different
+seed or temperature a different one. By default (:func:`default_turn`):
+
+- a request that offers ``tools`` gets one tool call (OpenAI: ``message.tool_calls``,
+  ``content`` null, ``finish_reason "tool_calls"``; Anthropic: a ``tool_use`` block,
+  ``stop_reason "tool_use"``), the tool picked by the request's hash and its
+  arguments valid against the tool's parameters schema, until a tool result
+  (a ``tool`` message, a ``tool_result`` block) follows the user's last message;
+  ``tool_choice`` "none" / a named tool / "required" are honoured;
+- a structured-output request (OpenAI ``response_format`` ``json_schema``,
+  Anthropic ``output_config.format``) gets JSON text valid against the schema;
+- anything else gets ``reply to: <last user text> #<hash>``.
+
+``reply`` replaces that: a hook ``reply(body: dict) -> str | dict`` given the
+parsed request body. A ``str`` is the reply text. A ``dict`` is an assistant
+turn, rendered in the provider's wire format::
+
+    {"content": "optional text",
+     "tool_calls": [{"name": "get_patient", "arguments": {"patient_id": "P001"},
+                     "id": "optional; derived from the request otherwise"}]}
+
+``arguments`` may also be JSON text (sent as-is to OpenAI clients, so a test
+can send broken JSON). A hook answer the server cannot send is a 500 whose
+message starts ``reply hook:``. ``faults`` injects failures (HTTP errors with
+``Retry-After``, connection resets, delays). Requests must pair tool results
+with the calls before them as the real APIs insist (else a 400 with the real
+message). The server records request bodies, arrival times and the peak number
+of requests in flight, so tests can check what a client sent and how fast.
 
 As a script it serves until killed and prints the bound port on stdout:
 
@@ -36,7 +59,7 @@ from typing import Any
 
 from aiohttp import web
 
-from synthc.testing._wire import ANTHROPIC, OPENAI, Dialect, default_reply
+from synthc.testing._wire import ANTHROPIC, OPENAI, Dialect, as_turn, default_turn
 
 OPENAI_PATH = "/v1/chat/completions"
 ANTHROPIC_PATH = "/v1/messages"
@@ -62,7 +85,7 @@ class Fault:
 
 
 FaultHook = Callable[[dict[str, Any], int], "Fault | None"]
-ReplyHook = Callable[[dict[str, Any]], str]
+ReplyHook = Callable[[dict[str, Any]], "str | dict[str, Any]"]
 
 
 class _Stats:
@@ -119,7 +142,7 @@ class FakeLLMServer:
         record: bool = True,
     ):
         self.latency = latency
-        self.reply = reply or default_reply
+        self.reply: ReplyHook = reply or default_turn
         self.faults = faults
         self.api_key = api_key
         self.host = host
@@ -198,13 +221,20 @@ class FakeLLMServer:
         if missing or not isinstance(body["messages"], list):
             problem = f"{missing[0]}: Field required" if missing else "messages: must be a list"
             return _json_response(400, dialect.error(400, problem))
+        invalid = dialect.check(body)
+        if invalid is not None:
+            return _json_response(400, dialect.error(400, invalid))
         fault = self.faults(body, index) if self.faults else None
         delay = self.latency + (fault.delay if fault else 0.0)
         if delay > 0:
             await asyncio.sleep(delay)
         if fault is not None and (fault.reset or fault.status is not None):
             return _fault_response(request, dialect, fault)
-        return _json_response(200, dialect.reply(body, self.reply(body), index))
+        try:
+            payload = dialect.reply(body, as_turn(self.reply(body)), index)
+        except ValueError as exc:  # a ReplyError, or a schema the default reply cannot fill
+            return _json_response(500, dialect.error(500, f"reply hook: {exc}"))
+        return _json_response(200, payload)
 
     async def start_async(self) -> None:
         """Start serving in the running event loop; ``port`` is then the bound port."""

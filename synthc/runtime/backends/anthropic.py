@@ -4,19 +4,40 @@
 ``x-api-key`` and ``anthropic-version: 2023-06-01``. System messages go to the
 top-level ``system`` field. Like oumi, ``top_p`` is sent only when it is not
 1.0, and then without ``temperature`` (newer models refuse both at once).
+
+Tools arrive in OpenAI's function format and go out as ``{name, description,
+input_schema}``. An assistant's tool calls become ``tool_use`` blocks, tool
+results become ``tool_result`` blocks in a user message, and adjacent messages
+of one role are merged into one message of content blocks, as oumi does (the
+API wants user and assistant turns to alternate, and tool results to open the
+user turn after the calls). Reply ``tool_use`` blocks become :class:`ToolCall`
+objects with their ``input`` as JSON text. Like oumi's engine, this one sends
+no ``guided_decoding`` schema: ``output_config.format`` is refused by older
+models that oumi configs still name.
 """
 
 from __future__ import annotations
 
+import json
+from collections.abc import Sequence
 from typing import Any
 
 from synthc.runtime.backends import ENGINE_DEFAULTS, EngineDefaults
 from synthc.runtime.backends._http import HttpBackend, HttpClient, as_int
 from synthc.runtime.config import EndpointConfig
-from synthc.runtime.protocol import Completion, Outcome, Request, RequestFailure, Usage
+from synthc.runtime.protocol import (
+    Completion,
+    Message,
+    Outcome,
+    Request,
+    RequestFailure,
+    ToolCall,
+    Usage,
+)
 
 ANTHROPIC_VERSION = "2023-06-01"
 DEFAULT_MAX_TOKENS = 256  # oumi's GenerationParams.max_new_tokens default; the API requires one
+Block = dict[str, Any]
 
 
 class AnthropicBackend(HttpBackend):
@@ -52,9 +73,7 @@ def build_body(request: Request) -> dict[str, Any]:
     system = "\n\n".join(m.content for m in request.messages if m.role == "system")
     body: dict[str, Any] = {
         "model": request.model,
-        "messages": [
-            {"role": m.role, "content": m.content} for m in request.messages if m.role != "system"
-        ],
+        "messages": wire_messages(request.messages),
         "max_tokens": params.get("max_new_tokens") or DEFAULT_MAX_TOKENS,
     }
     if system:
@@ -67,20 +86,113 @@ def build_body(request: Request) -> dict[str, Any]:
     stop = params.get("stop_strings") or params.get("stop")
     if stop:
         body["stop_sequences"] = list(stop)
+    body.update(_tool_fields(params, request.messages))
     return body
 
 
+def _tool_fields(params: dict[str, Any], messages: Sequence[Message]) -> dict[str, Any]:
+    """``tools`` and ``tool_choice`` for the body; none when no tool is offered or used."""
+    if params.get("tools"):
+        fields: dict[str, Any] = {"tools": [wire_tool(t) for t in params["tools"]]}
+        choice = wire_tool_choice(params.get("tool_choice"))
+        if choice is not None:
+            fields["tool_choice"] = choice
+        return fields
+    # A request that offers no tools (oumi's final nudge) may still carry earlier tool
+    # traffic; Anthropic has refused tool_use/tool_result blocks in a request that
+    # defines no tools, so name the tools the history used and forbid calling them.
+    used = dict.fromkeys(c.name for m in messages for c in m.tool_calls)
+    if not used:
+        return {}
+    placeholders = [{"name": name, "input_schema": {"type": "object"}} for name in used]
+    return {"tools": placeholders, "tool_choice": {"type": "none"}}
+
+
+def wire_tool(tool: dict[str, Any]) -> dict[str, Any]:
+    """An OpenAI function tool as an Anthropic tool."""
+    function = tool.get("function") or {}
+    wired: dict[str, Any] = {"name": function.get("name")}
+    if function.get("description"):
+        wired["description"] = function["description"]
+    wired["input_schema"] = function.get("parameters") or {"type": "object", "properties": {}}
+    return wired
+
+
+def wire_tool_choice(choice: Any) -> dict[str, Any] | None:
+    """OpenAI's ``tool_choice`` ("auto", "none", "required" or one function) in Anthropic's form."""
+    if isinstance(choice, dict):
+        name = (choice.get("function") or {}).get("name") or choice.get("name")
+        return {"type": "tool", "name": name} if name else None
+    return {"auto": {"type": "auto"}, "none": {"type": "none"}, "required": {"type": "any"}}.get(
+        str(choice)
+    )
+
+
+def wire_messages(messages: Sequence[Message]) -> list[dict[str, Any]]:
+    """The non-system messages as alternating turns; adjacent same-role turns become one."""
+    turns: list[dict[str, Any]] = []
+    for message in messages:
+        if message.role == "system":
+            continue
+        role, content = _turn(message)
+        if turns and turns[-1]["role"] == role:
+            turns[-1]["content"] = _blocks(turns[-1]["content"]) + _blocks(content)
+        else:
+            turns.append({"role": role, "content": content})
+    return turns
+
+
+def _turn(message: Message) -> tuple[str, str | list[Block]]:
+    if message.role == "tool":
+        result = {
+            "type": "tool_result",
+            "tool_use_id": message.tool_call_id,
+            "content": message.content,
+        }
+        return "user", [result]
+    if not message.tool_calls:
+        return message.role, message.content
+    uses = [
+        {"type": "tool_use", "id": c.id, "name": c.name, "input": _tool_input(c.arguments)}
+        for c in message.tool_calls
+    ]
+    return message.role, _blocks(message.content) + uses
+
+
+def _tool_input(arguments: str) -> dict[str, Any]:
+    """A call's JSON arguments as the object ``tool_use.input`` must be.
+
+    Arguments that are not a JSON object (a model's broken JSON, a bare list) are
+    sent as ``{}``: the API refuses any other ``input``, which would make the whole
+    conversation unsendable, and the tool result that followed the call already
+    tells the model what went wrong with it.
+    """
+    try:
+        value = json.loads(arguments)
+    except ValueError:
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+def _blocks(content: str | list[Block]) -> list[Block]:
+    """Content as a list of blocks; an empty text adds none (the API refuses empty text blocks)."""
+    if isinstance(content, list):
+        return content
+    return [{"type": "text", "text": content}] if content else []
+
+
 def parse_reply(reply: dict[str, Any]) -> Outcome:
-    """A completion from a Messages API reply, or a retryable failure if it has no text."""
+    """A completion from a Messages API reply (text blocks joined, ``tool_use`` blocks as
+    tool calls), or a retryable failure if it has neither or is malformed."""
     content = reply.get("content")
     if not isinstance(content, list):
         return RequestFailure("malformed reply: no content list", True)
-    text = "".join(
-        str(block.get("text", ""))
-        for block in content
-        if isinstance(block, dict) and block.get("type") == "text"
-    )
-    if not text:
+    blocks = [b for b in content if isinstance(b, dict)]
+    text = "".join(str(b.get("text", "")) for b in blocks if b.get("type") == "text")
+    calls = parse_tool_uses([b for b in blocks if b.get("type") == "tool_use"])
+    if isinstance(calls, RequestFailure):
+        return calls
+    if not text and not calls:
         return RequestFailure("empty completion", True)
     usage = reply.get("usage") or {}
     return Completion(
@@ -88,4 +200,22 @@ def parse_reply(reply: dict[str, Any]) -> Outcome:
         model=str(reply.get("model") or ""),
         usage=Usage(as_int(usage.get("input_tokens")), as_int(usage.get("output_tokens"))),
         finish_reason=reply.get("stop_reason"),
+        tool_calls=calls,
     )
+
+
+def parse_tool_uses(blocks: list[Block]) -> tuple[ToolCall, ...] | RequestFailure:
+    """``tool_use`` blocks as ToolCalls, or a retryable failure naming the first bad one."""
+    calls = []
+    for index, block in enumerate(blocks):
+        name, arguments = block.get("name"), block.get("input")
+        if not isinstance(name, str) or not name:
+            return RequestFailure(f"malformed reply: tool_use block {index} has no name", True)
+        if not isinstance(arguments, dict):
+            return RequestFailure(
+                f"malformed reply: tool_use block {index} input is not an object", True
+            )
+        call_id = block.get("id")
+        call_id = call_id if isinstance(call_id, str) and call_id else f"toolu_{index}"
+        calls.append(ToolCall(call_id, name, json.dumps(arguments, ensure_ascii=False)))
+    return tuple(calls)

@@ -6,6 +6,13 @@ The dispatcher hands this backend every request that is ready at once (up to
 Hugging Face-format weights: a GGUF file (the embedded default model) is
 first written out as a Hugging Face copy by transformers, cached under
 ``~/.cache/synthc/models`` keyed by the file's content hash.
+
+Tools: ``LLM.chat`` takes one ``tools`` list per call, so a wave is one call per
+distinct tool list (one call when no request has tools). Messages go to the
+chat template in OpenAI's format, tool calls and tool results included. When a
+request offers tools, the generated text is read for Hermes-style calls
+(``<tool_call>{"name": ..., "arguments": {...}}</tool_call>``, the format of
+the Qwen, Hermes and SmolLM3 templates); the text outside the tags is the reply.
 """
 
 from __future__ import annotations
@@ -15,14 +22,17 @@ import atexit
 import json
 import logging
 import os
+import re
 import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import xxhash
+
 from synthc.errors import EngineError
 from synthc.runtime.config import LocalModelConfig
-from synthc.runtime.protocol import Completion, Outcome, Request, Usage
+from synthc.runtime.protocol import Completion, Message, Outcome, Request, ToolCall, Usage
 
 log = logging.getLogger("synthc.engine.vllm")
 
@@ -50,24 +60,101 @@ class VLLMBackend:
         return await asyncio.to_thread(self._generate, list(requests))
 
     def _generate(self, requests: list[Request]) -> list[Outcome]:
-        conversations = [
-            [{"role": m.role, "content": m.content} for m in r.messages] for r in requests
-        ]
+        """One ``LLM.chat`` call per distinct tool list, outcomes back in request order."""
+        groups: dict[str, list[int]] = {}
+        for i, request in enumerate(requests):
+            key = json.dumps(request.params.get("tools") or None, sort_keys=True)
+            groups.setdefault(key, []).append(i)
+        outcomes: list[Outcome | None] = [None] * len(requests)
+        for indexes in groups.values():
+            batch = [requests[i] for i in indexes]
+            for i, outcome in zip(indexes, self._chat(batch), strict=True):
+                outcomes[i] = outcome
+        return [o for o in outcomes if o is not None]
+
+    def _chat(self, requests: list[Request]) -> list[Outcome]:
+        """One ``LLM.chat`` call for requests that offer the same tools (or none)."""
+        conversations = [[chat_message(m) for m in r.messages] for r in requests]
         params = [sampling_params(r) for r in requests]
+        tools = requests[0].params.get("tools") or None
         self.chat_calls += 1
         log.info("LLM.chat: %d requests, seeds %s", len(requests), [p.seed for p in params])
         started = time.perf_counter()
-        results = self.llm.chat(conversations, sampling_params=params, use_tqdm=False)
+        extra = {"tools": tools} if tools else {}
+        results = self.llm.chat(conversations, sampling_params=params, use_tqdm=False, **extra)
         log.debug("LLM.chat took %.2f s", time.perf_counter() - started)
         outcomes: list[Outcome] = []
         for result in results:
             output = result.outputs[0]
             usage = Usage(len(result.prompt_token_ids or ()), len(output.token_ids))
-            outcomes.append(Completion(output.text, self.name, usage, output.finish_reason))
+            context = json.dumps(conversations[len(outcomes)])
+            text, calls = parse_tool_calls(output.text, context) if tools else (output.text, ())
+            reason = "tool_calls" if calls else output.finish_reason
+            outcomes.append(Completion(text, self.name, usage, reason, tool_calls=calls))
         return outcomes
 
     async def aclose(self) -> None:
         pass  # the engine stays up for the next build in this process (see engine_for)
+
+
+def chat_message(message: Message) -> dict[str, Any]:
+    """A message in the OpenAI chat format ``LLM.chat`` renders with the model's template.
+
+    Content stays a string even beside tool calls: templates that know nothing of
+    tools concatenate it (``'...' + message['content']``) and fail on ``None``.
+    """
+    if message.role == "tool":
+        return {"role": "tool", "tool_call_id": message.tool_call_id, "content": message.content}
+    wired: dict[str, Any] = {"role": message.role, "content": message.content}
+    if message.tool_calls:
+        wired["tool_calls"] = [
+            {"id": c.id, "type": "function", "function": {"name": c.name, "arguments": c.arguments}}
+            for c in message.tool_calls
+        ]
+    return wired
+
+
+_TOOL_CALL = re.compile(r"<tool_call>(.*?)(?:</tool_call>|$)", re.DOTALL)
+
+
+def parse_tool_calls(text: str, context: str = "") -> tuple[str, tuple[ToolCall, ...]]:
+    """The reply text outside ``<tool_call>`` tags, and the calls inside them.
+
+    Each tag holds ``{"name": ..., "arguments": {...}}`` (``parameters`` is read too);
+    an unclosed last tag (generation stopped) counts. If any tag does not hold such
+    an object, nothing is a call and the whole text is the reply, as vLLM's own Hermes
+    parser does. Ids are ``call_<index>_<hash of context and text>`` (``context``: the
+    conversation the text answers): the same generation gets the same ids, so a cached
+    conversation replays identically, and a call repeated later in it gets new ones.
+    """
+    bodies = _TOOL_CALL.findall(text)
+    if not bodies:
+        return text, ()
+    digest = xxhash.xxh64_hexdigest((context + text).encode())[:8]
+    calls = []
+    for index, body in enumerate(bodies):
+        call = _hermes_call(body)
+        if call is None:
+            return text, ()
+        name, arguments = call
+        calls.append(ToolCall(f"call_{index}_{digest}", name, arguments))
+    return _TOOL_CALL.sub("", text).strip(), tuple(calls)
+
+
+def _hermes_call(body: str) -> tuple[str, str] | None:
+    """``(name, JSON arguments)`` from one tag's JSON, or None if it is not a call."""
+    try:
+        value = json.loads(body.strip())
+    except ValueError:
+        return None
+    if not isinstance(value, dict) or not isinstance(value.get("name"), str):
+        return None
+    arguments = value.get("arguments", value.get("parameters"))
+    if arguments is None:
+        arguments = {}
+    if isinstance(arguments, str):
+        return value["name"], arguments
+    return value["name"], json.dumps(arguments, ensure_ascii=False)
 
 
 _ENGINES: dict[str, Any] = {}
