@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -68,33 +69,31 @@ RUNNABLE = {  # each with its passthrough columns, in the order the config lists
         "complexity_level",
     ],
 }
-# Features that arrive in later issues; until then the build stops with a clear message.
-NOT_YET = {
-    "ehr_database_synth.yaml": "tool use in multiturn_attributes",
-    "ehr_stateful_synth.yaml": "tool use in multiturn_attributes",
-    "library_tool_use_synth.yaml": "tool use in multiturn_attributes",
-    "mcp_docs_lookup_synth.yaml": "tool use in multiturn_attributes",
+# Tool-use examples: passthrough columns, and the executor modules oumi ships beside them
+# (registered through OUMI_EXTRA_DEPS_FILE there; imported from the config's directory here).
+TOOL_USE = {
+    "library_tool_use_synth.yaml": (["user_persona", "library_dialog", "library_dialog_plan"], []),
+    "ehr_database_synth.yaml": (
+        ["clinician_persona", "ehr_dialog", "ehr_dialog_plan"],
+        ["ehr_db.py"],
+    ),
+    "ehr_stateful_synth.yaml": (["ehr_conversation", "ehr_conversation_plan"], ["ehr.py"]),
+    "mcp_docs_lookup_synth.yaml": (
+        ["docs_lookup_conversation", "docs_lookup_conversation_plan"],
+        [],
+    ),
 }
 
 
 def test_every_example_is_accounted_for() -> None:
-    assert sorted([*RUNNABLE, *NOT_YET]) == ALL
+    assert sorted([*RUNNABLE, *TOOL_USE]) == ALL
 
 
 @pytest.mark.parametrize("name", sorted(RUNNABLE))
 def test_runnable_example_builds(name: str, tmp_path: Path, llm_server: FakeLLMServer) -> None:
     config = copy_example(name, tmp_path)
     _write_alpaca_rows(tmp_path / "data" / "dataset_examples" / "alpaca_format.jsonl")
-    overrides = [
-        "--inference_config.remote_params.api_url",
-        llm_server.url("/v1/messages"),
-        "--inference_config.remote_params.api_key",
-        "sk-ant-test",
-        "--inference_config.remote_params.politeness_policy",
-        "0",
-        "--output_path",
-        "out.jsonl",
-    ]
+    overrides = _at(llm_server, "/v1/messages")
     result = run_cli("build", str(config), *overrides)
     assert result.exit_code == 0, result.stderr
     rows = [json.loads(line) for line in (tmp_path / "out.jsonl").read_text().splitlines()]
@@ -108,6 +107,20 @@ def test_runnable_example_builds(name: str, tmp_path: Path, llm_server: FakeLLMS
     assert llm_server.count == generated_first
 
 
+def _at(server: FakeLLMServer, path: str) -> list[str]:
+    """Overrides that point a config at ``server`` and write ``out.jsonl``."""
+    return [
+        "--inference_config.remote_params.api_url",
+        server.url(path),
+        "--inference_config.remote_params.api_key",
+        "sk-test",
+        "--inference_config.remote_params.politeness_policy",
+        "0",
+        "--output_path",
+        "out.jsonl",
+    ]
+
+
 def _write_alpaca_rows(path: Path) -> None:
     """The dataset data_augmentation_synth.yaml reads (oumi ships it beside the config)."""
     path.parent.mkdir(parents=True)
@@ -118,10 +131,29 @@ def _write_alpaca_rows(path: Path) -> None:
     path.write_text("".join(json.dumps(row) + "\n" for row in rows))
 
 
-@pytest.mark.parametrize("name", sorted(NOT_YET))
-def test_later_features_stop_with_a_clear_message(name: str, tmp_path: Path) -> None:
+@pytest.mark.parametrize("name", sorted(TOOL_USE))
+def test_tool_use_example_builds(name: str, tmp_path: Path, llm_server: FakeLLMServer) -> None:
+    columns, executors = TOOL_USE[name]
     config = copy_example(name, tmp_path)
-    result = run_cli("build", str(config))
-    assert result.exit_code == 2
-    assert result.stderr.startswith(f"error: not supported yet: {NOT_YET[name]} ({config}:")
-    assert "Traceback" not in result.stderr
+    for module in executors:
+        shutil.copy(OUMI_EXAMPLES / "executors" / module, tmp_path / module)
+    overrides = [*_at(llm_server, "/v1/chat/completions"), "--num_samples", "6"]
+    result = run_cli("build", str(config), *overrides)
+    assert result.exit_code == 0, result.stderr
+    rows = [json.loads(line) for line in (tmp_path / "out.jsonl").read_text().splitlines()]
+    assert len(rows) == 6
+    assert all(list(row) == columns for row in rows)
+    conversation = columns[-2]
+    for row in rows:
+        messages = row[conversation]["messages"]
+        assert messages[0]["role"] == "system"
+        assert [
+            m["role"]
+            for m in messages
+            if m["role"] in ("user", "assistant") and "tool_calls" not in m
+        ][-1] == "assistant"
+        assert isinstance(row[columns[-1]], str)
+    sent = llm_server.count
+    assert sent > 0
+    assert run_cli("build", str(config), *overrides).exit_code == 0
+    assert llm_server.count == sent
