@@ -127,6 +127,7 @@ def test_public_api_is_pinned() -> None:
             "Status",
             "Store",
             "SynthError",
+            "ToolResult",
             "UnsupportedFeature",
             "build",
             "compile",

@@ -8,6 +8,7 @@ is stable: .synth -> YAML -> .synth gives the canonical text again.
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -57,7 +58,11 @@ def _rules(graph: Graph) -> list[tuple[Any, ...]]:
 
 
 def _twin(config: Path, tmp_path: Path) -> Path:
-    twin = tmp_path / f"{config.stem}.synth"
+    """The config converted to .synth, in a copy of its directory (its data files and
+    executors resolve beside it)."""
+    home = tmp_path / "home"
+    shutil.copytree(config.parent, home, dirs_exist_ok=True)
+    twin = home / f"{config.stem}.converted.synth"
     twin.write_text(convert(config))
     return twin
 

@@ -8,6 +8,7 @@ from pathlib import Path
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from synthc.compiler.inputs import load_inputs
 from synthc.compiler.lower import lower
 from synthc.compiler.overrides import apply_overrides
 from synthc.compiler.resolve import resolve
@@ -41,11 +42,14 @@ def mutated(draw: st.DrawFn) -> str:
     return text
 
 
+FUZZ = EXAMPLES / "fuzz.synth"  # never written: it only places relative paths in examples/
+
+
 def _compile(text: str) -> None:
-    document = parse_synth(text, "fuzz.synth")
+    document = parse_synth(text, str(FUZZ))
     data, source_map = apply_overrides(document.data, document.source_map, [])
-    spec = validate(data, source_map, text, Path("fuzz.synth"))
-    lower(spec, resolve(spec))
+    spec = validate(data, source_map, text, FUZZ)
+    lower(spec, resolve(spec), load_inputs(spec))
 
 
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -57,7 +61,7 @@ def test_mutated_input_compiles_or_says_where(text: str) -> None:
         assert exc.diagnostics
         for diagnostic in exc.diagnostics:
             assert diagnostic.span is not None and diagnostic.span.line >= 1, diagnostic
-        assert exc.render().startswith("fuzz.synth:")
+        assert exc.render().startswith(f"{FUZZ}:")
     except UnsupportedFeature as exc:
         assert exc.span is not None
     except SynthError as exc:  # pragma: no cover - the assertion explains
