@@ -138,14 +138,15 @@ def _count_multiturn(
     node_limit: int | None,
 ) -> None:
     """A multiturn attribute's steps (plan, then one per turn): known ones by status, the
-    rest blocked behind the first that must run."""
+    rest blocked behind the first that must run. A turn not reached yet counts one
+    request, though with tools an assistant turn may take several rounds."""
     steps = [n for n in state.nodes if n.startswith(f"{rule.id}.")]
     expected = 1 + target_turns(report.graph.seed, state.index, rule)
     for name in steps:
         step = state.nodes[name].rule
         _count(report, step, state, previous, node_limit, counts_as=rule.id)
     if state.status.get(rule.id) is Status.BLOCKED:
-        known = sum(1 for n in steps if not n.split(".", 1)[1].startswith("plan.retry"))
+        known = sum(1 for n in steps if "." not in n[len(rule.id) + 1 :])  # plan, turnN
         report.counts[rule.id]["blocked"] += max(expected - known, 0)
 
 

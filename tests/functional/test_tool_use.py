@@ -15,8 +15,11 @@ from typing import Any
 
 import pytest
 
+import synthc
+from synthc.compiler.graph import MultiturnRule
+from synthc.compiler.multiturn import target_turns
 from synthc.testing._wire import default_reply
-from synthc.testing.server import FakeLLMServer
+from synthc.testing.server import FakeLLMServer, Fault
 from tests.conftest import OUMI_EXAMPLES, run_cli
 
 Body = dict[str, Any]
@@ -369,3 +372,51 @@ def test_explain_why_shows_a_tool_round(library: Path) -> None:
     assert (
         "no node 'library_dialog.turn2.x[0]'; nodes are library_dialog.plan[0..9]" in wrong.stderr
     )
+
+
+def test_explain_counts_tool_rounds_once_they_are_known(library: Path) -> None:
+    with FakeLLMServer(reply=librarian) as server:
+        _build(server, library, "--num_samples", "2")
+        sent = server.count
+    result = run_cli("explain", str(library), "--num_samples", "3", "--format", "json")
+    assert result.exit_code == 0, result.stderr
+    totals = json.loads(result.stdout)["totals"]
+    graph = synthc.compile(library, ["--num_samples", "3"])
+    rule = next(r for r in graph.rules if isinstance(r, MultiturnRule))
+    # the new sample: its plan must run, then each of its turns (one request at least)
+    blocked = target_turns(graph.seed, 2, rule)
+    assert totals == {
+        "nodes": sent + 1 + blocked,
+        "cached": sent,
+        "run": 1,
+        "blocked": blocked,
+        "failed": 0,
+    }
+
+
+def test_explain_counts_the_turns_left_after_tool_rounds(library: Path) -> None:
+    def refuse_turn_3(body: Body, attempt: int) -> Fault | None:
+        last = body["messages"][-1].get("content") or ""
+        return Fault(status=400) if "turn 3 of" in str(last) else None
+
+    with FakeLLMServer(reply=librarian, faults=refuse_turn_3) as server:
+        result = run_cli(
+            "build",
+            str(library),
+            "--inference_config.remote_params.api_url",
+            server.url("/v1/chat/completions"),
+            "--inference_config.remote_params.api_key",
+            "sk-test",
+            "--num_samples",
+            "1",
+        )
+        assert result.exit_code == 1
+        sent = server.count
+    graph = synthc.compile(library, ["--num_samples", "1"])
+    rule = next(r for r in graph.rules if isinstance(r, MultiturnRule))
+    turns = target_turns(graph.seed, 0, rule)
+    result = run_cli("explain", str(library), "--num_samples", "1", "--format", "json")
+    totals = json.loads(result.stdout)["totals"]
+    # cached: the plan, turn 1 and turn 2's three rounds; turn 3 runs; turns 4.. wait for it
+    assert sent == 6
+    assert (totals["cached"], totals["run"], totals["blocked"]) == (5, 1, turns - 3)
