@@ -62,6 +62,7 @@ class BuildProgress:
 
     def __rich__(self) -> RenderableType:
         done = self.n_cached + self.n_generated + self.n_failed
+        self.total = max(self.total, done)  # tool rounds and plan retries were not foreseen
         elapsed = max(time.monotonic() - self.started, 1e-6)
         rate = self.n_generated / elapsed
         left = self.total - done

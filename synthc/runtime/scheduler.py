@@ -18,6 +18,7 @@ from typing import Protocol
 
 from synthc.cache.store import Record, Store
 from synthc.compiler.graph import Graph, MultiturnRule
+from synthc.compiler.multiturn import target_turns
 from synthc.compiler.plan import (
     UPSTREAM_FAILED,
     LLMNode,
@@ -112,10 +113,7 @@ class Scheduler:
 
     async def run(self) -> Stats:
         """Build every sample; return the counts."""
-        per_sample = len(self._llm) + sum(
-            r.max_turns + 1 for r in self.graph.rules if isinstance(r, MultiturnRule)
-        )
-        self.progress.begin(self.graph.num_samples * per_sample)  # multiturn: at most
+        self.progress.begin(expected_nodes(self.graph))
         try:
             for index in range(self.graph.num_samples):
                 while self._open >= self.window:
@@ -220,6 +218,17 @@ class Scheduler:
             task.cancel()
         if self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
+
+
+def expected_nodes(graph: Graph) -> int:
+    """Requests a build of ``graph`` makes at least: each LLM rule once per sample, and
+    per conversation its plan and one request per turn (tool rounds and plan retries
+    come on top)."""
+    total = graph.num_samples * len(graph.llm_rules)
+    for rule in graph.rules:
+        if isinstance(rule, MultiturnRule):
+            total += sum(1 + target_turns(graph.seed, i, rule) for i in range(graph.num_samples))
+    return total
 
 
 def _record(node: LLMNode, completion: Completion) -> Record:

@@ -15,6 +15,7 @@ from typing import Any
 
 import synthc
 from synthc.compiler.multiturn import target_turns
+from synthc.runtime.scheduler import expected_nodes
 from synthc.testing.server import FakeLLMServer
 from tests.conftest import build_and_count, run_cli
 
@@ -81,9 +82,10 @@ def _turns(graph: synthc.Graph, max_turns: int) -> list[int]:
 def test_conversation_shape_and_cache(tmp_path: Path) -> None:
     with FakeLLMServer(reply=reply) as server:
         config = _config(tmp_path)
-        turns = _turns(synthc.compile(config), 4)
+        graph = synthc.compile(config)
+        turns = _turns(graph, 4)
         assert all(t in (2, 4) for t in turns)
-        assert _build(server, config) == sum(1 + t for t in turns)
+        assert _build(server, config) == sum(1 + t for t in turns) == expected_nodes(graph)
         rows = _rows(tmp_path)
         for row, t in zip(rows, turns, strict=True):
             messages = row["chat"]["messages"]
