@@ -299,9 +299,7 @@ def why(graph: Graph, store: Store, previous: Manifest | None, node_id: str) -> 
         "status": status,
         "key": node.key if node is not None else None,
         "draw_seed": node.request.seed if node is not None else None,
-        "messages": [_message(m) for m in node.request.messages]
-        if node is not None
-        else None,
+        "messages": [_message(m) for m in node.request.messages] if node is not None else None,
         "inputs": inputs,
         "reasons": []
         if status == "cached"
