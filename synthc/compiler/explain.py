@@ -175,7 +175,7 @@ def node_facts(graph: Graph, rule: LLMRule, state: SampleState) -> NodeFacts:
         sample_key=state.sample_key,
         engine=inference.engine,
         model=inference.identity,
-        params=inference.key_params,
+        params=node.parts["params"] if node is not None else inference.key_params,
         template=rule.digest,
         messages=[(m.role, m.text) for m in rule.messages],
         inputs=inputs,

@@ -128,6 +128,8 @@ def test_raising_max_turns_reruns_only_samples_whose_count_changed(tmp_path: Pat
         data = json.loads(run_cli("explain", str(config), "--format", "json").stdout)
         expected = sum(1 + t for t in changed)
         assert data["totals"]["run"] + data["totals"]["blocked"] == expected
+        text = run_cli("explain", str(config), "--all").stdout
+        assert "chat.plan[" in text and "guided_decoding" not in text  # the prompt changed
         assert _build(server, config) == expected
 
 
