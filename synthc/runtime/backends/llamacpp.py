@@ -4,6 +4,8 @@ The chat template comes from the GGUF file itself. Each request carries its
 own sampling seed (the node's draw seed), so two samples with identical
 prompts at temperature > 0 get separate draws and a request reproduces.
 Generation runs in a worker thread; llama.cpp releases the GIL while it computes.
+``guided_decoding: {json: schema}`` (the multiturn planner's) constrains the
+output to the schema with llama.cpp's JSON grammar.
 """
 
 from __future__ import annotations
@@ -71,6 +73,7 @@ class LlamaCppBackend:
                 frequency_penalty=float(params.get("frequency_penalty", 0.0)),
                 presence_penalty=float(params.get("presence_penalty", 0.0)),
                 repeat_penalty=float(params.get("repeat_penalty", 1.0)),
+                response_format=_response_format(params.get("guided_decoding")),
             )
         except (ValueError, RuntimeError) as exc:  # e.g. the prompt exceeds n_ctx
             return RequestFailure(f"llama.cpp: {exc}", retryable=False)
@@ -87,3 +90,11 @@ class LlamaCppBackend:
         close = getattr(self.llm, "close", None)
         if close is not None:
             close()
+
+
+def _response_format(guided: Any) -> dict[str, Any] | None:
+    """oumi's ``guided_decoding: {json: <schema>}`` as llama.cpp's grammar-constrained JSON."""
+    if not isinstance(guided, dict) or guided.get("json") is None:
+        return None
+    schema = guided["json"]
+    return {"type": "json_object", **({"schema": schema} if isinstance(schema, dict) else {})}
