@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from synthc.cache.claims import Claims
 from synthc.cache.layered import LayeredStore, open_store, readonly_setting, remote_urls
 from synthc.cache.store import Store, default_cache_dir
 from synthc.compiler.derive import build_row
@@ -135,13 +136,19 @@ def build(
     path = Path(config)
     spec, graph = _compile(path, overrides)
     store = cache_store(spec, cache_dir, remote_cache, remote_cache_readonly, building=True)
+    # Other builds on this cache directory: claims keep us from sending what they send.
+    claims = Claims.open(default_cache_dir(spec.path, cache_dir), store.local)
     stats = Stats()
     try:
-        result = asyncio.run(_build(spec, graph, store, progress, stats))
+        result = asyncio.run(_build(spec, graph, store, progress, stats, claims=claims))
     except KeyboardInterrupt:  # Ctrl-C: close() below still writes every answer received
         raise BuildInterrupted(stats.generated) from None
     finally:
-        store.close()
+        try:
+            store.close()
+        finally:
+            if claims is not None:
+                claims.close()  # after every answer is on disk, so the others find it
     result.stats.remote_hits = store.remote_hits()
     return result
 
@@ -180,7 +187,13 @@ def manifest_path(spec: Spec) -> Path:
 
 
 async def _build(
-    spec: Spec, graph: Graph, store: Store, progress: Progress | None, stats: Stats
+    spec: Spec,
+    graph: Graph,
+    store: Store,
+    progress: Progress | None,
+    stats: Stats,
+    *,
+    claims: Claims | None = None,
 ) -> BuildResult:
     started = time.perf_counter()
     dispatcher = LazyRunner(spec, graph, progress)
@@ -201,7 +214,14 @@ async def _build(
     try:
         window = max(256, 8 * spec.config.inference_config.remote_params.num_workers)
         await Scheduler(
-            graph, store, dispatcher, emit, progress=progress, window=window, stats=stats
+            graph,
+            store,
+            dispatcher,
+            emit,
+            progress=progress,
+            window=window,
+            stats=stats,
+            claims=claims,
         ).run()
         stats.engine_load_seconds = dispatcher.load_seconds
     except BaseException:

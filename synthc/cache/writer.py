@@ -9,6 +9,9 @@ queued, so a kill loses at most that many answers beyond those in flight
 (tests/reliability/test_crash.py measures it). ``close`` waits until
 everything queued is written.
 A write that fails is raised by the next ``put``, ``get`` or ``close``.
+``queued`` counts puts and ``settled`` the first of them the writer has finished
+with (committed, or failed), so a reader can tell when a given put is on disk
+(:mod:`synthc.cache.claims` waits for that before it lets another build look).
 """
 
 from __future__ import annotations
@@ -34,6 +37,8 @@ class WriteBehind:
         self._room = threading.Condition(self._lock)  # notified when the writer commits
         self._queue: queue.SimpleQueue[str | None] = queue.SimpleQueue()
         self._error: BaseException | None = None
+        self.queued = 0  # records put so far
+        self.settled = 0  # of those, in put order, how many the writer has finished with
         self._thread = threading.Thread(
             target=self._write_loop, name="synthc-cache-writer", daemon=True
         )
@@ -57,7 +62,8 @@ class WriteBehind:
             while len(self._pending) >= MAX_PENDING and self._thread.is_alive():
                 self._room.wait(timeout=1.0)
             self._pending[key] = record
-        self._queue.put(key)
+            self.queued += 1
+            self._queue.put(key)  # under the lock: queue order is ``queued`` order
 
     def close(self) -> None:
         """Write everything queued, stop the thread and close the store."""
@@ -83,7 +89,9 @@ class WriteBehind:
                 except queue.Empty:
                     break
             stop = None in keys
-            self._write([k for k in keys if k is not None])
+            batch = [k for k in keys if k is not None]
+            self._write(batch)
+            self.settled += len(batch)  # the queue is first in, first out: puts in order
 
     def _write(self, keys: list[str]) -> None:
         if not keys:

@@ -6,6 +6,9 @@ to the cache the moment it arrives (a crash loses only requests in flight),
 then the sample advances, which may make more of its nodes ready or cached
 (early cutoff). At most ``window`` samples are open at a time, so memory does
 not grow with ``num_samples``; finished samples leave in sample order.
+With other builds on the same cache directory, a node is claimed before it is
+sent and one another build holds is read from the cache instead
+(:mod:`synthc.cache.claims`).
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from synthc.cache.claims import Claims
 from synthc.cache.store import Record, Store
 from synthc.compiler.graph import Graph, MultiturnRule
 from synthc.compiler.multiturn import target_turns
@@ -28,7 +32,7 @@ from synthc.compiler.plan import (
     answer,
     start,
 )
-from synthc.runtime.protocol import Completion, Outcome, Request
+from synthc.runtime.protocol import Completion, Outcome, Request, ToolCall
 
 
 class Runner(Protocol):
@@ -94,6 +98,7 @@ class Scheduler:
         progress: Progress | None = None,
         window: int = 1024,
         stats: Stats | None = None,
+        claims: Claims | None = None,
     ):
         self.graph = graph
         self.store = store
@@ -102,6 +107,7 @@ class Scheduler:
         self.progress = progress or NoProgress()
         self.window = window
         self.stats = stats if stats is not None else Stats()
+        self.claims = claims  # other builds on this cache: send each node once between us
         self._open = 0
         self._finished: dict[int, SampleState] = {}
         self._next = 0
@@ -153,11 +159,20 @@ class Scheduler:
             self._room.set()  # wake run() so the error surfaces
 
     async def _send(self, node: LLMNode) -> None:
-        outcome = await self.runner.run(node.request)
-        if isinstance(outcome, Completion):
-            self.store.put(node.key, _record(node, outcome))
-            self.stats.input_tokens += outcome.usage.input_tokens
-            self.stats.output_tokens += outcome.usage.output_tokens
+        if self.claims is not None:
+            made = await self.claims.claim(node.key)
+            if made is not None:  # another build sent it meanwhile
+                self._made_elsewhere(node.key, made)
+                return
+        try:
+            outcome = await self.runner.run(node.request)
+            if isinstance(outcome, Completion):
+                self.store.put(node.key, _record(node, outcome))
+                self.stats.input_tokens += outcome.usage.input_tokens
+                self.stats.output_tokens += outcome.usage.output_tokens
+        finally:
+            if self.claims is not None:
+                self.claims.release(node.key)
         for i, (state, waiter) in enumerate(self._waiting.pop(node.key)):
             if isinstance(outcome, Completion):
                 if i == 0:
@@ -170,6 +185,14 @@ class Scheduler:
             else:
                 self._failed(waiter, outcome.message)
                 answer(state, waiter, None, outcome.message)
+            self._step(state)
+
+    def _made_elsewhere(self, key: str, record: Record) -> None:
+        calls = tuple(ToolCall(**call) for call in record.tool_calls)
+        for state, waiter in self._waiting.pop(key):
+            self.stats.cached += 1
+            self.progress.cached(1)
+            answer(state, waiter, record.text, tool_calls=calls)
             self._step(state)
 
     def _failed(self, node: LLMNode, message: str) -> None:
