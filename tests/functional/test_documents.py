@@ -154,3 +154,22 @@ def test_editing_one_document_reruns_only_its_samples(
     assert _build(llm_server, config) == 6
     (docs / "b.txt").write_text("Document b, revised.")
     assert _build(llm_server, config) == 2  # samples 1 and 4
+
+
+def test_the_embedded_tokenizer_is_saved_once_and_loads_the_same(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pytest.importorskip("transformers", reason="transformers is not installed")
+    from synthc.compiler import documents
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    documents.load_tokenizer.cache_clear()  # loaded once per process otherwise
+    first = documents.load_tokenizer("smollm2", str(tmp_path))
+    saved = list((tmp_path / "cache" / "synthc" / "tokenizers").iterdir())
+    assert len(saved) == 1 and (saved[0] / "tokenizer_config.json").is_file()
+    documents.load_tokenizer.cache_clear()
+    again = documents.load_tokenizer("smollm2", str(tmp_path))
+    text = "Tides rise twice a day, and the ocean's edge moves with them."
+    assert again is not first
+    assert again.encode(text) == first.encode(text)
+    documents.load_tokenizer.cache_clear()

@@ -247,8 +247,9 @@ def hf_weights(config: LocalModelConfig) -> Path | str:
 
 
 def models_dir() -> Path:
-    root = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(root) / "synthc" / "models"
+    from synthc.compiler.resolve import user_cache_dir
+
+    return user_cache_dir() / "models"
 
 
 def write_hf_copy(config: LocalModelConfig, target: Path) -> None:
