@@ -8,6 +8,7 @@ references, cycles and unsupported features stop the build before any request.
 from __future__ import annotations
 
 import difflib
+import logging
 from dataclasses import dataclass
 from typing import Any
 
@@ -43,6 +44,8 @@ from synthc.compiler.template import (
 )
 from synthc.compiler.validate import Spec
 from synthc.errors import ConfigError, Diagnostic
+
+log = logging.getLogger("synthc")
 
 # Generation parameters that change what a model says; only these enter node keys.
 OUTPUT_PARAMS = (
@@ -95,6 +98,7 @@ def lower(spec: Spec, model: ResolvedModel, sources: tuple[Source, ...] | None =
         raise ConfigError(problems, spec.text, str(spec.path))
     ordered = _topological(spec, rules)
     base, columns, hidden = _columns(config, sampler)
+    _warn_unknown_passthrough(spec, {*known, *base, *columns, *(r.id for r in rules)})
     return Graph(
         rules=ordered,
         sampler=sampler,
@@ -107,6 +111,20 @@ def lower(spec: Spec, model: ResolvedModel, sources: tuple[Source, ...] | None =
         passthrough=tuple(config.strategy_params.passthrough_attributes or ()) or None,
         edges={r.id: r.deps for r in ordered},
     )
+
+
+def _warn_unknown_passthrough(spec: Spec, produced: set[str]) -> None:
+    """oumi silently leaves out a passthrough name nothing produces; synthc says so."""
+    for i, name in enumerate(spec.config.strategy_params.passthrough_attributes or ()):
+        root = name.split("[", 1)[0].split(".", 1)[0]
+        if root not in produced:
+            where = spec.span(*SP, "passthrough_attributes", i)
+            log.warning(
+                "%s: passthrough_attributes names %r, which nothing in the config produces; "
+                "rows leave it out",
+                where or spec.path,
+                name,
+            )
 
 
 def _inline_examples(spec: Spec) -> tuple[Source, ...]:

@@ -157,3 +157,18 @@ def test_tool_use_example_builds(name: str, tmp_path: Path, llm_server: FakeLLMS
     assert sent > 0
     assert run_cli("build", str(config), *overrides).exit_code == 0
     assert llm_server.count == sent
+
+
+def test_a_passthrough_name_nothing_produces_is_warned_about(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    config = copy_example("conversation_synth.yaml", tmp_path)
+    assert run_cli("explain", str(config)).exit_code == 0
+    line = config.read_text().splitlines().index("    - resolution") + 1
+    expected = f"{config}:{line}:7: passthrough_attributes names 'resolution'"
+    assert [r.getMessage() for r in caplog.records if expected in r.getMessage()]
+    caplog.clear()
+    for name in RUNNABLE:
+        if name != "conversation_synth.yaml":
+            run_cli("explain", str(copy_example(name, tmp_path)))
+    assert not [r for r in caplog.records if "passthrough_attributes" in r.getMessage()]
