@@ -12,7 +12,7 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
-from synthc.compiler.environments import Toolset, build_environments, toolset
+from synthc.compiler.environments import Toolset
 from synthc.compiler.graph import (
     Graph,
     Inference,
@@ -42,6 +42,7 @@ from synthc.compiler.template import (
     accessor_error,
     parse_template,
 )
+from synthc.compiler.tool_config import build_environments, toolset
 from synthc.compiler.validate import Spec
 from synthc.errors import ConfigError, Diagnostic
 

@@ -1,0 +1,311 @@
+"""Build tool-use environments from a config: ``environment_config`` in, checked Environments out.
+
+Every problem is reported with its location (an unknown ``env_type``, a lookup
+entry whose input does not match the tool's parameters, SQL that does not run,
+an executor that cannot be imported...), all at once, before anything is sent.
+:func:`toolset` then gives each multiturn attribute the tools it may call.
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+from synthc.compiler.environments import (
+    ENV_TYPES,
+    Environment,
+    Grounding,
+    Tool,
+    Toolset,
+    canonical,
+    fill_defaults,
+    open_database,
+    schema_problem,
+)
+from synthc.compiler.executors import ExecutorError, load_executor
+from synthc.compiler.keys import digest
+from synthc.compiler.spec import EnvironmentParams, MultiTurnAttribute, ToolParams
+from synthc.compiler.validate import Spec
+from synthc.errors import Diagnostic
+
+log = logging.getLogger("synthc")
+
+DEFAULT_MAX_TOOL_ROUNDS = 50
+ENVS = ("environment_config", "environments")
+
+
+class _Problems:
+    def __init__(self, spec: Spec, problems: list[Diagnostic]):
+        self.spec, self.list = spec, problems
+
+    def add(self, message: str, *path: str | int) -> None:
+        self.list.append(Diagnostic(message, self.spec.span(*path)))
+
+
+def build_environments(spec: Spec, problems: list[Diagnostic]) -> dict[str, Environment]:
+    """Every environment of the config, checked; problems are appended with locations."""
+    config = spec.config.environment_config
+    out: dict[str, Environment] = {}
+    if config is None:
+        return out
+    report = _Problems(spec, problems)
+    seen_tools: set[str] = set()
+    for i, params in enumerate(config.environments):
+        env = _environment(spec, i, params, report, seen_tools)
+        if env is not None:
+            out[env.id] = env
+    return out
+
+
+def _environment(
+    spec: Spec, i: int, params: EnvironmentParams, report: _Problems, seen: set[str]
+) -> Environment | None:
+    path = (*ENVS, i)
+    kind = params.env_type.lower()
+    if kind not in ENV_TYPES:
+        report.add(
+            f"unknown env_type {params.env_type!r}; expected one of: {', '.join(ENV_TYPES)}",
+            *path,
+            "env_type",
+        )
+        return None
+    kind = "lookup" if kind == "deterministic" else kind
+    kwargs = params.env_kwargs or {}
+    config_dir = spec.path.parent
+    tools = []
+    for j, tp in enumerate(params.tools):
+        if tp.id in seen:
+            report.add(f"tool id {tp.id!r} is defined twice", *path, "tools", j, "id")
+        seen.add(tp.id)
+        tools.append(_tool(tp, params, config_dir, report, (*path, "tools", j)))
+    env = Environment(params.id, kind, tuple(tools))
+    if kind == "lookup":
+        env.table = _lookup_table(env, kwargs.get("lookup_table"), report, (*path, "env_kwargs"))
+    elif kind == "synthetic":
+        _synthetic(env, kwargs, report, path)
+    else:
+        _database(env, kwargs, config_dir, report, path)
+    if params.grounding is not None:
+        env.grounding = _grounding(env, params.grounding, report, (*path, "grounding"))
+    return env
+
+
+def _tool(
+    tp: ToolParams,
+    env: EnvironmentParams,
+    config_dir: Path,
+    report: _Problems,
+    path: tuple[str | int, ...],
+) -> Tool:
+    kind = "lookup" if env.env_type.lower() == "deterministic" else env.env_type.lower()
+    kwargs = env.env_kwargs or {}
+    executor = None
+    if tp.executor and kind != "lookup":
+        try:
+            executor = load_executor(tp.executor, config_dir)
+        except ExecutorError as exc:
+            report.add(f"cannot load executor {tp.executor!r}: {exc}", *path, "executor")
+    needs_executor = kind == "database" or (kind == "synthetic" and "state_params" in kwargs)
+    if needs_executor and not tp.executor:
+        report.add(f"tool {tp.id!r} needs an executor in a {kind} environment", *path, "id")
+    simulated = kind == "synthetic" and not tp.executor
+    return Tool(
+        tp.id,
+        tp.name or tp.id,
+        tp.description,
+        tp.parameters or {"type": "object"},
+        tp.output_schema,
+        tp.read_only,
+        env.id,
+        executor,
+        simulated,
+    )
+
+
+def _lookup_table(
+    env: Environment, table: Any, report: _Problems, path: tuple[str | int, ...]
+) -> dict[str, list[tuple[dict[str, Any], Any]]]:
+    out: dict[str, list[tuple[dict[str, Any], Any]]] = {}
+    if not isinstance(table, dict):
+        report.add(
+            "a lookup environment needs env_kwargs.lookup_table: {tool_id: [{input, output}]}",
+            *path,
+        )
+        return out
+    tools = {t.id: t for t in env.tools}
+    for tool_id in table:
+        if tool_id not in tools:
+            log.warning("lookup_table of environment %r names unknown tool %r", env.id, tool_id)
+    for tool in env.tools:
+        entries = table.get(tool.id)
+        where = (*path, "lookup_table", tool.id)
+        if not isinstance(entries, list) or not entries:
+            report.add(f"tool {tool.id!r} has no entries in lookup_table", *path, "lookup_table")
+            continue
+        seen: set[str] = set()
+        rows = out.setdefault(tool.id, [])
+        for k, entry in enumerate(entries):
+            if (
+                not isinstance(entry, dict)
+                or not isinstance(entry.get("input", {}), dict)
+                or "output" not in entry
+            ):
+                report.add("each entry needs an input object and an output", *where, k)
+                continue
+            filled = fill_defaults(tool.parameters, entry.get("input") or {})
+            problem = schema_problem(tool.parameters, filled)
+            if problem:
+                report.add(
+                    f"input does not match the tool's parameters: {problem}", *where, k, "input"
+                )
+            if tool.output_schema is not None:
+                problem = schema_problem(tool.output_schema, entry["output"])
+                if problem:
+                    report.add(
+                        f"output does not match the output_schema: {problem}", *where, k, "output"
+                    )
+            if canonical(filled) in seen:
+                report.add(f"duplicate input for tool {tool.id!r}", *where, k, "input")
+            seen.add(canonical(filled))
+            rows.append((filled, entry["output"]))
+    return out
+
+
+def _synthetic(
+    env: Environment, kwargs: dict[str, Any], report: _Problems, path: tuple[str | int, ...]
+) -> None:
+    persona = kwargs.get("tool_persona")
+    if not isinstance(persona, str) or not persona.strip():
+        report.add("a synthetic environment needs env_kwargs.tool_persona", *path, "env_kwargs")
+    env.persona = persona if isinstance(persona, str) else ""
+    env.cache_by_input = bool(kwargs.get("cache_by_input", True))
+    state = kwargs.get("state_params")
+    if state is None:
+        return
+    where = (*path, "env_kwargs", "state_params")
+    if not isinstance(state, dict) or "initial_state" not in state:
+        report.add("state_params needs state_schema and initial_state", *where)
+        return
+    if env.cache_by_input:
+        report.add(
+            "a stateful synthetic environment needs cache_by_input: false", *path, "env_kwargs"
+        )
+    env.state_schema = state.get("state_schema") or None
+    env.initial_state = state["initial_state"]
+    if env.state_schema:
+        problem = schema_problem(env.state_schema, env.initial_state)
+        if problem:
+            report.add(
+                f"initial_state does not match state_schema: {problem}", *where, "initial_state"
+            )
+
+
+def _database(
+    env: Environment,
+    kwargs: dict[str, Any],
+    config_dir: Path,
+    report: _Problems,
+    path: tuple[str | int, ...],
+) -> None:
+    where = (*path, "env_kwargs")
+    db_path, schema_sql = kwargs.get("db_path"), kwargs.get("schema_sql")
+    if (db_path is None) == (schema_sql is None):
+        report.add("a database environment needs exactly one of db_path or schema_sql", *where)
+        return
+    if db_path is not None:
+        env.db_path = (config_dir / str(db_path)).resolve()
+        if not env.db_path.is_file():
+            report.add(f"db_path {str(db_path)!r}: no such file", *where, "db_path")
+            return
+    else:
+        env.schema_sql, env.seed_sql = str(schema_sql), kwargs.get("seed_sql")
+    try:  # the SQL runs once now, so its errors are reported before anything is sent
+        open_database(env).close()
+    except sqlite3.Error as exc:
+        key = "db_path" if db_path is not None else "schema_sql"
+        report.add(f"the database cannot be set up: {exc}", *where, key)
+
+
+def _grounding(
+    env: Environment, raw: dict[str, Any], report: _Problems, path: tuple[str | int, ...]
+) -> Grounding | None:
+    size = raw.get("sample_size", 3)
+    if not isinstance(size, int) or size < 1:
+        report.add("sample_size must be an integer of at least 1", *path, "sample_size")
+        return None
+    seed = raw.get("seed")
+    if seed is not None and not isinstance(seed, int):
+        report.add("seed must be an integer", *path, "seed")
+        return None
+    tools: dict[str, tuple[str, ...]] = {}
+    for tool_id, spec in (raw.get("tools") or {}).items():
+        fields = _fields(spec, report, (*path, "tools", tool_id))
+        if tool_id not in {t.id for t in env.tools}:
+            report.add(f"grounding names unknown tool {tool_id!r}", *path, "tools", tool_id)
+        elif fields:
+            tools[tool_id] = fields
+    state = []
+    for k, item in enumerate(raw.get("state") or ()):
+        fields = _fields(item, report, (*path, "state", k))
+        state_path = item.get("state_path") if isinstance(item, dict) else None
+        if not isinstance(state_path, str):
+            report.add("each state grounding needs a state_path", *path, "state", k)
+        elif fields:
+            state.append((state_path, fields))
+    return Grounding(size, seed, tools, tuple(state))
+
+
+def _fields(spec: Any, report: _Problems, path: tuple[str | int, ...]) -> tuple[str, ...]:
+    fields = spec.get("fields") if isinstance(spec, dict) else None
+    if not isinstance(fields, list) or not fields or len(set(map(str, fields))) != len(fields):
+        report.add("fields must be a non-empty list without duplicates", *path)
+        return ()
+    return tuple(str(f) for f in fields)
+
+
+def toolset(
+    spec: Spec,
+    i: int,
+    attr: MultiTurnAttribute,
+    environments: dict[str, Environment],
+    problems: list[Diagnostic],
+) -> Toolset | None:
+    """The tools multiturn attribute ``i`` may call, or None when it uses none."""
+    if not (attr.available_environments or attr.available_tools):
+        return None
+    report = _Problems(spec, problems)
+    base = ("strategy_params", "multiturn_attributes", i)
+    for k, env_id in enumerate(attr.available_environments):
+        if env_id not in environments:
+            known = ", ".join(environments) or "none defined"
+            report.add(
+                f"unknown environment {env_id!r} (environments: {known})",
+                *base,
+                "available_environments",
+                k,
+            )
+    in_envs = [
+        e
+        for e in environments.values()
+        if not attr.available_environments or e.id in attr.available_environments
+    ]
+    candidates = {t.id: t for e in in_envs for t in e.tools}
+    for k, tool_id in enumerate(attr.available_tools):
+        if tool_id not in candidates:
+            known = ", ".join(candidates) or "none"
+            report.add(
+                f"unknown tool {tool_id!r} (tools in scope: {known})", *base, "available_tools", k
+            )
+    scope = frozenset(attr.available_tools) if attr.available_tools else None
+    offered = tuple(t for t in candidates.values() if scope is None or t.id in scope)
+    known_tools = {t.id: t for e in environments.values() for t in e.tools}
+    grounded = tuple(e for e in in_envs if e.grounding is not None)
+    rounds = attr.max_consecutive_tool_turns or DEFAULT_MAX_TOOL_ROUNDS
+    return Toolset(offered, known_tools, environments, grounded, scope, rounds, _digest(spec))
+
+
+def _digest(spec: Spec) -> str:
+    config = spec.config.environment_config
+    return digest(config.model_dump(mode="json") if config is not None else None)
