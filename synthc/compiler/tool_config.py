@@ -124,10 +124,13 @@ def _tool(
     )
 
 
+Rows = list[tuple[dict[str, Any], Any]]  # (input with defaults filled, output) per entry
+
+
 def _lookup_table(
     env: Environment, table: Any, report: _Problems, path: tuple[str | int, ...]
-) -> dict[str, list[tuple[dict[str, Any], Any]]]:
-    out: dict[str, list[tuple[dict[str, Any], Any]]] = {}
+) -> dict[str, Rows]:
+    out: dict[str, Rows] = {}
     if not isinstance(table, dict):
         report.add(
             "a lookup environment needs env_kwargs.lookup_table: {tool_id: [{input, output}]}",
@@ -140,37 +143,36 @@ def _lookup_table(
             log.warning("lookup_table of environment %r names unknown tool %r", env.id, tool_id)
     for tool in env.tools:
         entries = table.get(tool.id)
-        where = (*path, "lookup_table", tool.id)
         if not isinstance(entries, list) or not entries:
             report.add(f"tool {tool.id!r} has no entries in lookup_table", *path, "lookup_table")
             continue
-        seen: set[str] = set()
-        rows = out.setdefault(tool.id, [])
-        for k, entry in enumerate(entries):
-            if (
-                not isinstance(entry, dict)
-                or not isinstance(entry.get("input", {}), dict)
-                or "output" not in entry
-            ):
-                report.add("each entry needs an input object and an output", *where, k)
-                continue
-            filled = fill_defaults(tool.parameters, entry.get("input") or {})
-            problem = schema_problem(tool.parameters, filled)
-            if problem:
-                report.add(
-                    f"input does not match the tool's parameters: {problem}", *where, k, "input"
-                )
-            if tool.output_schema is not None:
-                problem = schema_problem(tool.output_schema, entry["output"])
-                if problem:
-                    report.add(
-                        f"output does not match the output_schema: {problem}", *where, k, "output"
-                    )
-            if canonical(filled) in seen:
-                report.add(f"duplicate input for tool {tool.id!r}", *where, k, "input")
-            seen.add(canonical(filled))
-            rows.append((filled, entry["output"]))
+        out[tool.id] = _entries(tool, entries, report, (*path, "lookup_table", tool.id))
     return out
+
+
+def _entries(
+    tool: Tool, entries: list[Any], report: _Problems, where: tuple[str | int, ...]
+) -> Rows:
+    """One tool's lookup entries, each checked against the tool's schemas."""
+    rows: Rows = []
+    seen: set[str] = set()
+    for k, entry in enumerate(entries):
+        well_formed = isinstance(entry, dict) and isinstance(entry.get("input", {}), dict)
+        if not well_formed or "output" not in entry:
+            report.add("each entry needs an input object and an output", *where, k)
+            continue
+        filled = fill_defaults(tool.parameters, entry.get("input") or {})
+        problem = schema_problem(tool.parameters, filled)
+        if problem:
+            report.add(f"input does not match the tool's parameters: {problem}", *where, k, "input")
+        problem = schema_problem(tool.output_schema or {}, entry["output"])
+        if problem:
+            report.add(f"output does not match the output_schema: {problem}", *where, k, "output")
+        if canonical(filled) in seen:
+            report.add(f"duplicate input for tool {tool.id!r}", *where, k, "input")
+        seen.add(canonical(filled))
+        rows.append((filled, entry["output"]))
+    return rows
 
 
 def _synthetic(
