@@ -80,7 +80,12 @@ def _pdf(file: Path) -> str:
         from pypdf import PdfReader
     except ImportError:
         raise ImportError("reading .pdf documents needs pypdf: pip install pypdf") from None
-    return "\n".join(page.extract_text() or "" for page in PdfReader(file).pages)
+    try:
+        return "\n".join(page.extract_text() or "" for page in PdfReader(file).pages)
+    except OSError:
+        raise
+    except Exception as exc:  # pypdf's errors for a damaged file have no common base here
+        raise ValueError(f"not a readable PDF ({type(exc).__name__}: {exc})") from None
 
 
 def _docx(file: Path) -> str:
@@ -90,7 +95,12 @@ def _docx(file: Path) -> str:
         raise ImportError(
             "reading .docx documents needs python-docx: pip install python-docx"
         ) from None
-    return "\n".join(p.text for p in docx.Document(str(file)).paragraphs)
+    try:
+        return "\n".join(p.text for p in docx.Document(str(file)).paragraphs)
+    except OSError:
+        raise
+    except Exception as exc:  # a damaged zip or a package without a document part
+        raise ValueError(f"not a readable DOCX ({type(exc).__name__}: {exc})") from None
 
 
 def _tokenizer(spec: Spec, name: str, path: PathKey) -> Any:

@@ -123,7 +123,11 @@ def _json(file: Path) -> list[Any]:
 def _delimited(delimiter: str) -> Any:
     def read(file: Path) -> list[Any]:
         with file.open(encoding="utf-8", newline="") as handle:
-            return list(csv.DictReader(handle, delimiter=delimiter))
+            rows = list(csv.DictReader(handle, delimiter=delimiter))
+        for n, row in enumerate(rows):
+            if None in row:  # DictReader files surplus fields under None
+                raise ValueError(f"row {n} (line {n + 2}) has more fields than the header")
+        return rows
 
     return read
 
@@ -133,7 +137,12 @@ def _parquet(file: Path) -> list[Any]:
         import pyarrow.parquet as pq
     except ImportError:
         raise ValueError("reading .parquet needs pyarrow: pip install pyarrow") from None
-    rows: list[Any] = pq.read_table(file).to_pylist()
+    try:
+        rows: list[Any] = pq.read_table(file).to_pylist()
+    except OSError:
+        raise
+    except Exception as exc:  # pyarrow's ArrowInvalid and kin for a damaged file
+        raise ValueError(f"not a readable Parquet file ({type(exc).__name__}: {exc})") from None
     return rows
 
 
@@ -142,8 +151,13 @@ def _xlsx(file: Path) -> list[Any]:
         import openpyxl
     except ImportError:
         raise ValueError("reading .xlsx needs openpyxl: pip install openpyxl") from None
-    sheet = openpyxl.load_workbook(file, read_only=True, data_only=True).active
-    values = list(sheet.iter_rows(values_only=True))
+    try:
+        sheet = openpyxl.load_workbook(file, read_only=True, data_only=True).active
+        values = list(sheet.iter_rows(values_only=True))
+    except OSError:
+        raise
+    except Exception as exc:  # a damaged zip or workbook; openpyxl has no common base
+        raise ValueError(f"not a readable .xlsx workbook ({type(exc).__name__}: {exc})") from None
     if not values:
         return []
     header = [str(h) for h in values[0]]
