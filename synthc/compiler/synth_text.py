@@ -91,11 +91,16 @@ def _dedent(line: str, indent: str, at: int) -> str:
     return line[len(indent) :]
 
 
+SHORT = 60  # characters of JSON under which a multi-line text stays on one line
+
+
 def encode(value: str, indent: str) -> str:
     """``value`` as a literal: triple-quoted (lines at ``indent``) when it has several lines
-    and reads back the same, else one-line JSON."""
+    and reads back the same, else one-line JSON (so is a short text without a final
+    newline, such as a regex: ``"[^\\n?]+"`` reads better than a block)."""
     flat = json.dumps(value, ensure_ascii=False)
-    if "\n" not in value.rstrip("\n") or '"""' in value or "\r" in value:
+    short = not value.endswith("\n") and len(flat) <= SHORT
+    if "\n" not in value.rstrip("\n") or '"""' in value or "\r" in value or short:
         return flat
     own_line = value.endswith("\n")
     lines = (value[:-1] if own_line else value).split("\n")

@@ -62,3 +62,13 @@ def test_fmt_keeps_comments() -> None:
     text = '# head\n\nseed 3  # why\n\n# about q\ngenerate q {\n  user "x"\n}\n'
     doc = parse_synth(text, "t.synth")
     assert to_synth(doc.data, doc.comments, doc.source_map) == text
+
+
+def test_short_texts_stay_on_one_line_and_paragraphs_become_blocks() -> None:
+    assert encode("[^\n?]+\\?", "  ") == '"[^\\n?]+\\\\?"'  # a regex with a real newline
+    paragraph = "You write quiz questions.\nKeep them short and answerable in a word.\n"
+    assert encode(paragraph, "") == (
+        '"""\n  You write quiz questions.\n  Keep them short and answerable in a word.\n  """'
+    )
+    long_lines = "first line of a long text that goes on\nsecond line of it, also long"
+    assert encode(long_lines, "").startswith('"""\n')
