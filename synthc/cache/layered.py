@@ -2,9 +2,13 @@
 
 ``get`` asks the local tier, then each remote in order; a remote hit is
 checked (its canonical request must hash to its key) and copied to the local
-tier. ``put`` writes locally and queues the record for every remote; a
-background thread pushes it, so the build never waits on the network. A
-remote that fails is a warning, never a failed build: after
+tier. A build and ``explain`` ask in two steps instead (the ``Tiered``
+protocol in :mod:`synthc.cache.store`): the local tier while planning, then
+the remotes for the local misses, many at once from a pool of threads
+(:mod:`synthc.cache.lookups`), so round trips overlap and never stall the
+build's event loop. ``put`` writes locally and queues the record for every
+remote; a background thread pushes it, so the build never waits on the
+network. A remote that fails is a warning, never a failed build: after
 :data:`MAX_ERRORS` failures in a row it is switched off for the rest of the
 run. Per-tier lookups and hits are counted for the summary and
 ``synthc cache stats``.
@@ -12,18 +16,21 @@ run. Per-tier lookups and hits are counted for the summary and
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import os
+import threading
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
+from synthc.cache.lookups import LookupPool
 from synthc.cache.pusher import Pusher, Tier
 from synthc.cache.remote import Remote, open_remote
-from synthc.cache.store import LocalStore, Record
+from synthc.cache.store import LocalStore, Lookup, Record
 from synthc.cache.writer import WriteBehind
 from synthc.compiler.keys import node_key
 
@@ -64,25 +71,82 @@ class LayeredStore:
         self.lookups: Counter[str] = Counter()
         self.hits: Counter[str] = Counter()
         self.stats_file: Path | None = None
+        self.local_tier: Lookup = _LocalTier(self)
         self._pusher = Pusher(self.tiers) if self.tiers and not readonly else None
+        self._pool: LookupPool | None = None  # started by the first remote lookup
+        self._counting = threading.Lock()  # remote lookups count from the pool's threads
 
     def get(self, key: str) -> Record | None:
+        record = self.get_local(key)
+        if record is None and self.tiers:
+            record = self.get_remote(key)
+        return record
+
+    def get_local(self, key: str) -> Record | None:
+        """The local tier's record of ``key``; remotes are not asked."""
         self.lookups[LOCAL] += 1
         record: Record | None = self.local.get(key)
         if record is not None:
             self.hits[LOCAL] += 1
-            return record
+        return record
+
+    def get_remote(self, key: str) -> Record | None:
+        """Ask each remote that is up, in order; copy a checked hit to the local tier."""
+        record = self._ask_remotes(key)
+        if record is not None:
+            self.local.put(key, record)
+        return record
+
+    def _ask_remotes(self, key: str) -> Record | None:
+        """The first checked record of ``key`` on a remote that is up; counted. The network
+        and the check only, no local write: the lookup threads run this."""
         for tier in self.tiers:
             if tier.down:
                 continue
-            self.lookups[tier.name] += 1
+            self._count(self.lookups, tier.name)
             data = tier.fetch(key)
             record = checked(key, data, tier.name) if data is not None else None
             if record is not None:
-                self.local.put(key, record)
-                self.hits[tier.name] += 1
+                self._count(self.hits, tier.name)
                 return record
         return None
+
+    @property
+    def has_remotes(self) -> bool:
+        return bool(self.tiers)
+
+    async def fetch_remote(self, key: str) -> Record | None:
+        """:meth:`get_remote`, its round trips on a lookup thread while the event loop goes on."""
+        if all(tier.down for tier in self.tiers):
+            return None
+        record = await asyncio.wrap_future(self._lookup_pool().submit(key))
+        if record is not None:
+            self.local.put(key, record)
+        return record
+
+    def get_remote_many(self, keys: Iterable[str]) -> dict[str, Record]:
+        """:meth:`get_remote` for each of ``keys``, round trips overlapping; the hits by key."""
+        unique = list(dict.fromkeys(keys))
+        if not unique or all(tier.down for tier in self.tiers):
+            return {}
+        pool = self._lookup_pool()
+        futures = [(key, pool.submit(key)) for key in unique]
+        found = {}
+        for key, future in futures:
+            record = future.result()
+            if record is not None:
+                self.local.put(key, record)
+                found[key] = record
+        return found
+
+    def _lookup_pool(self) -> LookupPool:
+        if self._pool is None:
+            self._pool = LookupPool(self._ask_remotes, [tier.remote for tier in self.tiers])
+        return self._pool
+
+    def _count(self, counter: Counter[str], name: str) -> None:
+        with self._counting:
+            counter[name] += 1
 
     def put(self, key: str, record: Record) -> None:
         self.local.put(key, record)
@@ -97,8 +161,10 @@ class LayeredStore:
         return {t.name: self.hits[t.name] for t in self.tiers if self.hits[t.name]}
 
     def close(self) -> None:
-        """Finish pushing (bounded wait), record this run's lookups, close every tier."""
+        """Finish lookups and pushes (bounded waits), record the lookups, close every tier."""
         try:
+            if self._pool is not None:
+                self._pool.close()
             if self._pusher is not None:
                 self._pusher.close()
             self._write_stats()
@@ -123,6 +189,16 @@ class LayeredStore:
             self.stats_file.write_text(json.dumps(data, indent=1) + "\n", encoding="utf-8")
         except OSError as exc:
             log.warning("cannot record cache statistics in %s (%s)", self.stats_file, exc)
+
+
+class _LocalTier:
+    """A layered store as planning sees it: its local tier only, counted the same way."""
+
+    def __init__(self, store: LayeredStore):
+        self._store = store
+
+    def get(self, key: str) -> Record | None:
+        return self._store.get_local(key)
 
 
 def remote_urls(

@@ -15,10 +15,10 @@ import logging
 import os
 import sqlite3
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol, TypeVar
+from typing import Any, Protocol, TypeVar, runtime_checkable
 
 import diskcache
 
@@ -66,14 +66,44 @@ class Record:
         return cls(**raw)
 
 
-class Store(Protocol):
+class Lookup(Protocol):
+    """What planning asks of a store: the record filed under a key, or None."""
+
     def get(self, key: str) -> Record | None: ...
 
+
+class Store(Lookup, Protocol):
     def put(self, key: str, record: Record) -> None: ...
 
     def contains(self, key: str) -> bool: ...
 
     def close(self) -> None: ...
+
+
+@runtime_checkable
+class Tiered(Protocol):
+    """A store with remote tiers behind its local one (:class:`synthc.cache.layered.LayeredStore`).
+
+    Planning asks ``local_tier`` only, which is fast; the nodes that miss there
+    are then looked up on the remotes with their round trips overlapping:
+    together (``get_remote_many``) or one by one from an event loop, which goes
+    on meanwhile (``fetch_remote``). A remote hit is checked, copied to the
+    local tier and counted, exactly as ``get`` would.
+    """
+
+    local_tier: Lookup
+
+    @property
+    def has_remotes(self) -> bool: ...
+
+    def get_remote_many(self, keys: Iterable[str]) -> dict[str, Record]: ...
+
+    async def fetch_remote(self, key: str) -> Record | None: ...
+
+
+def remote_tiers(store: Lookup) -> Tiered | None:
+    """``store`` if it has remote tiers to ask after its local one; else None."""
+    return store if isinstance(store, Tiered) and store.has_remotes else None
 
 
 class LocalStore:

@@ -5,20 +5,24 @@ hash of its fully rendered request, so it can only be known once the values it
 reads are known: a node whose inputs are all cached is looked up at once;
 one downstream of a node that must run is *blocked* until that node answers.
 ``build`` and ``explain`` both walk samples with :func:`advance`, so they
-cannot disagree about what is cached.
+cannot disagree about what is cached. A store with remote tiers
+(:class:`synthc.cache.store.Tiered`) is asked in two steps: ``advance`` asks
+its local tier only, and the nodes that miss there are looked up on the
+remotes many at a time (by :func:`plan`, or by the scheduler as it sends
+them); :func:`found` marks a remote hit cached, as if ``advance`` had found it.
 """
 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
 
 import xxhash
 
-from synthc.cache.store import Store
+from synthc.cache.store import Lookup, Record, Tiered, remote_tiers
 from synthc.compiler.derive import postprocess, transform
 from synthc.compiler.graph import Graph, LLMRule, MultiturnRule, PostprocessRule, Rule
 from synthc.compiler.keys import NodeId, NodeKey, derive_seed, digest, node_id, node_key
@@ -83,7 +87,7 @@ def start(graph: Graph, index: int) -> SampleState:
     return SampleState(index, values, graph.sampler.sample_key(index, values))
 
 
-def advance(graph: Graph, state: SampleState, store: Store) -> list[LLMNode]:
+def advance(graph: Graph, state: SampleState, store: Lookup) -> list[LLMNode]:
     """Resolve every rule of ``state`` whose inputs are known; return the requests to send."""
     to_send: list[LLMNode] = []
     for rule in graph.rules:
@@ -110,7 +114,7 @@ class _StepFailed(Exception):
 
 
 def _multiturn(
-    graph: Graph, state: SampleState, rule: MultiturnRule, store: Store, to_send: list[LLMNode]
+    graph: Graph, state: SampleState, rule: MultiturnRule, store: Lookup, to_send: list[LLMNode]
 ) -> None:
     """Resolve as many of the sample's multiturn steps as the cache allows; queue the next."""
 
@@ -140,17 +144,28 @@ def _multiturn(
         state.values[rule.id], state.values[rule.plan_id] = result
 
 
-def _look_up(state: SampleState, node: LLMNode, store: Store, to_send: list[LLMNode]) -> None:
+def _look_up(state: SampleState, node: LLMNode, store: Lookup, to_send: list[LLMNode]) -> None:
     state.nodes[node.rule.id] = node
     record = store.get(node.key)
     if record is not None:
-        calls = tuple(ToolCall(**call) for call in record.tool_calls)
-        state.values[node.rule.id] = _reply(record.text, calls)
-        state.status[node.rule.id] = Status.CACHED
+        _use(state, node, record)
     else:
         state.status[node.rule.id] = Status.RUN
         state.running += 1
         to_send.append(node)
+
+
+def _use(state: SampleState, node: LLMNode, record: Record) -> None:
+    calls = tuple(ToolCall(**call) for call in record.tool_calls)
+    state.values[node.rule.id] = _reply(record.text, calls)
+    state.status[node.rule.id] = Status.CACHED
+
+
+def found(state: SampleState, node: LLMNode, record: Record) -> None:
+    """``node`` was to run, but a remote tier has its record: it is cached, exactly as if
+    planning had found it locally; call :func:`advance` next."""
+    state.running -= 1
+    _use(state, node, record)
 
 
 def answer(
@@ -277,18 +292,52 @@ class Plan:
         return sum(self.counts[r.id][status] for r in rules)
 
 
-def plan(graph: Graph, store: Store, visit: Callable[[SampleState], None] | None = None) -> Plan:
+PLAN_BATCH = 256  # samples planned together when their remote lookups can overlap
+
+
+def plan(graph: Graph, store: Lookup, visit: Callable[[SampleState], None] | None = None) -> Plan:
     """Walk every sample against ``store`` without sending anything.
 
     ``visit`` sees each sample's state once it is resolved as far as the cache
     allows (``explain`` reads its nodes and reasons from there).
     """
     counts: dict[str, Counter[Status]] = {r.id: Counter() for r in graph.rules}
-    for index in range(graph.num_samples):
-        state = start(graph, index)
-        advance(graph, state, store)
+    for state in _resolved(graph, store):
         for rule in graph.rules:
             counts[rule.id][state.status.get(rule.id, Status.BLOCKED)] += 1
         if visit is not None:
             visit(state)
     return Plan(graph, counts)
+
+
+def _resolved(graph: Graph, store: Lookup) -> Iterator[SampleState]:
+    """Every sample, in order, resolved as far as the cache allows; with remote tiers,
+    :data:`PLAN_BATCH` samples at a time so that their remote lookups overlap."""
+    tiered = remote_tiers(store)
+    if tiered is None:
+        for index in range(graph.num_samples):
+            state = start(graph, index)
+            advance(graph, state, store)
+            yield state
+        return
+    for first in range(0, graph.num_samples, PLAN_BATCH):
+        last = min(first + PLAN_BATCH, graph.num_samples)
+        states = [start(graph, index) for index in range(first, last)]
+        _resolve_remotely(graph, states, tiered)
+        yield from states
+
+
+def _resolve_remotely(graph: Graph, states: list[SampleState], store: Tiered) -> None:
+    """Advance ``states`` against the local tier, then look their misses up on the remotes
+    all at once; again for the nodes the hits unblock, until no remote has more."""
+    pending = [(state, advance(graph, state, store.local_tier)) for state in states]
+    while pending:
+        hits = store.get_remote_many(node.key for _, nodes in pending for node in nodes)
+        unblocked = []
+        for state, nodes in pending:
+            answered = [node for node in nodes if node.key in hits]
+            for node in answered:
+                found(state, node, hits[node.key])
+            if answered:
+                unblocked.append((state, advance(graph, state, store.local_tier)))
+        pending = unblocked

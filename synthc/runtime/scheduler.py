@@ -6,6 +6,9 @@ to the cache the moment it arrives (a crash loses only requests in flight),
 then the sample advances, which may make more of its nodes ready or cached
 (early cutoff). At most ``window`` samples are open at a time, so memory does
 not grow with ``num_samples``; finished samples leave in sample order.
+With remote cache tiers, samples are resolved against the local tier only and
+a node that misses there is looked up on the remotes before it is sent, many
+lookups at once off the event loop; a remote hit counts as cached.
 With other builds on the same cache directory, a node is claimed before it is
 sent and one another build holds is read from the cache instead
 (:mod:`synthc.cache.claims`).
@@ -20,7 +23,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from synthc.cache.claims import Claims
-from synthc.cache.store import Record, Store
+from synthc.cache.store import Lookup, Record, Store, remote_tiers
 from synthc.compiler.graph import Graph, MultiturnRule
 from synthc.compiler.multiturn import target_turns
 from synthc.compiler.plan import (
@@ -30,6 +33,7 @@ from synthc.compiler.plan import (
     Status,
     advance,
     answer,
+    found,
     start,
 )
 from synthc.runtime.protocol import Completion, Outcome, Request, ToolCall
@@ -108,6 +112,8 @@ class Scheduler:
         self.window = window
         self.stats = stats if stats is not None else Stats()
         self.claims = claims  # other builds on this cache: send each node once between us
+        self._remotes = remote_tiers(store)  # asked in _send, not while planning
+        self._planning: Lookup = self._remotes.local_tier if self._remotes is not None else store
         self._open = 0
         self._finished: dict[int, SampleState] = {}
         self._next = 0
@@ -139,7 +145,7 @@ class Scheduler:
             raise self._error
 
     def _step(self, state: SampleState) -> None:
-        nodes = advance(self.graph, state, self.store)
+        nodes = advance(self.graph, state, self._planning)
         for node in nodes:
             waiting = self._waiting.get(node.key)
             if waiting is not None:  # the same request is in flight: share its answer
@@ -159,11 +165,29 @@ class Scheduler:
             self._room.set()  # wake run() so the error surfaces
 
     async def _send(self, node: LLMNode) -> None:
+        """Answer every node awaiting ``node.key``: from a remote tier, another build or the LLM.
+
+        The order: ``_step`` gives each key one task, so identical nodes share one
+        remote lookup, one claim and one request. The remote lookup comes before the
+        claim: a claim makes the other builds on this cache directory wait for us, so
+        it is not held across a round trip that may answer the node anyway (two builds
+        may both read a record, which is harmless: reads change nothing and both
+        copies are the same checked record). A node another build made after we
+        planned it is in the local tier, and the claim reads it from there.
+        """
+        if self._remotes is not None:
+            record = await self._remotes.fetch_remote(node.key)
+            if record is not None:
+                self._found(node.key, record)
+                return
         if self.claims is not None:
             made = await self.claims.claim(node.key)
             if made is not None:  # another build sent it meanwhile
                 self._made_elsewhere(node.key, made)
                 return
+        await self._generate(node)
+
+    async def _generate(self, node: LLMNode) -> None:
         try:
             outcome = await self.runner.run(node.request)
             if isinstance(outcome, Completion):
@@ -185,6 +209,12 @@ class Scheduler:
             else:
                 self._failed(waiter, outcome.message)
                 answer(state, waiter, None, outcome.message)
+            self._step(state)
+
+    def _found(self, key: str, record: Record) -> None:
+        """A remote tier had ``key``: its nodes are cached (counted when their sample ends)."""
+        for state, waiter in self._waiting.pop(key):
+            found(state, waiter, record)
             self._step(state)
 
     def _made_elsewhere(self, key: str, record: Record) -> None:

@@ -23,8 +23,10 @@ import pytest
 
 from synthc.cache.remote import NAMESPACE
 from synthc.cache.server import CacheServer
+from synthc.cache.store import LocalStore, Record
 from synthc.compiler.keys import node_key
 from synthc.testing.server import FakeLLMServer
+from synthc.testing.slow_proxy import SlowProxy
 from tests.conftest import run_cli
 from tests.functional.test_incremental import CONFIG
 
@@ -315,3 +317,47 @@ def test_explain_says_which_tier_serves_the_hits(llm_server: FakeLLMServer, tmp_
     again = run_cli("explain", str(b), "--remote-cache", str(shared), *url)
     assert "20 nodes: 20 cached, 0 to run" in again.stdout  # explain copied them to local
     assert llm_server.count == 20
+
+
+DELAY = 0.1  # seconds the proxy adds to every request to the remote
+
+
+def test_cold_build_from_a_slow_remote_overlaps_its_lookups(
+    llm_server: FakeLLMServer, tmp_path: Path
+) -> None:
+    """A remote 100 ms away: 200 nodes looked up one at a time would take 20 s."""
+    a, b, c = (_teammate(tmp_path, name) for name in ("alice", "bob", "carol"))
+    more = ("--num_samples", "100")
+    nodes = 200
+    with CacheServer(tmp_path / "remote", None) as cache, SlowProxy(cache.url, DELAY) as slow:
+        assert _build(llm_server, a, "--remote-cache", cache.url, *more)[0] == nodes
+
+        started = time.perf_counter()
+        sent, summary = _build(llm_server, b, "--remote-cache", slow.url, *more)
+        elapsed = time.perf_counter() - started
+        assert sent == 0
+        assert summary.startswith(f"{nodes} nodes: {nodes} cached (0 local, {nodes} remote)")
+        assert elapsed < nodes * DELAY / 4, f"{elapsed:.1f}s: the lookups did not overlap"
+        assert slow.count == nodes  # one GET per node, none repeated
+        assert slow.max_concurrency > 1
+
+        started = time.perf_counter()
+        explained = run_cli("explain", str(c), "--remote-cache", slow.url, *more)
+        assert time.perf_counter() - started < nodes * DELAY / 4
+        assert explained.exit_code == 0, explained.stderr
+        assert f"{nodes} nodes: {nodes} cached (0 local, {nodes} remote), 0 to run" in (
+            explained.stdout
+        )
+
+    shown = run_cli("cache", "stats", "-c", str(b))
+    assert f"local: 0 hits of {nodes} lookups" in shown.stdout
+    assert f"{slow.url}: {nodes} hits of {nodes} lookups (100%)" in shown.stdout
+    remote = sorted((tmp_path / "remote" / NAMESPACE).iterdir())
+    assert len(remote) == nodes
+    for home in (b, c):  # every record is now in the teammate's own cache
+        local = LocalStore(home.parent / ".synthc" / "cache")
+        try:
+            assert all(local.get(f.name) == Record.from_bytes(f.read_bytes()) for f in remote)
+        finally:
+            local.close()
+    assert _build(llm_server, b, *more)[0] == 0  # and no remote is needed any more

@@ -21,17 +21,19 @@ from typing import Any
 
 from synthc.cache.claims import CLAIMS, Claims
 from synthc.cache.registry import BUILDS
+from synthc.cache.server import CacheServer
 from synthc.cache.store import LocalStore
 from synthc.testing.server import FakeLLMServer
+from synthc.testing.slow_proxy import SlowProxy
 from tests.reliability.helpers import cached_keys, run_synthc, synthc_command, write_config
 
 SAMPLES = 60
 OVERLAP = 30  # samples b shares with a (temperature 0: identical prompts share one node)
 
 
-def _start(tmp_path: Path, config: str, cache: Path) -> subprocess.Popen[str]:
+def _start(tmp_path: Path, config: str, cache: Path, *extra: str) -> subprocess.Popen[str]:
     return subprocess.Popen(
-        synthc_command("build", config, "-q", "--cache-dir", str(cache)),
+        synthc_command("build", config, "-q", "--cache-dir", str(cache), *extra),
         cwd=tmp_path,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -132,6 +134,33 @@ def test_a_build_joining_one_in_flight_sends_nothing_twice(tmp_path: Path) -> No
         assert b_first < a_last
         _check_cache(tmp_path, cache, unique)
         _same_as_alone(tmp_path, server, {"a": 2 * samples, "b": 2 * samples})
+
+
+def test_builds_behind_a_slow_remote_send_each_node_once(tmp_path: Path) -> None:
+    """A remote 50 ms away has b's nodes (built elsewhere): the builds read those from it,
+    and claim and send a's own nodes once between them (remote lookups come first)."""
+    cache = tmp_path / "shared-cache"
+    with (
+        FakeLLMServer(latency=0.005) as server,
+        CacheServer(tmp_path / "remote", None) as remote,
+        SlowProxy(remote.url, 0.05) as slow,
+    ):
+        kw: dict[str, Any] = {"samples": SAMPLES, "temperature": 0.0, "workers": 8}
+        write_config(tmp_path / "a.yaml", server, output="a.jsonl", **kw)
+        write_config(
+            tmp_path / "b.yaml", server, output="b.jsonl", first_item=SAMPLES - OVERLAP, **kw
+        )
+        elsewhere = ("--cache-dir", str(tmp_path / "elsewhere"), "--remote-cache", remote.url)
+        done = run_synthc("build", "b.yaml", "-q", *elsewhere, cwd=tmp_path)
+        assert done.returncode == 0, done.stderr
+        server.reset()
+        share = ("--remote-cache", slow.url)
+        builds = [_start(tmp_path, name, cache, *share) for name in ("a.yaml", "b.yaml", "a.yaml")]
+        for build in builds:
+            _finish(build)
+        assert server.count == 2 * (SAMPLES - OVERLAP)  # only a's own nodes, each once
+        assert slow.max_concurrency > 1
+        _check_cache(tmp_path, cache, 2 * (2 * SAMPLES - OVERLAP))
 
 
 def _claims_left(cache: Path) -> list[str]:

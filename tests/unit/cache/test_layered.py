@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -27,9 +29,11 @@ from synthc.cache.remote import (
     open_remote,
     redact,
 )
-from synthc.cache.store import LocalStore, Record
+from synthc.cache.server import CacheServer
+from synthc.cache.store import LocalStore, Record, remote_tiers
 from synthc.compiler.keys import node_key
 from synthc.errors import CacheError
+from synthc.testing.slow_proxy import SlowProxy
 
 REQUEST = {"engine": "OPENAI", "model": "m", "messages": [["user", "Capital of France?"]]}
 KEY = node_key("llm", REQUEST)
@@ -99,6 +103,42 @@ def test_remote_hit_is_copied_to_local(tmp_path: Path) -> None:
     mine.close()
 
 
+def _records(count: int) -> list[Record]:
+    return [_record(request={**REQUEST, "n": i}) for i in range(count)]
+
+
+def test_remote_lookups_overlap(tmp_path: Path) -> None:
+    """64 lookups on a remote 100 ms away, together and from an event loop: far under 6.4 s."""
+    records = _records(64)
+    for record in records[:48]:  # the directory the server serves
+        DirRemote(tmp_path / "remote").put(record.key, record.to_bytes())
+    with CacheServer(tmp_path / "remote", None) as server, SlowProxy(server.url, 0.1) as slow:
+        store = open_store(tmp_path / "mine", [slow.url], record_stats=True)
+        assert remote_tiers(store) is store and store.local_tier.get(records[0].key) is None
+        started = time.perf_counter()
+        found = store.get_remote_many(r.key for r in records[:32])
+
+        async def one_by_one() -> list[Record | None]:
+            return await asyncio.gather(*(store.fetch_remote(r.key) for r in records[32:]))
+
+        fetched = asyncio.run(one_by_one())
+        assert time.perf_counter() - started < 64 * 0.1 / 4
+        store.close()
+    assert found == {r.key: r for r in records[:32]}
+    assert fetched == records[32:48] + [None] * 16
+    assert slow.max_concurrency > 1
+    stats = json.loads((tmp_path / "mine" / LAST_BUILD).read_text())
+    assert [(t["lookups"], t["hits"]) for t in stats["tiers"]] == [(1, 0), (64, 48)]
+    mine = LocalStore(tmp_path / "mine")
+    assert all(mine.get(r.key) == r for r in records[:48])
+    mine.close()
+
+
+def test_a_store_without_remotes_is_planned_as_it_is(local: LocalStore, tmp_path: Path) -> None:
+    assert remote_tiers(local) is None
+    assert remote_tiers(open_store(tmp_path / "bare")) is None
+
+
 def test_put_is_pushed_to_every_remote_unless_readonly(tmp_path: Path) -> None:
     urls = [str(tmp_path / "one"), f"file://{tmp_path / 'two'}"]
     store = open_store(tmp_path / "mine", urls, write_behind=True)
@@ -126,6 +166,23 @@ def test_a_remote_that_is_down_is_switched_off(
     warnings = [r.getMessage() for r in caplog.records]
     assert sum("cannot read from the remote cache" in w for w in warnings) == 1
     assert any("could not be pushed" in w for w in warnings)
+
+
+def test_a_remote_that_is_down_is_switched_off_under_concurrent_lookups(
+    local: LocalStore, caplog: pytest.LogCaptureFixture
+) -> None:
+    flaky = Flaky()
+    store = LayeredStore(local, [flaky])
+    with caplog.at_level(logging.WARNING):
+        assert store.get_remote_many(r.key for r in _records(200)) == {}
+        calls = flaky.calls
+        assert asyncio.run(store.fetch_remote(KEY)) is None
+        store.close()
+    assert store.tiers[0].down and flaky.calls == calls  # off: asked no more
+    assert calls < 200  # lookups queued after it was switched off were not sent
+    warnings = [r.getMessage() for r in caplog.records]
+    assert sum("cannot read from the remote cache" in w for w in warnings) == 1
+    assert sum("not used for the rest of this run" in w for w in warnings) == 1
 
 
 def test_slow_push_does_not_hold_close_forever(
