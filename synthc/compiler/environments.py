@@ -108,11 +108,29 @@ def schema_problem(schema: dict[str, Any], value: Any) -> str | None:
     import jsonschema  # only configs with tools pay for the import
 
     validator = jsonschema.validators.validator_for(schema)(schema)
-    error = jsonschema.exceptions.best_match(validator.iter_errors(value))
+    try:
+        error = jsonschema.exceptions.best_match(validator.iter_errors(value))
+    except (jsonschema.exceptions.SchemaError, jsonschema.exceptions.UnknownType) as exc:
+        # a schema that passed its metaschema yet cannot be applied
+        return f"the schema cannot be used: {exc}"
     if error is None:
         return None
     where = "/".join(str(p) for p in error.absolute_path)
     return f"{error.message}" + (f" (at {where})" if where else "")
+
+
+def schema_error(schema: Any) -> str | None:
+    """Why ``schema`` is not a JSON schema (checked against its metaschema), or None."""
+    if not isinstance(schema, dict):
+        return f"expected a JSON schema object, got {type(schema).__name__}"
+    import jsonschema
+
+    try:
+        jsonschema.validators.validator_for(schema).check_schema(schema)
+    except jsonschema.exceptions.SchemaError as exc:
+        where = "/".join(str(p) for p in exc.absolute_path)
+        return exc.message + (f" (at {where})" if where else "")
+    return None
 
 
 def fill_defaults(schema: dict[str, Any], value: Any) -> Any:

@@ -22,6 +22,7 @@ from synthc.compiler.environments import (
     canonical,
     fill_defaults,
     open_database,
+    schema_error,
     schema_problem,
 )
 from synthc.compiler.executors import ExecutorError, load_executor
@@ -111,12 +112,18 @@ def _tool(
     if needs_executor and not tp.executor:
         report.add(f"tool {tp.id!r} needs an executor in a {kind} environment", *path, "id")
     simulated = kind == "synthetic" and not tp.executor
+    schemas = {"parameters": tp.parameters or {"type": "object"}, "output_schema": tp.output_schema}
+    for name, schema in schemas.items():
+        problem = schema_error(schema) if schema is not None else None
+        if problem:
+            report.add(f"{name} is not a valid JSON schema: {problem}", *path, name)
+            schemas[name] = {"type": "object"}  # the build stops; later checks still run
     return Tool(
         tp.id,
         tp.name or tp.id,
         tp.description,
-        tp.parameters or {"type": "object"},
-        tp.output_schema,
+        schemas["parameters"] or {"type": "object"},
+        schemas["output_schema"],
         tp.read_only,
         env.id,
         executor,
@@ -196,6 +203,10 @@ def _synthetic(
         )
     env.state_schema = state.get("state_schema") or None
     env.initial_state = state["initial_state"]
+    problem = schema_error(env.state_schema) if env.state_schema is not None else None
+    if problem:
+        report.add(f"state_schema is not a valid JSON schema: {problem}", *where, "state_schema")
+        env.state_schema = None
     if env.state_schema:
         problem = schema_problem(env.state_schema, env.initial_state)
         if problem:

@@ -312,3 +312,20 @@ def test_a_missing_environment_file_is_located(tmp_path: Path) -> None:
     result = run_cli("build", str(config))
     assert result.exit_code == 2
     assert f"{config}:" in result.stderr and "no such file" in result.stderr
+
+
+def test_a_schema_that_is_not_a_json_schema_is_located(tmp_path: Path) -> None:
+    config = _example("library_tool_use_synth.yaml", tmp_path)
+    text = config.read_text()
+    config.write_text(
+        text.replace("                type: string\n", '                type: "{string"\n')
+    )
+    with pytest.raises(ConfigError) as info:
+        synthc.compile(config)
+    [diagnostic] = info.value.diagnostics
+    assert diagnostic.message.startswith(
+        "parameters is not a valid JSON schema: '{string' is not valid under any of the given "
+        "schemas (at properties/book_id/type)"
+    )
+    assert diagnostic.span is not None
+    assert text.splitlines()[diagnostic.span.line - 1].strip() == "parameters:"
