@@ -17,13 +17,12 @@ import hmac
 import json
 import logging
 import re
-import threading
 from collections.abc import Callable
 from pathlib import Path
-from types import TracebackType
 
 from aiohttp import web
 
+from synthc.background import AppServer
 from synthc.cache.remote import atomic_write
 
 PATH_RE = re.compile(r"/(?P<namespace>v[0-9]{1,4})/(?P<key>[0-9a-f]{32})")
@@ -116,7 +115,7 @@ def _path(request: web.Request) -> str:
     return request.raw_path[:200]
 
 
-class CacheServer:
+class CacheServer(AppServer):
     """``CacheApp`` on a TCP port, from a background thread (``with``) or in the caller's loop."""
 
     def __init__(
@@ -128,72 +127,15 @@ class CacheServer:
         port: int = 0,
         max_size: int = DEFAULT_MAX_SIZE,
     ):
+        super().__init__(host, port)
         self.handler = CacheApp(root, token, max_size)
-        self.host = host
-        self.port = port
-        self._runner: web.AppRunner | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._thread: threading.Thread | None = None
 
     @property
     def url(self) -> str:
         return f"http://{self.host}:{self.port}"
 
-    async def start_async(self) -> None:
-        runner = web.AppRunner(self.handler.app(), access_log=None, shutdown_timeout=0.2)
-        await runner.setup()
-        site = web.TCPSite(runner, self.host, self.port)
-        await site.start()
-        self._runner = runner
-        sockets = getattr(getattr(site, "_server", None), "sockets", None) or []
-        if sockets:
-            self.port = sockets[0].getsockname()[1]
-
-    async def stop_async(self) -> None:
-        if self._runner is not None:
-            runner, self._runner = self._runner, None
-            await runner.cleanup()
-
-    def start(self) -> CacheServer:
-        """Serve from a thread with its own event loop; returns once the port is bound."""
-        loop = asyncio.new_event_loop()
-        started: list[BaseException | None] = []
-        ready = threading.Event()
-
-        def serve() -> None:
-            try:
-                loop.run_until_complete(self.start_async())
-                started.append(None)
-            except BaseException as exc:
-                started.append(exc)
-            ready.set()
-            if started[0] is None:
-                loop.run_forever()
-                loop.run_until_complete(self.stop_async())
-            loop.close()
-
-        self._loop = loop
-        self._thread = threading.Thread(target=serve, name="synthc-cache-server", daemon=True)
-        self._thread.start()
-        ready.wait()
-        if started[0] is not None:
-            self._thread.join()
-            raise started[0]
-        return self
-
-    def stop(self) -> None:
-        if self._loop is not None and self._thread is not None:
-            self._loop.call_soon_threadsafe(self._loop.stop)
-            self._thread.join()
-            self._loop = self._thread = None
-
-    def __enter__(self) -> CacheServer:
-        return self.start()
-
-    def __exit__(
-        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.stop()
+    def app(self) -> web.Application:
+        return self.handler.app()
 
 
 async def serve_forever(server: CacheServer, announce: Callable[[str], None]) -> None:

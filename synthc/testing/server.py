@@ -54,11 +54,11 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from types import TracebackType
 from typing import Any
 
 from aiohttp import web
 
+from synthc.background import AppServer
 from synthc.testing._wire import ANTHROPIC, OPENAI, Dialect, as_turn, default_turn
 
 OPENAI_PATH = "/v1/chat/completions"
@@ -127,7 +127,7 @@ def _json_response(
     )
 
 
-class FakeLLMServer:
+class FakeLLMServer(AppServer):
     """A local LLM API server; in a background thread (``with``) or in the caller's loop."""
 
     def __init__(
@@ -141,16 +141,12 @@ class FakeLLMServer:
         port: int = 0,
         record: bool = True,
     ):
+        super().__init__(host, port)
         self.latency = latency
         self.reply: ReplyHook = reply or default_turn
         self.faults = faults
         self.api_key = api_key
-        self.host = host
-        self.port = port
         self._stats = _Stats(record)
-        self._runner: web.AppRunner | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._thread: threading.Thread | None = None
 
     def url(self, path: str = "") -> str:
         """``http://127.0.0.1:<port><path>``, e.g. ``srv.url("/v1/chat/completions")``."""
@@ -186,7 +182,7 @@ class FakeLLMServer:
 
     # --- serving -------------------------------------------------------------
 
-    def _app(self) -> web.Application:
+    def app(self) -> web.Application:
         app = web.Application()
         app.router.add_post(OPENAI_PATH, self._openai)
         app.router.add_post(ANTHROPIC_PATH, self._anthropic)
@@ -235,78 +231,6 @@ class FakeLLMServer:
         except ValueError as exc:  # a ReplyError, or a schema the default reply cannot fill
             return _json_response(500, dialect.error(500, f"reply hook: {exc}"))
         return _json_response(200, payload)
-
-    async def start_async(self) -> None:
-        """Start serving in the running event loop; ``port`` is then the bound port."""
-        runner = web.AppRunner(self._app(), access_log=None, shutdown_timeout=0.2)
-        await runner.setup()
-        site = web.TCPSite(runner, self.host, self.port)
-        await site.start()
-        self._runner = runner
-        server = getattr(site, "_server", None)
-        sockets = getattr(server, "sockets", None) or []
-        if sockets:
-            self.port = sockets[0].getsockname()[1]
-
-    async def stop_async(self) -> None:
-        if self._runner is not None:
-            runner, self._runner = self._runner, None
-            await runner.cleanup()
-
-    def start(self) -> FakeLLMServer:
-        """Serve from a background thread with its own event loop; returns once bound."""
-        loop = asyncio.new_event_loop()
-        ready = threading.Event()
-        failure: list[BaseException] = []
-
-        def serve() -> None:
-            asyncio.set_event_loop(loop)
-            try:
-                loop.run_until_complete(self.start_async())
-            except BaseException as exc:
-                failure.append(exc)
-            ready.set()
-            if not failure:
-                loop.run_forever()
-                loop.run_until_complete(self._shutdown())
-            loop.close()
-
-        self._loop = loop
-        self._thread = threading.Thread(target=serve, name="FakeLLMServer", daemon=True)
-        self._thread.start()
-        ready.wait()
-        if failure:
-            self._thread.join()
-            raise failure[0]
-        return self
-
-    def stop(self) -> None:
-        """Stop the background thread started by :meth:`start`."""
-        if self._loop is None or self._thread is None:
-            return
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join()
-        self._loop = self._thread = None
-
-    async def _shutdown(self) -> None:
-        await self.stop_async()
-        current = asyncio.current_task()
-        tasks = [t for t in asyncio.all_tasks() if t is not current]
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        await asyncio.get_running_loop().shutdown_asyncgens()
-
-    def __enter__(self) -> FakeLLMServer:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     async def __aenter__(self) -> FakeLLMServer:
         await self.start_async()
