@@ -140,13 +140,7 @@ def conversation(
         return None
     messages_out = [_message_dict(m) for m in history]
     if rule.output_system_prompt is not None:
-        context = {
-            **values,
-            "target_turns": str(turns),
-            "current_turn": "1",
-            "conversation_plan": plan_text,
-        }
-        system = render(rule.output_system_prompt, context).strip()
+        system = render(rule.output_system_prompt, _context(values, turns, 1, plan_text)).strip()
         messages_out.insert(0, {"content": system, "role": "system"})
     return {"messages": messages_out}, plan_text
 
@@ -164,13 +158,7 @@ def _turns(
     history: list[Message] = []
     for turn in range(1, turns + 1):
         role = ROLES[(turn - 1) % 2]
-        context = {
-            **values,
-            "target_turns": str(turns),
-            "current_turn": str(turn),
-            "conversation_plan": plan_text,
-        }
-        persona = render(rule.persona(role), context)
+        persona = render(rule.persona(role), _context(values, turns, turn, plan_text))
         base = [
             Message("system", persona),
             *history,
@@ -295,6 +283,11 @@ def _message_dict(message: Message) -> dict[str, Any]:
     return out
 
 
+def _context(values: dict[str, Any], turns: int, turn: int, plan: str) -> dict[str, Any]:
+    """What a multiturn template is filled from: the sample's values and SPECIAL_IDS."""
+    return {**values, **dict(zip(SPECIAL_IDS, (str(turns), str(turn), plan), strict=True))}
+
+
 def _turn_info(turn: int, turns: int, role: str, instructions: list[str]) -> str:
     instruction = instructions[turn - 1] if turn - 1 < len(instructions) else ""
     middle = f"For this turn: {instruction}\n\n" if instruction else ""
@@ -327,7 +320,7 @@ def _plan(
 def planner_messages(
     rule: MultiturnRule, values: dict[str, Any], turns: int, facts: list[dict[str, Any]]
 ) -> list[Message]:
-    context = {**values, "target_turns": str(turns), "current_turn": "1", "conversation_plan": ""}
+    context = _context(values, turns, 1, "")
     order = ", ".join(f"Turn {t}: {ROLES[(t - 1) % 2].upper()}" for t in range(1, turns + 1))
     roles = "\n\n".join(f"[{p.role.upper()}]\n{render(p.template, context)}" for p in rule.personas)
     request = (

@@ -9,25 +9,12 @@ import jsonschema
 import pytest
 import yaml
 
+from synthc.compiler.multiturn import PLANNER_SCHEMA
 from synthc.testing._schema import schema_instance
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "oumi_examples"
-PLANNER = {
-    "type": "object",
-    "properties": {
-        "turns": {
-            "type": "array",
-            "items": {
-                "type": "object",
-                "properties": {"turn": {"type": "integer"}, "instruction": {"type": "string"}},
-                "required": ["turn", "instruction"],
-            },
-        }
-    },
-    "required": ["turns"],
-}
 SCHEMAS: dict[str, Any] = {
-    "planner": PLANNER,
+    "planner": PLANNER_SCHEMA,
     "defs and refs": {
         "$defs": {
             "med": {
@@ -151,7 +138,7 @@ def test_oneof_takes_the_first_branch_and_all_properties_are_filled() -> None:
 
 
 def test_planner_instance_is_usable_as_is() -> None:
-    value = schema_instance(PLANNER, "salt-1")
+    value = schema_instance(PLANNER_SCHEMA, "salt-1")
     turns = value["turns"]
     assert 1 <= len(turns) <= 2
     assert [t["turn"] for t in turns] == list(range(1, len(turns) + 1))
@@ -159,7 +146,7 @@ def test_planner_instance_is_usable_as_is() -> None:
 
 
 def test_same_salt_same_value_other_salt_other_strings() -> None:
-    assert schema_instance(PLANNER, "a") == schema_instance(PLANNER, "a")
+    assert schema_instance(PLANNER_SCHEMA, "a") == schema_instance(PLANNER_SCHEMA, "a")
     ones = {schema_instance({"type": "string"}, salt) for salt in ("a", "b", "c")}
     assert len(ones) == 3
     assert {len(schema_instance({"type": "array"}, str(i))) for i in range(20)} == {1, 2}
