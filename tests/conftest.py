@@ -46,6 +46,20 @@ def run_cli(*args: str) -> CliResult:
     return CliResult(result.exit_code, result.stdout, result.stderr)
 
 
+def pointed_at(server: FakeLLMServer, path: str = "/v1/chat/completions") -> list[str]:
+    """Overrides that point a config at ``server`` and write ``out.jsonl``."""
+    return [
+        "--inference_config.remote_params.api_url",
+        server.url(path),
+        "--inference_config.remote_params.api_key",
+        "sk-test",
+        "--inference_config.remote_params.politeness_policy",
+        "0",
+        "--output_path",
+        "out.jsonl",
+    ]
+
+
 def build_and_count(
     server: FakeLLMServer, config: Path, *overrides: str, path: str = "/v1/chat/completions"
 ) -> int:

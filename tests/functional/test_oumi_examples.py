@@ -10,7 +10,7 @@ import pytest
 
 import synthc
 from synthc.testing.server import FakeLLMServer
-from tests.conftest import OUMI_EXAMPLES, copy_example, run_cli
+from tests.conftest import OUMI_EXAMPLES, copy_example, pointed_at, run_cli
 
 ALL = sorted(p.name for p in OUMI_EXAMPLES.glob("*.yaml"))
 RUNNABLE = {  # each with its passthrough columns, in the order the config lists them
@@ -93,7 +93,7 @@ def test_every_example_is_accounted_for() -> None:
 def test_runnable_example_builds(name: str, tmp_path: Path, llm_server: FakeLLMServer) -> None:
     config = copy_example(name, tmp_path)
     _write_alpaca_rows(tmp_path / "data" / "dataset_examples" / "alpaca_format.jsonl")
-    overrides = _at(llm_server, "/v1/messages")
+    overrides = pointed_at(llm_server, "/v1/messages")
     result = run_cli("build", str(config), *overrides)
     assert result.exit_code == 0, result.stderr
     rows = [json.loads(line) for line in (tmp_path / "out.jsonl").read_text().splitlines()]
@@ -105,20 +105,6 @@ def test_runnable_example_builds(name: str, tmp_path: Path, llm_server: FakeLLMS
     assert generated_first > 0
     assert run_cli("build", str(config), *overrides).exit_code == 0
     assert llm_server.count == generated_first
-
-
-def _at(server: FakeLLMServer, path: str) -> list[str]:
-    """Overrides that point a config at ``server`` and write ``out.jsonl``."""
-    return [
-        "--inference_config.remote_params.api_url",
-        server.url(path),
-        "--inference_config.remote_params.api_key",
-        "sk-test",
-        "--inference_config.remote_params.politeness_policy",
-        "0",
-        "--output_path",
-        "out.jsonl",
-    ]
 
 
 def _write_alpaca_rows(path: Path) -> None:
@@ -137,7 +123,7 @@ def test_tool_use_example_builds(name: str, tmp_path: Path, llm_server: FakeLLMS
     config = copy_example(name, tmp_path)
     for module in executors:
         shutil.copy(OUMI_EXAMPLES / "executors" / module, tmp_path / module)
-    overrides = [*_at(llm_server, "/v1/chat/completions"), "--num_samples", "6"]
+    overrides = [*pointed_at(llm_server, "/v1/chat/completions"), "--num_samples", "6"]
     result = run_cli("build", str(config), *overrides)
     assert result.exit_code == 0, result.stderr
     rows = [json.loads(line) for line in (tmp_path / "out.jsonl").read_text().splitlines()]

@@ -20,7 +20,7 @@ from synthc.compiler.graph import MultiturnRule
 from synthc.compiler.multiturn import target_turns
 from synthc.testing._wire import default_reply
 from synthc.testing.server import FakeLLMServer, Fault
-from tests.conftest import OUMI_EXAMPLES, run_cli
+from tests.conftest import OUMI_EXAMPLES, pointed_at, run_cli
 
 Body = dict[str, Any]
 
@@ -61,19 +61,7 @@ def _kind(body: Body) -> str:
 def _build(server: FakeLLMServer, config: Path, *extra: str) -> Counter[str]:
     """Build ``config`` against ``server``; what kinds of request it sent."""
     before = len(server.requests)
-    result = run_cli(
-        "build",
-        str(config),
-        "--inference_config.remote_params.api_url",
-        server.url("/v1/chat/completions"),
-        "--inference_config.remote_params.api_key",
-        "sk-test",
-        "--inference_config.remote_params.politeness_policy",
-        "0",
-        "--output_path",
-        "out.jsonl",
-        *extra,
-    )
+    result = run_cli("build", str(config), *pointed_at(server), *extra)
     assert result.exit_code == 0, result.stderr
     return Counter(_kind(b) for b in server.requests[before:])
 
@@ -314,20 +302,8 @@ def test_tool_use_speaks_each_providers_protocol(
 ) -> None:
     path = "/v1/chat/completions" if engine == "OPENAI" else "/v1/messages"
     with FakeLLMServer() as server:  # the default model: calls a tool, then answers
-        result = run_cli(
-            "build",
-            str(library),
-            "--inference_config.engine",
-            engine,
-            "--inference_config.remote_params.api_url",
-            server.url(path),
-            "--inference_config.remote_params.api_key",
-            "sk-test",
-            "--num_samples",
-            "2",
-            "--output_path",
-            "out.jsonl",
-        )
+        overrides = ["--inference_config.engine", engine, "--num_samples", "2"]
+        result = run_cli("build", str(library), *pointed_at(server, path), *overrides)
         assert result.exit_code == 0, result.stderr
     for row in _rows(tmp_path):
         roles = [m["role"] for m in row["library_dialog"]["messages"]]
@@ -400,16 +376,7 @@ def test_explain_counts_the_turns_left_after_tool_rounds(library: Path) -> None:
         return Fault(status=400) if "turn 3 of" in str(last) else None
 
     with FakeLLMServer(reply=librarian, faults=refuse_turn_3) as server:
-        result = run_cli(
-            "build",
-            str(library),
-            "--inference_config.remote_params.api_url",
-            server.url("/v1/chat/completions"),
-            "--inference_config.remote_params.api_key",
-            "sk-test",
-            "--num_samples",
-            "1",
-        )
+        result = run_cli("build", str(library), *pointed_at(server), "--num_samples", "1")
         assert result.exit_code == 1
         sent = server.count
     graph = synthc.compile(library, ["--num_samples", "1"])
