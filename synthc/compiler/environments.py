@@ -300,8 +300,7 @@ class Toolset:
     offered: tuple[Tool, ...]
     known: dict[str, Tool]
     environments: dict[str, Environment]
-    grounded: tuple[Environment, ...]
-    scope: frozenset[str] | None  # available_tools, or None for all
+    grounded: tuple[tuple[Grounding, list[dict[str, Any]]], ...]  # per environment: its pool
     max_rounds: int
     digest: str
 
@@ -312,13 +311,9 @@ class Toolset:
         """The planner's grounding rows for ``sample``: ``Random(seed + sample)`` per
         environment, oumi's draw (synthc's seed when the config sets none)."""
         facts: list[dict[str, Any]] = []
-        for env in self.grounded:
-            assert env.grounding is not None
-            rng = random.Random(
-                (env.grounding.seed if env.grounding.seed is not None else seed) + sample
-            )
-            pool = env.grounding_pool(set(self.scope) if self.scope is not None else None)
-            facts += rng.sample(pool, min(env.grounding.sample_size, len(pool)))
+        for grounding, pool in self.grounded:
+            rng = random.Random((grounding.seed if grounding.seed is not None else seed) + sample)
+            facts += rng.sample(pool, min(grounding.sample_size, len(pool)))
         return facts
 
     def session(self) -> Session:

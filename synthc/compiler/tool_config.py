@@ -314,9 +314,13 @@ def toolset(
     scope = frozenset(attr.available_tools) if attr.available_tools else None
     offered = tuple(t for t in candidates.values() if scope is None or t.id in scope)
     known_tools = {t.id: t for e in environments.values() for t in e.tools}
-    grounded = tuple(e for e in in_envs if e.grounding is not None)
+    grounded = tuple(
+        (e.grounding, e.grounding_pool(set(scope) if scope is not None else None))
+        for e in in_envs
+        if e.grounding is not None
+    )  # pools drawn from once per sample, built once here
     rounds = attr.max_consecutive_tool_turns or DEFAULT_MAX_TOOL_ROUNDS
-    return Toolset(offered, known_tools, environments, grounded, scope, rounds, _digest(spec))
+    return Toolset(offered, known_tools, environments, grounded, rounds, _digest(spec))
 
 
 def _digest(spec: Spec) -> str:
