@@ -36,7 +36,7 @@ from synthc.compiler.plan import (
     found,
     start,
 )
-from synthc.runtime.protocol import Completion, Outcome, Request, ToolCall
+from synthc.runtime.protocol import Completion, Outcome, Request
 
 
 class Runner(Protocol):
@@ -182,8 +182,8 @@ class Scheduler:
                 return
         if self.claims is not None:
             made = await self.claims.claim(node.key)
-            if made is not None:  # another build sent it meanwhile
-                self._made_elsewhere(node.key, made)
+            if made is not None:  # another build sent it meanwhile: as good as a cache hit
+                self._found(node.key, made)
                 return
         await self._generate(node)
 
@@ -212,17 +212,10 @@ class Scheduler:
             self._step(state)
 
     def _found(self, key: str, record: Record) -> None:
-        """A remote tier had ``key``: its nodes are cached (counted when their sample ends)."""
+        """A remote tier or another build had ``key``: its nodes are cached (counted when
+        their sample ends)."""
         for state, waiter in self._waiting.pop(key):
             found(state, waiter, record)
-            self._step(state)
-
-    def _made_elsewhere(self, key: str, record: Record) -> None:
-        calls = tuple(ToolCall(**call) for call in record.tool_calls)
-        for state, waiter in self._waiting.pop(key):
-            self.stats.cached += 1
-            self.progress.cached(1)
-            answer(state, waiter, record.text, tool_calls=calls)
             self._step(state)
 
     def _failed(self, node: LLMNode, message: str) -> None:
