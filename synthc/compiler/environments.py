@@ -215,20 +215,16 @@ class EnvSession:
             raise ToolError(f"Tool '{tool.id}' has no executor")
         if self.db is not None:
             return self._run_sql(tool, args)
-        result = _call(tool, arguments=args, state=copy.deepcopy(self.state))
-        if isinstance(result, ToolResult) or hasattr(result, "updated_state"):
-            new_state = getattr(result, "updated_state", None)
-            output = getattr(result, "output", None)
-            if new_state is not None:
-                if tool.read_only:
-                    raise ToolError(f"read-only tool '{tool.id}' returned an updated_state")
-                if self.env.state_schema:
-                    problem = schema_problem(self.env.state_schema, new_state)
-                    if problem:
-                        raise ToolError(f"updated_state does not match state_schema: {problem}")
-                self.state = new_state
-            return output
-        return result
+        output, new_state = _unwrap(_call(tool, arguments=args, state=copy.deepcopy(self.state)))
+        if new_state is not None:
+            if tool.read_only:
+                raise ToolError(f"read-only tool '{tool.id}' returned an updated_state")
+            if self.env.state_schema:
+                problem = schema_problem(self.env.state_schema, new_state)
+                if problem:
+                    raise ToolError(f"updated_state does not match state_schema: {problem}")
+            self.state = new_state
+        return output
 
     def _look_up(self, tool: Tool, args: dict[str, Any]) -> Any:
         wanted = canonical(fill_defaults(tool.parameters, args))
@@ -256,12 +252,20 @@ class EnvSession:
             if tool.read_only:
                 db.execute("PRAGMA query_only = OFF")
             db.execute("RELEASE synthc_call")
-        return result.output if isinstance(result, ToolResult) else result
+        return _unwrap(result)[0]
 
     def close(self) -> None:
         if self.db is not None:
             self.db.rollback()
             self.db.close()
+
+
+def _unwrap(result: Any) -> tuple[Any, Any]:
+    """(output, updated_state) of what an executor returned: a ToolResult (or an object
+    shaped like oumi's), else a plain output and no new state."""
+    if isinstance(result, ToolResult) or hasattr(result, "updated_state"):
+        return getattr(result, "output", None), getattr(result, "updated_state", None)
+    return result, None
 
 
 def _call(tool: Tool, **kwargs: Any) -> Any:
