@@ -13,7 +13,7 @@ import uuid
 from typing import Any
 
 from synthc.compiler.graph import Graph, TransformRule
-from synthc.compiler.spec import PostprocessingParams, TransformationType
+from synthc.compiler.spec import PostprocessingParams, TransformationType, user_regex
 from synthc.compiler.template import SampledValue, render
 
 _PATH_PART = re.compile(r"([^\[\].]+|\[\d+\])")
@@ -23,7 +23,7 @@ def postprocess(text: str, params: PostprocessingParams) -> str:
     """oumi's order: regex (whole first match), cut_prefix (after the first), cut_suffix
     (before the last), strip, then added prefix and suffix."""
     if params.regex:
-        match = re.search(params.regex, text)
+        match = user_regex(params.regex).search(text)
         if match:
             text = match.group(0)
     if params.cut_prefix:
@@ -65,8 +65,9 @@ def build_row(graph: Graph, values: dict[str, Any]) -> dict[str, Any]:
     if graph.passthrough is not None:
         visible = {k: v for k, v in values.items() if k not in graph.hidden}
         return _passthrough(graph.passthrough, visible)
-    row: dict[str, Any] = {}
-    for name in (*graph.base_columns, *graph.columns):
+    # drawn and read values in the order the sample got them (a combination's own order)
+    row = {k: _stored(v) for k, v in values.items() if k in graph.base_set}
+    for name in graph.columns:
         if name in values and name not in graph.hidden:
             row[name] = _stored(values[name])
     return row

@@ -77,7 +77,7 @@ class MultiturnRule:
     id: str
     min_turns: int
     max_turns: int
-    personas: tuple[MessageTemplate, ...]  # role → persona, in the config's order
+    personas: tuple[MessageTemplate, ...]  # role → persona, every role in the config's order
     output_system_prompt: Template | None
     planner: Template | None
     deps: tuple[str, ...]
@@ -123,6 +123,11 @@ class Graph:
     hidden: frozenset[str] = frozenset()  # raw texts dropped by keep_original_text_attribute
     passthrough: tuple[str, ...] | None = None
     edges: dict[str, tuple[str, ...]] = field(default_factory=dict)  # rule id → what it reads
+
+    @cached_property
+    def base_set(self) -> frozenset[str]:
+        """The base columns a row may hold, less the hidden ones."""
+        return frozenset(self.base_columns) - self.hidden
 
     @cached_property  # read for every sample written; computed once
     def llm_rules(self) -> tuple[LLMRule, ...]:

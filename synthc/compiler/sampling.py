@@ -4,9 +4,10 @@ Every draw is a pure function of (seed, sample index, attribute id), so raising
 ``num_samples`` leaves samples 0..n-1 alone and editing one attribute's values
 leaves the other attributes' draws alone. Rates follow oumi: unset rates share
 what the set ones leave, and all act as weights. A combination from
-``combination_sampling`` is chosen with its rate and fixes the attributes it
-names; the rest are drawn as usual, and an ordinary draw that lands on a
-combination is redrawn, so each combination's rate is exact.
+``combination_sampling`` is chosen with its rate, and such a sample holds exactly
+the values it names, in its order (oumi 0.9 draws nothing else for it); an
+ordinary draw that lands on a combination is redrawn, so each combination's
+rate is exact.
 """
 
 from __future__ import annotations
@@ -95,18 +96,18 @@ class Sampler:
         for source in self.sources:
             source.take(self.seed, index, values)
         fixed = self._combination(index)
+        if fixed:
+            choices = {c.id: c for c in self.choices}
+            values.update((a, choices[a].value(v)) for a, v in fixed.items())
+            return values
         for attempt in range(MAX_REDRAWS):
-            drawn = {c.id: self._pick(c, index, fixed, attempt) for c in self.choices}
-            if fixed or not self._matches_combination(drawn):
+            drawn = {c.id: self._pick(c, index, attempt) for c in self.choices}
+            if not self._matches_combination(drawn):
                 break
         values.update(drawn)
         return values
 
-    def _pick(
-        self, choice: Choice, index: int, fixed: dict[str, str], attempt: int
-    ) -> SampledValue:
-        if choice.id in fixed:
-            return choice.value(fixed[choice.id])
+    def _pick(self, choice: Choice, index: int, attempt: int) -> SampledValue:
         name = choice.id if attempt == 0 else f"{choice.id}\x1d{attempt}"
         return choice.pick(unit_draw(self.seed, index, name))
 

@@ -8,16 +8,38 @@ parts of the config (unique ids, placeholders) live in :mod:`synthc.compiler.val
 
 from __future__ import annotations
 
+import datetime
+import functools
 import re
+import warnings
 from enum import Enum
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
 DEFAULT_SEED = 0
 DATASET_SUFFIXES = (".jsonl", ".json", ".csv", ".parquet", ".tsv", ".xlsx")
 
-NonEmpty = Annotated[str, Field(min_length=1)]
+
+@functools.lru_cache(maxsize=256)
+def user_regex(pattern: str) -> re.Pattern[str]:
+    """A regex from a config, compiled once; Python's FutureWarnings about it (a "possible
+    nested set" in ``[[a]``) say nothing the user asked about, so they are not shown."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        return re.compile(pattern)
+
+
+def _as_text(value: object) -> object:
+    """oumi reads configs through OmegaConf, which takes a number, a boolean or a date
+    written for a text field as its text: ``content: 123`` is "123", ``true`` is "True"."""
+    if isinstance(value, bool | int | float | datetime.date):
+        return str(value)
+    return value
+
+
+Text = Annotated[str, BeforeValidator(_as_text)]
+NonEmpty = Annotated[Text, Field(min_length=1)]
 Rate = Annotated[float, Field(ge=0.0, le=1.0)]
 
 
@@ -46,13 +68,13 @@ class Role(LowercaseEnum):
 
 class TextMessage(Model):
     role: Role
-    content: str
+    content: Text
 
 
 class TextConversation(Model):
     messages: list[TextMessage] = Field(min_length=1)
-    conversation_id: str | None = None
-    metadata: dict[str, str] = Field(default_factory=dict)
+    conversation_id: Text | None = None
+    metadata: dict[str, Text] = Field(default_factory=dict)
 
 
 # --- inputs -------------------------------------------------------------------------------
@@ -60,10 +82,10 @@ class TextConversation(Model):
 
 class DatasetSource(Model):
     path: NonEmpty
-    hf_split: str | None = None
-    hf_revision: str | None = None
-    attribute_map: dict[str, str] | None = None
-    id: str | None = None
+    hf_split: Text | None = None
+    hf_revision: Text | None = None
+    attribute_map: dict[str, Text] | None = None
+    id: Text | None = None
     num_shots: Annotated[int, Field(ge=1)] | None = None
 
     @model_validator(mode="after")
@@ -106,7 +128,7 @@ class DocumentSource(Model):
 
 class ExampleSource(Model):
     examples: list[dict[str, Any]] = Field(min_length=1)
-    id: str | None = None
+    id: Text | None = None
     num_shots: Annotated[int, Field(ge=1)] | None = None
 
     @model_validator(mode="after")
@@ -169,19 +191,19 @@ class AttributeCombination(Model):
 class PostprocessingParams(Model):
     id: NonEmpty
     keep_original_text_attribute: bool = True
-    cut_prefix: str | None = None
-    cut_suffix: str | None = None
-    regex: str | None = None
+    cut_prefix: Text | None = None
+    cut_suffix: Text | None = None
+    regex: Text | None = None
     strip_whitespace: bool = True
-    added_prefix: str | None = None
-    added_suffix: str | None = None
+    added_prefix: Text | None = None
+    added_suffix: Text | None = None
 
     @field_validator("regex")
     @classmethod
     def _compiles(cls, value: str | None) -> str | None:
         if value is not None:
             try:
-                re.compile(value)
+                user_regex(value)
             except re.error as exc:
                 raise ValueError(f"regex does not compile: {exc}") from None
         return value
@@ -205,9 +227,9 @@ class MultiTurnAttribute(Model):
     max_turns: Annotated[int, Field(ge=1)]
     role_instruction_messages: dict[Role, NonEmpty]
     output_system_prompt: NonEmpty | None = None
-    conversation_planner: str | None = None
-    available_environments: list[str] = Field(default_factory=list)
-    available_tools: list[str] = Field(default_factory=list)
+    conversation_planner: Text | None = None
+    available_environments: list[Text] = Field(default_factory=list)
+    available_tools: list[Text] = Field(default_factory=list)
     max_tool_calls_per_turn: Annotated[int, Field(ge=1)] = 50
     max_consecutive_tool_turns: Annotated[int, Field(ge=1)] | None = None
 
@@ -231,9 +253,9 @@ class TransformationType(LowercaseEnum):
 
 class TransformationStrategy(Model):
     type: TransformationType
-    string_transform: str | None = None
-    list_transform: list[str] | None = None
-    dict_transform: dict[str, str] | None = None
+    string_transform: Text | None = None
+    list_transform: list[Text] | None = None
+    dict_transform: dict[str, Text] | None = None
     chat_transform: TextConversation | None = None
 
     @model_validator(mode="after")
@@ -282,18 +304,18 @@ class GeneralSynthesisParams(Model):
 
 class ToolParams(Model):
     id: NonEmpty
-    name: str = ""
-    description: str = ""
+    name: Text = ""
+    description: Text = ""
     parameters: dict[str, Any] = Field(default_factory=dict)
     output_schema: dict[str, Any] | None = None
-    executor: str | None = None
+    executor: Text | None = None
     read_only: bool = True
 
 
 class EnvironmentParams(Model):
     id: NonEmpty
-    name: str = ""
-    description: str = ""
+    name: Text = ""
+    description: Text = ""
     env_type: NonEmpty
     tools: list[ToolParams] = Field(default_factory=list)
     env_kwargs: dict[str, Any] | None = None
@@ -309,8 +331,9 @@ class EnvironmentConfig(Model):
 
 class GuidedDecodingParams(Model):
     json_: Any = Field(default=None, alias="json")
-    regex: str | None = None
-    choice: list[str] | None = None
+    regex: Text | None = None
+    choice: list[Text] | None = None
+    strict: bool = False  # OpenAI's strict structured output
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
@@ -324,7 +347,7 @@ class GenerationParams(Model):
     top_p: Annotated[float, Field(ge=0.0, le=1.0)] = 1.0
     frequency_penalty: float = 0.0
     presence_penalty: float = 0.0
-    stop_strings: list[str] | None = None
+    stop_strings: list[Text] | None = None
     stop_token_ids: list[int] | None = None
     logit_bias: dict[str, float] = Field(default_factory=dict)
     min_p: Annotated[float, Field(ge=0.0, le=1.0)] = 0.0
@@ -336,49 +359,54 @@ class GenerationParams(Model):
     stream: bool = False
     stream_options: dict[str, Any] | None = None
     tools: list[Any] | None = None
-    tool_choice: str | dict[str, Any] | None = None
+    tool_choice: Text | dict[str, Any] | None = None
     parallel_tool_calls: bool = True
-    reasoning_effort: str | None = None
+    reasoning_effort: Text | None = None
+    prompt_cache_ttl: Text | None = None  # Anthropic's prompt cache ("5m", "1h"); no key part
 
 
 class ModelParams(Model):
     model_name: NonEmpty
-    adapter_model: str | None = None
-    tokenizer_name: str | None = None
-    tokenizer_pad_token: str | None = None
+    adapter_model: Text | None = None
+    tokenizer_name: Text | None = None
+    tokenizer_pad_token: Text | None = None
     tokenizer_kwargs: dict[str, Any] = Field(default_factory=dict)
     processor_kwargs: dict[str, Any] = Field(default_factory=dict)
     model_max_length: int | None = None
     load_pretrained_weights: bool = True
     trust_remote_code: bool = False
-    torch_dtype_str: str = "auto"
+    torch_dtype_str: Text = "auto"
     compile: bool = False
-    chat_template: str | None = None
+    chat_template: Text | None = None
     chat_template_kwargs: dict[str, Any] | None = None
-    attn_implementation: str | None = None
-    device_map: str | None = "auto"
+    attn_implementation: Text | None = None
+    device_map: Text | None = "auto"
     model_kwargs: dict[str, Any] = Field(default_factory=dict)
     enable_liger_kernel: bool = False
     shard_for_eval: bool = False
-    freeze_layers: list[str] = Field(default_factory=list)
-    model_revision: str | None = None
+    freeze_layers: list[Text] = Field(default_factory=list)
+    model_revision: Text | None = None
+    adapter_trainable: bool = False
+    text_only: bool = False
+    tool_call_parser: Text | None = None
 
 
 class RemoteParams(Model):
-    api_url: str | None = None
-    api_key: str | None = Field(default=None, repr=False)
-    api_key_env_varname: str | None = None
+    api_url: Text | None = None
+    api_key: Text | None = Field(default=None, repr=False)
+    api_key_env_varname: Text | None = None
     max_retries: Annotated[int, Field(ge=0)] = 3
     retry_backoff_base: Annotated[float, Field(gt=0.0)] = 1.0
     retry_backoff_max: Annotated[float, Field(gt=0.0)] = 30.0
     connection_timeout: Annotated[float, Field(ge=0.0)] = 300.0
     num_workers: Annotated[int, Field(ge=1)] = 1
     politeness_policy: Annotated[float, Field(ge=0.0, allow_inf_nan=False)] = 0.0
-    batch_completion_window: str | None = "24h"
+    batch_completion_window: Text | None = "24h"
     use_adaptive_concurrency: bool = False
     requests_per_minute: Annotated[int, Field(ge=1)] | None = None
     input_tokens_per_minute: Annotated[int, Field(ge=1)] | None = None
     output_tokens_per_minute: Annotated[int, Field(ge=1)] | None = None
+    user_id: Text | None = None  # Anthropic's metadata.user_id
 
     @model_validator(mode="after")
     def _check(self) -> RemoteParams:
@@ -405,8 +433,11 @@ class InferenceEngineType(str, Enum):
     PARASAIL = "PARASAIL"
     TOGETHER = "TOGETHER"
     OPENAI = "OPENAI"
+    OPENROUTER = "OPENROUTER"
     SAMBANOVA = "SAMBANOVA"
     BEDROCK = "BEDROCK"
+    CEREBRAS = "CEREBRAS"
+    HUGGING_FACE_ROUTER = "HUGGING_FACE_ROUTER"
 
     @classmethod
     def _missing_(cls, value: object) -> InferenceEngineType | None:
@@ -424,23 +455,24 @@ class InferenceConfig(Model):
     output_path: None = None
     engine: InferenceEngineType | None = None
     remote_params: RemoteParams = Field(default_factory=RemoteParams)
+    progress_path: Text | None = None  # oumi's progress file; synthc reports on the terminal
 
 
 class SynthcSettings(Model):
     """synthc's own settings (``synthc:`` in a config); none of them is part of a node key."""
 
-    remote_cache: str | list[str] | None = None
+    remote_cache: Text | list[Text] | None = None
     remote_cache_readonly: bool = False
 
 
 class SynthesisConfig(Model):
     """The whole config, as oumi reads it, plus synthc's ``seed`` and ``synthc`` settings."""
 
-    output_path: str | None = None
+    output_path: Text | None = None
     strategy: Literal["GENERAL", "general"] = "GENERAL"
     strategy_params: GeneralSynthesisParams = Field(default_factory=GeneralSynthesisParams)
     environment_config: EnvironmentConfig | None = None
-    environment_config_path: str | None = None
+    environment_config_path: Text | None = None
     inference_config: InferenceConfig = Field(default_factory=InferenceConfig)
     num_samples: Annotated[int, Field(ge=1)] = 1
     seed: int = DEFAULT_SEED

@@ -156,15 +156,23 @@ def test_combinations_occur_at_their_rate() -> None:
     assert pairs[("blue", "small")] / N == pytest.approx(0.3, abs=TOLERANCE)
 
 
-def test_attributes_outside_a_combination_are_still_drawn() -> None:
-    sampler = Sampler(13, (), (COLOR, SIZE, SHAPE), (RED_SMALL,))
+def test_a_combination_sample_holds_only_the_combination_in_its_order() -> None:
+    """oumi 0.9 draws nothing beyond a chosen combination's values: the sample (and its
+    row) holds exactly them, in the combination's order; other samples hold every
+    attribute in config order."""
+    size_first = Combination({"size": "small", "color": "red"}, 0.3)
+    sampler = Sampler(13, (), (COLOR, SIZE, SHAPE), (size_first,))
     shapes = Counter()
-    for i in range(4000):
+    for i in range(N):
         drawn = sampler.draw(i)
-        assert set(drawn) == {"color", "size", "shape"}
-        if (drawn["color"].id, drawn["size"].id) == ("red", "small"):
-            shapes[drawn["shape"].id] += 1
-    assert set(shapes) == {"round", "square"}
+        keys = list(drawn)
+        if keys == ["size", "color"]:
+            assert (drawn["size"].id, drawn["color"].id) == ("small", "red")
+        else:
+            assert keys == ["color", "size", "shape"]
+            shapes[(drawn["color"].id, drawn["size"].id)] += 1
+    assert sum(shapes.values()) / N == pytest.approx(0.7, abs=TOLERANCE)
+    assert ("red", "small") not in shapes  # ordinary draws avoid the combination
 
 
 def test_combinations_filling_every_sample() -> None:

@@ -181,3 +181,42 @@ def test_models_are_frozen() -> None:
     config = SynthesisConfig()
     with pytest.raises(pydantic.ValidationError):
         config.num_samples = 5  # type: ignore[misc]
+
+
+def test_every_name_oumi_0_9_adds_is_accepted() -> None:
+    """The settings oumi 0.9 added beside the ones synthc already read, and its engines."""
+    config = SynthesisConfig.model_validate(
+        {
+            "inference_config": {
+                "engine": "HUGGING_FACE_ROUTER",
+                "progress_path": "progress.json",
+                "model": {
+                    "model_name": "m",
+                    "adapter_trainable": True,
+                    "text_only": True,
+                    "tool_call_parser": "hermes",
+                },
+                "generation": {
+                    "prompt_cache_ttl": "1h",
+                    "guided_decoding": {"json": {"type": "object"}, "strict": True},
+                },
+                "remote_params": {"user_id": "team-a"},
+            }
+        }
+    )
+    inference = config.inference_config
+    assert inference.engine is InferenceEngineType.HUGGING_FACE_ROUTER
+    assert inference.generation.guided_decoding is not None
+    assert inference.generation.guided_decoding.strict
+    assert inference.remote_params.user_id == "team-a"
+    assert {InferenceEngineType(e) for e in ("CEREBRAS", "OPENROUTER")} == {
+        InferenceEngineType.CEREBRAS,
+        InferenceEngineType.OPENROUTER,
+    }
+
+
+def test_a_regex_python_warns_about_is_still_a_regex() -> None:
+    """``[[a]`` compiles with a FutureWarning ("possible nested set"), which the tests turn
+    into an error: a config's regex is compiled without it (the fuzz suite found it)."""
+    params = PostprocessingParams.model_validate({"id": "p", "regex": "[[a]"})
+    assert params.regex == "[[a]"

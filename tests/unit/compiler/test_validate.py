@@ -109,7 +109,7 @@ def test_enum_with_did_you_mean(write: Write, config_error: ErrorOf, short: Shor
         f"config.yaml:7:12: {prefix}[2].role: 'zzzzzz' is not one of {roles}",
     ]
     assert messages[3].startswith("config.yaml:9:3: inference_config.engine: 'OPENAII' is not one")
-    assert messages[3].endswith("SAMBANOVA or BEDROCK (did you mean 'OPENAI'?)")
+    assert messages[3].endswith("BEDROCK, CEREBRAS or HUGGING_FACE_ROUTER (did you mean 'OPENAI'?)")
 
 
 SAMPLED = """\
@@ -390,4 +390,52 @@ def test_wrong_type(write: Write, config_error: ErrorOf, short: Short) -> None:
     assert short(config_error(path)) == [
         "config.yaml:1:1: num_samples: Input should be a valid integer, "
         "unable to parse string as an integer"
+    ]
+
+
+def test_numbers_booleans_and_dates_written_for_text_are_that_text(
+    write: Write, load_spec: LoadSpec
+) -> None:
+    """oumi reads configs through OmegaConf, which turns a scalar given for a text field
+    into its text: a CHAT message ``content: 123`` is "123"."""
+    path = write(
+        """\
+        strategy_params:
+          sampled_attributes:
+            - id: year
+              name: 2024
+              description: 2024-01-31
+              possible_values: [{id: 1, name: true, description: 1.5}]
+          transformed_attributes:
+            - id: chat
+              transformation_strategy:
+                type: CHAT
+                chat_transform: {messages: [{role: USER, content: 123}]}
+        """
+    )
+    params = load_spec(path).config.strategy_params
+    sampled = params.sampled_attributes[0]  # type: ignore[index]
+    assert (sampled.name, sampled.description) == ("2024", "2024-01-31")
+    value = sampled.possible_values[0]
+    assert (value.id, value.name, value.description) == ("1", "True", "1.5")
+    chat = params.transformed_attributes[0].transformation_strategy.chat_transform  # type: ignore[index]
+    assert chat is not None and chat.messages[0].content == "123"
+
+
+def test_a_list_written_for_text_is_still_refused(
+    write: Write, config_error: ErrorOf, short: Short
+) -> None:
+    path = write(
+        """\
+        strategy_params:
+          transformed_attributes:
+            - id: chat
+              transformation_strategy:
+                type: CHAT
+                chat_transform: {messages: [{role: USER, content: [1, 2]}]}
+        """
+    )
+    assert short(config_error(path)) == [
+        "config.yaml:6:50: strategy_params.transformed_attributes[0].transformation_strategy"
+        ".chat_transform.messages[0].content: Input should be a valid string"
     ]
