@@ -1,15 +1,22 @@
 """Run a conversation's tools: a tool call and its environment in; the tool's result out.
 
-oumi's four environment types, each giving every conversation its own state:
+oumi's environment types, each giving every conversation its own state:
 
 - ``lookup`` (``deterministic`` is oumi's older name): a table of ``input`` →
   ``output`` per tool, matched on canonical JSON after filling schema defaults;
-- ``synthetic``: the model plays each tool under the tool's ``output_schema``
-  (one cached node per call), or, with ``state_params``, Python executors
-  update a per-conversation state;
+- ``simulated`` (``synthetic`` is oumi's older name): the model plays each
+  tool under the tool's ``output_schema`` (one cached node per call), and a tool
+  with an ``executor`` is run as ``executor(arguments=...)``; with
+  ``state_params.initial_state`` every tool has an executor, called with a
+  ``state`` too, whose ``updated_state`` becomes the conversation's state;
 - ``database``: SQLite from ``schema_sql`` + ``seed_sql`` (or a ``db_path``
   whose writes are rolled back), one connection per conversation, executors run
   SQL through it.
+
+A call that fails comes back to the model as ``{"error": message}`` in oumi 0.9's
+words: bad arguments as jsonschema's own text, anything the environment raises
+(a lookup miss, a simulator reply that does not parse or match, an executor's
+exception or refused result) as ``Tool '<id>' raised: <what was raised>``.
 
 Tool results are computed locally and enter the next request's messages, so
 node keys cover them by content: editing a lookup table or an executor reruns
@@ -25,7 +32,11 @@ import copy
 import json
 import logging
 import random
+import re
 import sqlite3
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -35,7 +46,42 @@ from synthc.runtime.protocol import Message
 
 log = logging.getLogger("synthc")
 
-ENV_TYPES = ("lookup", "deterministic", "synthetic", "database")
+# env_type names and what synthc runs them as: oumi 0.9 calls a model-simulated
+# environment ``simulated`` and keeps ``synthetic`` and ``deterministic`` as aliases.
+ENV_TYPES = {
+    "lookup": "lookup",
+    "deterministic": "lookup",
+    "simulated": "simulated",
+    "synthetic": "simulated",
+    "database": "database",
+}
+
+# oumi 0.9 writes a tool's parameters through its JSONSchema model: these keys first, in
+# this order, then the others as written; keys whose value is null are left out.
+_SCHEMA_FIELDS = (
+    "type",
+    "description",
+    "title",
+    "properties",
+    "required",
+    "items",
+    "enum",
+    "default",
+    "format",
+)
+
+
+def _listed_schema(schema: dict[str, Any]) -> dict[str, Any]:
+    out = {k: schema[k] for k in _SCHEMA_FIELDS if schema.get(k) is not None}
+    if isinstance(out.get("properties"), dict):
+        out["properties"] = {
+            name: _listed_schema(sub) if isinstance(sub, dict) else sub
+            for name, sub in out["properties"].items()
+        }
+    if isinstance(out.get("items"), dict):
+        out["items"] = _listed_schema(out["items"])
+    out.update((k, v) for k, v in schema.items() if k not in _SCHEMA_FIELDS and v is not None)
+    return out
 
 
 class ToolError(Exception):
@@ -55,7 +101,7 @@ class Tool:
     read_only: bool
     env: str
     executor: Executor | None = None
-    simulated: bool = False  # played by the model (synthetic environment, no executor)
+    simulated: bool = False  # played by the model (simulated environment, no executor)
 
     def definition(self) -> dict[str, Any]:
         """The tool as offered to the model: OpenAI's function format, named by id."""
@@ -67,6 +113,15 @@ class Tool:
                 "parameters": self.parameters or {"type": "object"},
             },
         }
+
+    def listed(self) -> dict[str, Any]:
+        """The tool as oumi 0.9 lists it beside a conversation (its ``tools`` key)."""
+        function = {
+            "name": self.id,
+            "description": self.description,
+            "parameters": _listed_schema(self.parameters or {"type": "object"}),
+        }
+        return {"function": function}
 
     def llm_schema(self) -> dict[str, Any]:
         """How a simulator sees the tool (oumi's ``to_llm_schema``)."""
@@ -89,16 +144,10 @@ class Tool:
         if not isinstance(value, dict):
             kind = type(value).__name__
             raise ToolError(f"Tool '{self.id}' arguments must be a JSON object, got {kind}.")
-        problem = schema_problem(self.parameters, value)
+        problem = validation_text(self.parameters, value)
         if problem:
-            raise ToolError(f"Tool '{self.id}' arguments are invalid: {problem}")
+            raise ToolError(problem)
         return value
-
-    def check_output(self, output: Any) -> None:
-        if self.output_schema is not None:
-            problem = schema_problem(self.output_schema, output)
-            if problem:
-                raise ToolError(f"output does not match the output_schema: {problem}")
 
 
 def schema_problem(schema: dict[str, Any], value: Any) -> str | None:
@@ -119,6 +168,18 @@ def schema_problem(schema: dict[str, Any], value: Any) -> str | None:
     return f"{error.message}" + (f" (at {where})" if where else "")
 
 
+def validation_text(schema: dict[str, Any], value: Any) -> str | None:
+    """What ``jsonschema.validate(value, schema)`` says about ``value`` (its full text, as
+    oumi 0.9 passes it on), or None if ``value`` is valid. ``schema`` must be a valid schema."""
+    import jsonschema
+
+    try:
+        jsonschema.validate(value, schema)
+    except jsonschema.ValidationError as exc:
+        return str(exc)
+    return None
+
+
 def schema_error(schema: Any) -> str | None:
     """Why ``schema`` is not a JSON schema (checked against its metaschema), or None."""
     if not isinstance(schema, dict):
@@ -133,19 +194,51 @@ def schema_error(schema: Any) -> str | None:
     return None
 
 
-def fill_defaults(schema: dict[str, Any], value: Any) -> Any:
-    """``value`` with the ``default`` of every absent property filled in, recursively."""
-    if not isinstance(value, dict) or not isinstance(schema.get("properties"), dict):
+def fill_defaults(
+    schema: dict[str, Any],
+    value: Any,
+    root: dict[str, Any] | None = None,
+    seen: frozenset[str] = frozenset(),
+) -> Any:
+    """``value`` with the ``default`` of every absent property filled in along
+    ``properties`` chains, following local ``$ref`` (oumi 0.9's ``_fill_argument_defaults``;
+    a ``$ref`` already followed on the way down gives no default)."""
+    if not isinstance(value, dict):
         return value
-    filled = dict(value)
-    for name, sub in schema["properties"].items():
-        if not isinstance(sub, dict):
+    root = schema if root is None else root
+    filled = copy.deepcopy(value)
+    properties = _resolve_ref(schema, root).get("properties", {})
+    if not isinstance(properties, dict):
+        return filled
+    for name, written in properties.items():
+        if not isinstance(written, dict):
             continue
-        if name not in filled and "default" in sub:
+        ref = written.get("$ref")
+        sub = _resolve_ref(written, root)
+        if name not in filled and "default" in sub and not (isinstance(ref, str) and ref in seen):
             filled[name] = copy.deepcopy(sub["default"])
-        if name in filled:
-            filled[name] = fill_defaults(sub, filled[name])
+        if isinstance(filled.get(name), dict):
+            below = seen | {ref} if isinstance(ref, str) else seen
+            filled[name] = fill_defaults(sub, filled[name], root, below)
     return filled
+
+
+def _resolve_ref(schema: dict[str, Any], root: dict[str, Any]) -> dict[str, Any]:
+    """``schema`` with a local ``$ref`` replaced by its target, sibling keys kept on top."""
+    ref = schema.get("$ref")
+    if not isinstance(ref, str) or not ref.startswith("#"):
+        return schema
+    target: Any = root
+    for escaped in ref[1:].split("/"):
+        if not escaped:
+            continue
+        part = escaped.replace("~1", "/").replace("~0", "~")
+        if not isinstance(target, dict) or part not in target:
+            return schema
+        target = target[part]
+    if not isinstance(target, dict):
+        return schema
+    return {**target, **{k: v for k, v in schema.items() if k != "$ref"}}
 
 
 def canonical(value: Any) -> str:
@@ -166,7 +259,7 @@ class Grounding:
 @dataclass(eq=False)
 class Environment:
     id: str
-    kind: str  # "lookup" | "synthetic" | "database"
+    kind: str  # a value of ENV_TYPES: "lookup" | "simulated" | "database"
     tools: tuple[Tool, ...]
     grounding: Grounding | None = None
     table: dict[str, list[tuple[dict[str, Any], Any]]] = field(default_factory=dict)
@@ -177,6 +270,11 @@ class Environment:
     schema_sql: str | None = None
     seed_sql: str | None = None
     db_path: Path | None = None
+
+    @property
+    def stateful(self) -> bool:
+        """A simulated environment with ``state_params.initial_state`` (oumi's stateful mode)."""
+        return self.initial_state is not None
 
     def grounding_pool(self, tool_ids: set[str] | None) -> list[dict[str, Any]]:
         """Rows the planner may be grounded in: lookup entries, or rows of the state."""
@@ -209,21 +307,44 @@ class EnvSession:
             self.db = open_database(env)
 
     def run(self, tool: Tool, args: dict[str, Any]) -> Any:
+        """The output of ``tool`` called with ``args`` (already checked against its
+        parameters); raises whatever the environment or the tool's executor raises."""
         if self.env.kind == "lookup":
             return self._look_up(tool, args)
         if tool.executor is None:
             raise ToolError(f"Tool '{tool.id}' has no executor")
         if self.db is not None:
             return self._run_sql(tool, args)
-        output, new_state = _unwrap(_call(tool, arguments=args, state=copy.deepcopy(self.state)))
+        if self.env.stateful:
+            return self._run_stateful(tool, args)
+        output, new_state = _checked(tool, tool.executor(arguments=args))
         if new_state is not None:
-            if tool.read_only:
-                raise ToolError(f"read-only tool '{tool.id}' returned an updated_state")
-            if self.env.state_schema:
-                problem = schema_problem(self.env.state_schema, new_state)
-                if problem:
-                    raise ToolError(f"updated_state does not match state_schema: {problem}")
-            self.state = new_state
+            raise ToolError(
+                f"Tool '{tool.id}' executor returned updated_state but the environment is "
+                "stateless."
+            )
+        return output
+
+    def _run_stateful(self, tool: Tool, args: dict[str, Any]) -> Any:
+        """oumi's stateful step: the executor sees a copy of the state; a new state is
+        refused from a read-only tool, checked against state_schema, then kept."""
+        assert tool.executor is not None
+        result = tool.executor(arguments=args, state=copy.deepcopy(self.state))
+        output, new_state = _checked(tool, result)
+        if new_state is None:
+            return output
+        if tool.read_only:
+            raise ToolError(
+                f"Tool '{tool.id}' is read_only but executor returned updated_state. "
+                "Read-only tools must not mutate state."
+            )
+        if self.env.state_schema is not None:
+            problem = validation_text(self.env.state_schema, new_state)
+            if problem:
+                raise ToolError(
+                    f"Tool '{tool.id}' updated_state failed state_schema validation: {problem}"
+                )
+        self.state = copy.deepcopy(new_state)
         return output
 
     def _look_up(self, tool: Tool, args: dict[str, Any]) -> Any:
@@ -238,26 +359,35 @@ class EnvSession:
         )
 
     def _run_sql(self, tool: Tool, args: dict[str, Any]) -> Any:
+        """The executor run on the conversation's connection inside a savepoint that a
+        failure (its own or a refused result) rolls back; read-only tools cannot write."""
         db = self.db
-        assert db is not None
-        db.execute("SAVEPOINT synthc_call")
+        assert db is not None and tool.executor is not None
         if tool.read_only:
             db.execute("PRAGMA query_only = ON")
         try:
-            result = _call(tool, arguments=args, context=db)
-        except BaseException:
-            db.execute("ROLLBACK TO synthc_call")
-            raise
+            with _savepoint(db):
+                output, _ = _checked(tool, tool.executor(arguments=args, context=db))
         finally:
             if tool.read_only:
-                db.execute("PRAGMA query_only = OFF")
-            db.execute("RELEASE synthc_call")
-        return _unwrap(result)[0]
+                with suppress(sqlite3.Error):
+                    db.execute("PRAGMA query_only = OFF")
+        return output
 
     def close(self) -> None:
         if self.db is not None:
-            self.db.rollback()
-            self.db.close()
+            close_database(self.db)
+
+
+def _checked(tool: Tool, result: Any) -> tuple[Any, Any]:
+    """(output, updated_state) of what an executor returned, the output checked against
+    the tool's output_schema (oumi's ``validate_executor_result``)."""
+    output, new_state = _unwrap(result)
+    if tool.output_schema is not None:
+        problem = validation_text(tool.output_schema, output)
+        if problem:
+            raise ToolError(f"Tool '{tool.id}' executor output failed schema validation: {problem}")
+    return output, new_state
 
 
 def _unwrap(result: Any) -> tuple[Any, Any]:
@@ -268,30 +398,48 @@ def _unwrap(result: Any) -> tuple[Any, Any]:
     return result, None
 
 
-def _call(tool: Tool, **kwargs: Any) -> Any:
-    assert tool.executor is not None
+@contextmanager
+def _savepoint(db: sqlite3.Connection) -> Iterator[None]:
+    """A savepoint released on success and rolled back on failure; its name is random so
+    an executor's SQL cannot end it."""
+    name = f"synthc_call_{uuid.uuid4().hex}"
+    db.execute(f"SAVEPOINT {name}")
     try:
-        return tool.executor(**kwargs)
-    except ToolError:
+        yield
+    except BaseException:
+        with suppress(sqlite3.Error):
+            db.execute(f"ROLLBACK TO SAVEPOINT {name}")
+            db.execute(f"RELEASE SAVEPOINT {name}")
         raise
-    except Exception as exc:  # the user's executor failed: the model is told, as oumi does
-        raise ToolError(f"Tool '{tool.id}' raised: {type(exc).__name__}: {exc}") from None
+    db.execute(f"RELEASE SAVEPOINT {name}")
 
 
 def open_database(env: Environment) -> sqlite3.Connection:
-    """A connection for one conversation: a fresh in-memory copy, or the file inside a
-    transaction that is never committed."""
+    """A connection for one conversation: a fresh in-memory copy, or the file, inside a
+    transaction that is never committed (as oumi 0.9: foreign keys on, and an executor's
+    BEGIN/COMMIT/ROLLBACK is refused as "not authorized")."""
     if env.db_path is not None:
         db = sqlite3.connect(env.db_path, isolation_level=None, check_same_thread=False)
-        db.execute("BEGIN")
-        return db
-    db = sqlite3.connect(":memory:", isolation_level=None, check_same_thread=False)
-    db.execute("PRAGMA foreign_keys = ON")
-    db.executescript(env.schema_sql or "")
-    if env.seed_sql:
-        db.executescript(env.seed_sql)
+        db.execute("PRAGMA foreign_keys = ON")
+    else:
+        db = sqlite3.connect(":memory:", isolation_level=None, check_same_thread=False)
+        db.execute("PRAGMA foreign_keys = ON")
+        db.executescript(env.schema_sql or "")
+        if env.seed_sql:
+            db.executescript(env.seed_sql)
     db.execute("BEGIN")
+    db.set_authorizer(_deny_transaction_control)
     return db
+
+
+def close_database(db: sqlite3.Connection) -> None:
+    """Close ``db``; closing with its transaction open discards every write."""
+    db.set_authorizer(None)
+    db.close()
+
+
+def _deny_transaction_control(action: int, *_: str | None) -> int:
+    return sqlite3.SQLITE_DENY if action == sqlite3.SQLITE_TRANSACTION else sqlite3.SQLITE_OK
 
 
 # --- a multiturn attribute's tools ----------------------------------------------------------
@@ -310,6 +458,10 @@ class Toolset:
 
     def definitions(self) -> list[dict[str, Any]]:
         return [tool.definition() for tool in self.offered]
+
+    def listing(self) -> list[dict[str, Any]]:
+        """The offered tools as a conversation row lists them (never part of a request)."""
+        return [tool.listed() for tool in self.offered]
 
     def grounding_facts(self, seed: int, sample: int) -> list[dict[str, Any]]:
         """The planner's grounding rows for ``sample``: ``Random(seed + sample)`` per
@@ -333,10 +485,16 @@ class Session:
         self.memo: dict[str, str | None] = {}  # simulated results by (tool, arguments)
 
     def run(self, tool: Tool, args: dict[str, Any]) -> Any:
+        """The output of ``tool`` called with ``args`` (already checked against its
+        parameters); anything raised comes back as oumi 0.9 words it, as a ToolError
+        ``Tool '<id>' raised: <str(exception)>``."""
         env = self.toolset.environments[tool.env]
         if env.id not in self._open:
             self._open[env.id] = EnvSession(env)
-        return self._open[env.id].run(tool, args)
+        try:
+            return self._open[env.id].run(tool, args)
+        except Exception as exc:
+            raise ToolError(_raised(tool, exc)) from exc
 
     def close(self) -> None:
         for env in self._open.values():
@@ -356,22 +514,61 @@ def simulator_messages(tool: Tool, persona: str, args: dict[str, Any]) -> list[M
 
 
 def parse_simulated(tool: Tool, text: str) -> Any:
-    """A simulated tool's output: a JSON object matching its output_schema."""
+    """A simulated tool's output: the reply's JSON object, checked against the tool's
+    output_schema; raises a ToolError in oumi 0.9's words when it is not one."""
     try:
-        value = json.loads(text)
-    except ValueError:
-        start, end = text.find("{"), text.rfind("}")
-        try:
-            value = json.loads(text[start : end + 1]) if 0 <= start < end else None
-        except ValueError:
-            value = None
-    if not isinstance(value, dict):
-        raise ToolError(f"Tool '{tool.id}' raised: the simulator did not return a JSON object")
-    try:
-        tool.check_output(value)
+        return _simulated_output(tool, text.strip())
     except ToolError as exc:
-        raise ToolError(f"Tool '{tool.id}' raised: {exc}") from None
+        raise ToolError(_raised(tool, exc)) from None
+
+
+def _simulated_output(tool: Tool, raw: str) -> dict[str, Any]:
+    """oumi's ``_parse_and_validate`` of a simulator reply (``raw``, already stripped)."""
+    if not raw:
+        raise ToolError(f"Simulator returned empty response for '{tool.id}'.")
+    try:
+        value = json.loads(raw)
+    except json.JSONDecodeError:
+        value = json_object_in(raw)
+        if value is None:
+            raise ToolError(
+                f"Simulator output for '{tool.id}' is not valid JSON: {raw[:200]!r}"
+            ) from None
+    if not isinstance(value, dict):
+        raise ToolError(
+            f"Simulator output for '{tool.id}' must be a JSON object, got {type(value).__name__}."
+        )
+    if tool.output_schema is not None:
+        problem = validation_text(tool.output_schema, value)
+        if problem:
+            raise ToolError(f"Simulator output for '{tool.id}' failed schema validation: {problem}")
     return value
+
+
+_FENCED = re.compile(r"```(?:json)?\s*([\s\S]*?)```")
+
+
+def json_object_in(text: str) -> dict[str, Any] | None:
+    """The JSON object inside prose (oumi's ``extract_json(text, expected_type=dict)``):
+    the first code fence's content, else the span from the first ``{`` to the last ``}``."""
+    fenced = _FENCED.search(text)
+    candidates = [fenced.group(1)] if fenced else []
+    start, end = text.find("{"), text.rfind("}")
+    if start != -1 and end > start:
+        candidates.append(text[start : end + 1])
+    for candidate in candidates:
+        try:
+            value = json.loads(candidate)
+        except json.JSONDecodeError:
+            continue
+        if isinstance(value, dict):
+            return value
+    return None
+
+
+def _raised(tool: Tool, exc: Exception) -> str:
+    """oumi's words for a tool call whose environment raised ``exc``."""
+    return f"Tool '{tool.id}' raised: {exc}"
 
 
 def grounding_block(facts: list[dict[str, Any]]) -> str:

@@ -7,11 +7,14 @@ among installed packages. Nothing is read from environment variables: the
 config says where its code lives, so a build is reproducible from the config
 and its directory.
 
-An executor is called with keyword arguments: ``arguments`` (the tool call's
-validated arguments) and, depending on the environment, ``context`` (a
-``sqlite3.Connection`` in a database environment) or ``state`` (a deep copy of
-the conversation's state in a stateful synthetic environment). It returns the
-tool's output (any JSON value) or a :class:`ToolResult`.
+An executor is called with keyword arguments, as oumi 0.9 calls them: ``arguments``
+(the tool call's validated arguments) and, depending on the environment,
+``context`` (a ``sqlite3.Connection`` in a database environment) or ``state`` (a
+deep copy of the conversation's state in a simulated environment whose
+``state_params`` has an ``initial_state``); in any other simulated environment it
+gets ``arguments`` alone. It returns the tool's output (any JSON value) or a
+:class:`ToolResult`; the output must match the tool's ``output_schema``, and only
+a stateful simulated environment takes an ``updated_state``.
 """
 
 from __future__ import annotations

@@ -20,6 +20,7 @@ from synthc.compiler.environments import (
     Tool,
     Toolset,
     canonical,
+    close_database,
     fill_defaults,
     open_database,
     schema_error,
@@ -64,15 +65,15 @@ def _environment(
     spec: Spec, i: int, params: EnvironmentParams, report: _Problems, seen: set[str]
 ) -> Environment | None:
     path = (*ENVS, i)
-    kind = params.env_type.lower()
-    if kind not in ENV_TYPES:
-        report.add(
-            f"unknown env_type {params.env_type!r}; expected one of: {', '.join(ENV_TYPES)}",
-            *path,
-            "env_type",
+    kind = ENV_TYPES.get(params.env_type.lower())
+    if kind is None:
+        message = (
+            "not supported yet: env_type 'endpoint' (oumi 0.9's tools served over HTTP)"
+            if params.env_type.lower() == "endpoint"
+            else f"unknown env_type {params.env_type!r}; expected one of: {', '.join(ENV_TYPES)}"
         )
+        report.add(message, *path, "env_type")
         return None
-    kind = "lookup" if kind == "deterministic" else kind
     kwargs = params.env_kwargs or {}
     config_dir = spec.path.parent
     tools = []
@@ -84,8 +85,8 @@ def _environment(
     env = Environment(params.id, kind, tuple(tools))
     if kind == "lookup":
         env.table = _lookup_table(env, kwargs.get("lookup_table"), report, (*path, "env_kwargs"))
-    elif kind == "synthetic":
-        _synthetic(env, kwargs, report, path)
+    elif kind == "simulated":
+        _simulated(env, kwargs, report, path)
     else:
         _database(env, kwargs, config_dir, report, path)
     if params.grounding is not None:
@@ -100,7 +101,7 @@ def _tool(
     report: _Problems,
     path: tuple[str | int, ...],
 ) -> Tool:
-    kind = "lookup" if env.env_type.lower() == "deterministic" else env.env_type.lower()
+    kind = ENV_TYPES[env.env_type.lower()]
     kwargs = env.env_kwargs or {}
     executor = None
     if tp.executor and kind != "lookup":
@@ -108,10 +109,16 @@ def _tool(
             executor = load_executor(tp.executor, config_dir)
         except ExecutorError as exc:
             report.add(f"cannot load executor {tp.executor!r}: {exc}", *path, "executor")
-    needs_executor = kind == "database" or (kind == "synthetic" and "state_params" in kwargs)
-    if needs_executor and not tp.executor:
-        report.add(f"tool {tp.id!r} needs an executor in a {kind} environment", *path, "id")
-    simulated = kind == "synthetic" and not tp.executor
+    if kind == "database" and not tp.executor:
+        report.add(f"tool {tp.id!r} needs an executor in a database environment", *path, "id")
+    if kind == "simulated" and _stateful(kwargs) and not tp.executor:
+        report.add(
+            f"tool {tp.id!r} needs an executor: with state_params.initial_state the simulated "
+            "environment is stateful, and LLM-simulated tools cannot mutate state",
+            *path,
+            "id",
+        )
+    simulated = kind == "simulated" and not tp.executor
     schemas = {"parameters": tp.parameters or {"type": "object"}, "output_schema": tp.output_schema}
     for name, schema in schemas.items():
         problem = schema_error(schema) if schema is not None else None
@@ -182,37 +189,57 @@ def _entries(
     return rows
 
 
-def _synthetic(
+def _stateful(kwargs: dict[str, Any]) -> bool:
+    """Whether a simulated environment's env_kwargs make it stateful, as in oumi 0.9: a
+    ``state_params`` with an ``initial_state``. Without one its executors get no state."""
+    state = kwargs.get("state_params")
+    return isinstance(state, dict) and state.get("initial_state") is not None
+
+
+def _simulated(
     env: Environment, kwargs: dict[str, Any], report: _Problems, path: tuple[str | int, ...]
 ) -> None:
     persona = kwargs.get("tool_persona")
-    if not isinstance(persona, str) or not persona.strip():
-        report.add("a synthetic environment needs env_kwargs.tool_persona", *path, "env_kwargs")
-    env.persona = persona if isinstance(persona, str) else ""
+    if not persona:
+        report.add("a simulated environment needs env_kwargs.tool_persona", *path, "env_kwargs")
+    env.persona = str(persona) if persona else ""
     env.cache_by_input = bool(kwargs.get("cache_by_input", True))
     state = kwargs.get("state_params")
     if state is None:
         return
-    where = (*path, "env_kwargs", "state_params")
-    if not isinstance(state, dict) or "initial_state" not in state:
-        report.add("state_params needs state_schema and initial_state", *where)
-        return
     if env.cache_by_input:
+        key = ("cache_by_input",) if "cache_by_input" in kwargs else ()
         report.add(
-            "a stateful synthetic environment needs cache_by_input: false", *path, "env_kwargs"
+            "cache_by_input must be false when state_params is given", *path, "env_kwargs", *key
         )
-    env.state_schema = state.get("state_schema") or None
+    _state_params(env, state, report, (*path, "env_kwargs", "state_params"))
+
+
+STATE_PARAMS = ("state_schema", "initial_state")
+
+
+def _state_params(
+    env: Environment, state: Any, report: _Problems, where: tuple[str | int, ...]
+) -> None:
+    """The state of a simulated environment, when ``state`` (its state_params) gives an
+    initial_state; the state_schema is only read then, as in oumi 0.9."""
+    if not isinstance(state, dict) or set(state) - set(STATE_PARAMS):
+        report.add(f"state_params takes only {' and '.join(STATE_PARAMS)}", *where)
+        return
+    if state.get("initial_state") is None:
+        return
     env.initial_state = state["initial_state"]
-    problem = schema_error(env.state_schema) if env.state_schema is not None else None
+    schema = state.get("state_schema")
+    if schema is None:
+        return
+    problem = schema_error(schema)
     if problem:
         report.add(f"state_schema is not a valid JSON schema: {problem}", *where, "state_schema")
-        env.state_schema = None
-    if env.state_schema:
-        problem = schema_problem(env.state_schema, env.initial_state)
-        if problem:
-            report.add(
-                f"initial_state does not match state_schema: {problem}", *where, "initial_state"
-            )
+        return
+    env.state_schema = schema or None
+    problem = schema_problem(schema, env.initial_state) if schema else None
+    if problem:
+        report.add(f"initial_state does not match state_schema: {problem}", *where, "initial_state")
 
 
 def _database(
@@ -235,7 +262,7 @@ def _database(
     else:
         env.schema_sql, env.seed_sql = str(schema_sql), kwargs.get("seed_sql")
     try:  # the SQL runs once now, so its errors are reported before anything is sent
-        open_database(env).close()
+        close_database(open_database(env))
     except sqlite3.Error as exc:
         key = "db_path" if db_path is not None else "schema_sql"
         report.add(f"the database cannot be set up: {exc}", *where, key)
@@ -252,22 +279,57 @@ def _grounding(
     if seed is not None and not isinstance(seed, int):
         report.add("seed must be an integer", *path, "seed")
         return None
+    if not raw.get("tools") and not raw.get("state"):
+        report.add("grounding needs entries in tools or state", *path)
+        return None
     tools: dict[str, tuple[str, ...]] = {}
     for tool_id, spec in (raw.get("tools") or {}).items():
         fields = _fields(spec, report, (*path, "tools", tool_id))
         if tool_id not in {t.id for t in env.tools}:
-            report.add(f"grounding names unknown tool {tool_id!r}", *path, "tools", tool_id)
+            log.warning("grounding of environment %r names unknown tool %r", env.id, tool_id)
         elif fields:
             tools[tool_id] = fields
-    state = []
-    for k, item in enumerate(raw.get("state") or ()):
-        fields = _fields(item, report, (*path, "state", k))
+    state = _state_grounding(env, raw.get("state") or [], report, (*path, "state"))
+    return Grounding(size, seed, tools, tuple(state))
+
+
+def _state_grounding(
+    env: Environment, raw: Any, report: _Problems, path: tuple[str | int, ...]
+) -> list[tuple[str, tuple[str, ...]]]:
+    """The (state_path, fields) pools of ``grounding.state``: each path must name a list in
+    the initial state of a stateful simulated environment (other environments ignore them)."""
+    state: list[tuple[str, tuple[str, ...]]] = []
+    if not isinstance(raw, list):
+        report.add("grounding.state must be a list of {state_path, fields}", *path)
+        return state
+    if raw and env.kind == "simulated" and not env.stateful:
+        report.add("grounding.state needs state_params with an initial_state", *path)
+    for k, item in enumerate(raw):
+        fields = _fields(item, report, (*path, k))
         state_path = item.get("state_path") if isinstance(item, dict) else None
-        if not isinstance(state_path, str):
-            report.add("each state grounding needs a state_path", *path, "state", k)
+        if not isinstance(state_path, str) or not state_path:
+            report.add("each state grounding needs a state_path", *path, k)
+            continue
+        if state_path in (p for p, _ in state):
+            report.add(f"duplicate state_path {state_path!r}", *path, k, "state_path")
+        problem = _state_pool_problem(env, state_path) if env.stateful else None
+        if problem:
+            report.add(problem, *path, k, "state_path")
         elif fields:
             state.append((state_path, fields))
-    return Grounding(size, seed, tools, tuple(state))
+    return state
+
+
+def _state_pool_problem(env: Environment, state_path: str) -> str | None:
+    """Why ``state_path`` names no list in the environment's initial state, or None."""
+    initial = env.initial_state
+    if not isinstance(initial, dict) or state_path not in initial:
+        keys = sorted(initial) if isinstance(initial, dict) else []
+        return f"state_path {state_path!r} is not in initial_state (its keys: {keys})"
+    if not isinstance(initial[state_path], list):
+        kind = type(initial[state_path]).__name__
+        return f"state_path {state_path!r} must name a list in initial_state, got {kind}"
+    return None
 
 
 def _fields(spec: Any, report: _Problems, path: tuple[str | int, ...]) -> tuple[str, ...]:
@@ -285,8 +347,12 @@ def toolset(
     environments: dict[str, Environment],
     problems: list[Diagnostic],
 ) -> Toolset | None:
-    """The tools multiturn attribute ``i`` may call, or None when it uses none."""
-    if not (attr.available_environments or attr.available_tools):
+    """The tools multiturn attribute ``i`` may call, or None when the config defines none.
+
+    An attribute that names no environments and no tools is offered every tool, as in
+    oumi 0.9 (``resolve_tools`` with no ids is all of them).
+    """
+    if not environments:
         return None
     report = _Problems(spec, problems)
     base = ("strategy_params", "multiturn_attributes", i)
@@ -324,5 +390,11 @@ def toolset(
 
 
 def _digest(spec: Spec) -> str:
+    """The environments' definition, each env_type by its one name (an alias is no change)."""
     config = spec.config.environment_config
-    return digest(config.model_dump(mode="json") if config is not None else None)
+    if config is None:
+        return digest(None)
+    dumped = config.model_dump(mode="json")
+    for env in dumped["environments"]:
+        env["env_type"] = ENV_TYPES.get(env["env_type"].lower(), env["env_type"])
+    return digest(dumped)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import random
+import re
 import shutil
 import textwrap
 from pathlib import Path
@@ -12,7 +13,13 @@ from typing import Any
 import pytest
 
 import synthc
-from synthc.compiler.environments import Session, ToolError, Toolset
+from synthc.compiler.environments import (
+    Session,
+    ToolError,
+    Toolset,
+    fill_defaults,
+    parse_simulated,
+)
 from synthc.compiler.graph import MultiturnRule
 from synthc.errors import ConfigError
 from tests.conftest import OUMI_EXAMPLES, run_cli
@@ -51,8 +58,13 @@ def test_library_lookup_serves_the_table_after_filling_defaults(tmp_path: Path) 
         "due_date": "2026-05-15",
     }
     assert len(_call(session, "list_book_catalog")["books"]) == 8
-    with pytest.raises(ToolError, match="No lookup output matches arguments"):
+    with pytest.raises(ToolError) as info:  # what the environment raised, as oumi 0.9 words it
         _call(session, "lookup_book_status", book_id="B999")
+    assert str(info.value).startswith(
+        "Tool 'lookup_book_status' raised: No lookup output matches arguments "
+        '{"book_id": "B999"} for tool \'lookup_book_status\'. '
+        'Configured inputs: [{"book_id": "B001"}'
+    )
 
 
 def test_lookup_fills_schema_defaults_before_matching(tmp_path: Path) -> None:
@@ -70,7 +82,7 @@ def test_tool_arguments_are_checked_against_the_parameters(tmp_path: Path) -> No
         tool.arguments("{book_id")
     with pytest.raises(ToolError, match="must be a JSON object, got list"):
         tool.arguments("[1]")
-    with pytest.raises(ToolError, match="'book_id' is a required property"):
+    with pytest.raises(ToolError, match=r"^'book_id' is a required property\n\nFailed validating"):
         tool.arguments("{}")
 
 
@@ -117,8 +129,9 @@ def test_a_read_only_database_tool_cannot_write(tmp_path: Path) -> None:
     )
     config.write_text(text)
     session = _toolset(config).session()
-    with pytest.raises(ToolError, match=r"Tool .lookup_patient. raised: .*readonly"):
+    with pytest.raises(ToolError) as info:
         _call(session, "lookup_patient", pat_id=1, medication="x")
+    assert str(info.value) == "Tool 'lookup_patient' raised: attempt to write a readonly database"
     assert _call(session, "update_meds", pat_id=1, medication="x")["status"] == "ok"
 
 
@@ -165,19 +178,51 @@ def test_stateful_grounding_projects_the_initial_state(tmp_path: Path) -> None:
     assert facts == tools.grounding_facts(seed=99, sample=5)  # the config's seed (7) wins
 
 
-def test_a_read_only_tool_that_returns_state_is_refused(tmp_path: Path) -> None:
+def test_an_executor_output_is_checked_before_its_state(tmp_path: Path) -> None:
     config = _example("ehr_stateful_synth.yaml", tmp_path, "ehr.py")
     text = config.read_text().replace("executor: ehr.get_patient", "executor: ehr.update_allergies")
     config.write_text(text)
     session = _toolset(config).session()
-    with pytest.raises(ToolError, match="read-only tool 'get_patient' returned an updated_state"):
+    with pytest.raises(ToolError) as info:  # oumi checks the output_schema first
         _call(session, "get_patient", patient_id="P001", allergies=[])
+    assert str(info.value).startswith(
+        "Tool 'get_patient' raised: Tool 'get_patient' executor output failed schema validation: "
+    )
+
+
+@pytest.mark.parametrize(
+    ("example", "written", "names"),
+    [
+        ("mcp_docs_lookup_synth.yaml", "env_type: synthetic", ("simulated", "SIMULATED")),
+        ("library_tool_use_synth.yaml", "env_type: deterministic", ("lookup", "Lookup")),
+    ],
+)
+def test_every_name_of_an_environment_type_builds_the_same_environment(
+    example: str, written: str, names: tuple[str, ...], tmp_path: Path
+) -> None:
+    """oumi 0.9 calls them ``simulated`` and ``lookup``; ``synthetic`` and ``deterministic``
+    are its older names. Each name gives the same tools and the same node keys."""
+    config = _example(example, tmp_path)
+    text = config.read_text()
+    assert written in text
+    tools = _toolset(config)
+    for name in names:
+        config.write_text(text.replace(written, f"env_type: {name}"))
+        renamed = _toolset(config)
+        assert renamed.digest == tools.digest
+        assert renamed.definitions() == tools.definitions()
+        assert [t.simulated for t in renamed.offered] == [t.simulated for t in tools.offered]
+    assert any(t.simulated for t in tools.offered) == (example == "mcp_docs_lookup_synth.yaml")
 
 
 @pytest.mark.parametrize(
     ("edit", "message"),
     [
         (("env_type: deterministic", "env_type: magic"), "unknown env_type 'magic'"),
+        (
+            ("env_type: deterministic", "env_type: endpoint"),
+            "not supported yet: env_type 'endpoint'",
+        ),
         (("        - library\n", "        - libary\n"), "unknown environment 'libary'"),
         (
             ("            - input: { book_id: B008 }", "            - input: { book_id: B001 }"),
@@ -268,6 +313,7 @@ _LOOKUP_WITH_DEFAULT = textwrap.dedent(
                 - input: {unit: F}
                   output: {temp: 68}
     strategy_params:
+      input_examples: [{examples: [{city: Oslo}]}]
       multiturn_attributes:
         - id: chat
           min_turns: 2
@@ -329,3 +375,394 @@ def test_a_schema_that_is_not_a_json_schema_is_located(tmp_path: Path) -> None:
     )
     assert diagnostic.span is not None
     assert text.splitlines()[diagnostic.span.line - 1].strip() == "parameters:"
+
+
+# --- oumi 0.9's error texts and its stateless simulated executors --------------------------
+
+_BOX_TOOLS = textwrap.dedent(
+    """\
+    from synthc import ToolResult
+
+
+    def shout(arguments):
+        return {"text": arguments["text"].upper()}
+
+
+    def peek(arguments, state=None):
+        return ToolResult({"value": 1}, {"n": 1})
+
+
+    def wrong(arguments, **context):
+        return {"value": "x"}
+
+
+    def boom(arguments, **context):
+        raise KeyError("n")
+
+
+    def add(arguments, state):
+        state["n"] += arguments["by"]
+        return ToolResult({"value": state["n"]}, state)
+
+
+    def spoil(arguments, state):
+        return ToolResult({"value": 0}, {"n": "many"})
+
+
+    def restock(arguments, context):
+        context.execute("UPDATE items SET qty = qty + 1")
+        return {"value": context.execute("SELECT qty FROM items").fetchone()[0]}
+
+
+    def count(arguments, context):
+        return {"value": context.execute("SELECT qty FROM items").fetchone()[0]}
+
+
+    def sneak(arguments, context):
+        context.execute("UPDATE items SET qty = 100")
+        context.commit()
+        return {"value": 100}
+
+
+    def spill(arguments, context):
+        context.execute("UPDATE items SET qty = 50")
+        return {"value": "fifty"}
+    """
+)
+
+_BOX_CONFIG = """\
+num_samples: 1
+environment_config:
+  environments:
+{environments}
+strategy_params:
+  input_examples: [{{examples: [{{city: Oslo}}]}}]
+  multiturn_attributes:
+    - id: chat
+      min_turns: 1
+      max_turns: 1
+      available_environments: [box]
+      role_instruction_messages:
+        USER: You ask.
+        ASSISTANT: You use the tools.
+inference_config:
+  engine: OPENAI
+  model: {{model_name: gpt-4o-mini}}
+"""
+
+_VALUE = {"type": "object", "properties": {"value": {"type": "integer"}}}
+_TEXT = {"type": "object", "properties": {"text": {"type": "string"}}, "required": ["text"]}
+_CITY = {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}
+_STATE = {"state_schema": {"type": "object", "properties": {"n": {"type": "integer"}}}}
+
+
+def _tool(tool_id: str, executor: str | None = None, **fields: Any) -> dict[str, Any]:
+    """A tool of the box environment; ``executor`` names a function of _BOX_TOOLS."""
+    tool: dict[str, Any] = {"id": tool_id, "name": tool_id, "description": f"The {tool_id} tool."}
+    tool.update(fields)
+    if executor is not None:
+        tool["executor"] = f"box_tools.{executor}"
+    return tool
+
+
+def _box(tmp_path: Path, env_kwargs: dict[str, Any], *tools: dict[str, Any], **env: Any) -> Path:
+    """A config whose one environment, ``box`` (simulated unless ``env_type`` says
+    otherwise), has ``tools``; the executors of _BOX_TOOLS lie beside it."""
+    import yaml
+
+    (tmp_path / "box_tools.py").write_text(_BOX_TOOLS)
+    written = {"id": "box", "env_type": "simulated", "env_kwargs": env_kwargs, **env}
+    written["tools"] = list(tools)
+    environments = textwrap.indent(yaml.safe_dump([written], sort_keys=False), "    ")
+    config = tmp_path / "box.yaml"
+    config.write_text(_BOX_CONFIG.format(environments=environments.rstrip()))
+    return config
+
+
+def _error(session: Session, tool: str, **args: object) -> str:
+    with pytest.raises(ToolError) as info:
+        _call(session, tool, **args)
+    return str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("arguments", "expected"),
+    [
+        (
+            '{"text": 5}',
+            "5 is not of type 'string'\n\n"
+            "Failed validating 'type' in schema['properties']['text']:\n"
+            "    {'type': 'string'}\n\n"
+            "On instance['text']:\n"
+            "    5",
+        ),
+        (
+            "{}",
+            "'text' is a required property\n\n"
+            "Failed validating 'required' in schema:\n"
+            "    {'type': 'object',\n"
+            "     'properties': {'text': {'type': 'string'}},\n"
+            "     'required': ['text']}\n\n"
+            "On instance:\n"
+            "    {}",
+        ),
+        (
+            "{text",
+            "Tool 'shout' arguments are not valid JSON: Expecting property name enclosed in "
+            "double quotes: line 1 column 2 (char 1)",
+        ),
+        ("null", "Tool 'shout' arguments must be a JSON object, got NoneType."),
+    ],
+)
+def test_bad_arguments_are_answered_in_jsonschemas_own_words(
+    arguments: str, expected: str, tmp_path: Path
+) -> None:
+    """oumi 0.9 answers arguments that fail the parameters with ``str()`` of jsonschema's
+    ValidationError, nothing around it."""
+    shout = _tool("shout", "shout", parameters=_TEXT)
+    tool = _toolset(_box(tmp_path, {"tool_persona": "p"}, shout)).known["shout"]
+    with pytest.raises(ToolError) as info:
+        tool.arguments(arguments)
+    assert str(info.value) == expected
+
+
+@pytest.mark.parametrize(
+    "env_kwargs",
+    [
+        {"tool_persona": "p"},
+        {"tool_persona": " ", "cache_by_input": False, "state_params": _STATE},
+        {"tool_persona": "p", "cache_by_input": False, "state_params": {"initial_state": None}},
+    ],
+    ids=["no-state-params", "state-schema-only", "null-initial-state"],
+)
+def test_a_stateless_simulated_environment_calls_executors_with_arguments_only(
+    env_kwargs: dict[str, Any], tmp_path: Path
+) -> None:
+    """oumi 0.9 is stateful only with ``state_params.initial_state``; otherwise an
+    executor gets ``arguments=`` alone, and tools without one are simulated."""
+    shout = _tool("shout", "shout", parameters=_TEXT, output_schema=_TEXT)
+    forecast = _tool("forecast", output_schema=_CITY)
+    tools = _toolset(_box(tmp_path, env_kwargs, shout, forecast))
+    assert [t.simulated for t in tools.offered] == [False, True]
+    assert _call(tools.session(), "shout", text="hi") == {"text": "HI"}
+
+
+def test_executor_results_are_refused_in_oumis_words(tmp_path: Path) -> None:
+    tools = [
+        _tool("peek", "peek", output_schema=_VALUE),
+        _tool("wrong", "wrong", output_schema=_VALUE),
+        _tool("boom", "boom"),
+    ]
+    session = _toolset(_box(tmp_path, {"tool_persona": "p"}, *tools)).session()
+    assert _error(session, "peek") == (
+        "Tool 'peek' raised: Tool 'peek' executor returned updated_state but the environment "
+        "is stateless."
+    )
+    assert _error(session, "wrong") == (
+        "Tool 'wrong' raised: Tool 'wrong' executor output failed schema validation: "
+        "'x' is not of type 'integer'\n\n"
+        "Failed validating 'type' in schema['properties']['value']:\n"
+        "    {'type': 'integer'}\n\n"
+        "On instance['value']:\n"
+        "    'x'"
+    )
+    assert _error(session, "boom") == "Tool 'boom' raised: 'n'"  # str(KeyError('n'))
+
+
+def test_stateful_results_are_refused_in_oumis_words(tmp_path: Path) -> None:
+    state = {**_STATE, "initial_state": {"n": 0}}
+    by = {"type": "object", "properties": {"by": {"type": "integer"}}}
+    tools = [
+        _tool("add", "add", parameters=by, output_schema=_VALUE, read_only=False),
+        _tool("peek", "peek", output_schema=_VALUE),
+        _tool("spoil", "spoil", output_schema=_VALUE, read_only=False),
+    ]
+    env_kwargs = {"tool_persona": "p", "cache_by_input": False, "state_params": state}
+    session = _toolset(_box(tmp_path, env_kwargs, *tools)).session()
+    assert _call(session, "add", by=2) == {"value": 2}
+    assert _error(session, "peek") == (
+        "Tool 'peek' raised: Tool 'peek' is read_only but executor returned updated_state. "
+        "Read-only tools must not mutate state."
+    )
+    assert _error(session, "spoil") == (
+        "Tool 'spoil' raised: Tool 'spoil' updated_state failed state_schema validation: "
+        "'many' is not of type 'integer'\n\n"
+        "Failed validating 'type' in schema['properties']['n']:\n"
+        "    {'type': 'integer'}\n\n"
+        "On instance['n']:\n"
+        "    'many'"
+    )
+    assert _call(session, "add", by=3) == {"value": 5}  # refused states were never kept
+
+
+@pytest.mark.parametrize(
+    ("reply", "error"),
+    [
+        ("  ", "Simulator returned empty response for 'forecast'."),
+        ("sunny", "Simulator output for 'forecast' is not valid JSON: 'sunny'"),
+        ("[1]", "Simulator output for 'forecast' must be a JSON object, got list."),
+        (
+            '{"city": 3}',
+            "Simulator output for 'forecast' failed schema validation: 3 is not of type "
+            "'string'\n\nFailed validating 'type' in schema['properties']['city']:\n"
+            "    {'type': 'string'}\n\nOn instance['city']:\n    3",
+        ),
+    ],
+)
+def test_simulator_replies_are_refused_in_oumis_words(
+    reply: str, error: str, tmp_path: Path
+) -> None:
+    tool = _toolset(_box(tmp_path, {"tool_persona": "p"}, _tool("forecast", output_schema=_CITY)))
+    with pytest.raises(ToolError) as info:
+        parse_simulated(tool.known["forecast"], reply)
+    assert str(info.value) == f"Tool 'forecast' raised: {error}"
+
+
+@pytest.mark.parametrize(
+    "reply",
+    [
+        'Result:\n```json\n{"city": "Oslo"}\n```',
+        'A {"city": "Oslo"} B ```json\n[1]\n```',
+        ' {"city": "Oslo"}\n',
+    ],
+)
+def test_a_simulator_reply_in_prose_is_found_as_oumi_finds_it(reply: str, tmp_path: Path) -> None:
+    tool = _toolset(_box(tmp_path, {"tool_persona": "p"}, _tool("forecast", output_schema=_CITY)))
+    assert parse_simulated(tool.known["forecast"], reply) == {"city": "Oslo"}
+
+
+_SHOP = {
+    "schema_sql": "CREATE TABLE items (sku TEXT PRIMARY KEY, qty INTEGER);",
+    "seed_sql": "INSERT INTO items VALUES ('A1', 1);",
+}
+
+
+def test_database_executors_are_refused_in_oumis_words_and_rolled_back(tmp_path: Path) -> None:
+    tools = [
+        _tool(name, name, output_schema=_VALUE, read_only=name == "count")
+        for name in ("restock", "count", "sneak", "spill")
+    ]
+    session = _toolset(_box(tmp_path, _SHOP, *tools, env_type="database")).session()
+    assert _call(session, "restock") == {"value": 2}
+    assert _error(session, "sneak") == "Tool 'sneak' raised: not authorized"
+    assert _error(session, "spill").startswith(
+        "Tool 'spill' raised: Tool 'spill' executor output failed schema validation: "
+        "'fifty' is not of type 'integer'"
+    )
+    assert _call(session, "count") == {"value": 2}  # neither write was kept
+    session.close()
+
+
+@pytest.mark.parametrize(
+    ("env_kwargs", "extra", "message", "at"),
+    [
+        (
+            {"tool_persona": "p", "cache_by_input": False, "state_params": {"initial_state": {}}},
+            {},
+            "tool 'forecast' needs an executor: with state_params.initial_state the simulated "
+            "environment is stateful",
+            "- id: forecast",
+        ),
+        (
+            {"tool_persona": "p", "state_params": _STATE},
+            {},
+            "cache_by_input must be false when state_params is given",
+            "env_kwargs:",
+        ),
+        (
+            {"tool_persona": "p", "cache_by_input": True, "state_params": {}},
+            {},
+            "cache_by_input must be false when state_params is given",
+            "cache_by_input: true",
+        ),
+        (
+            {"tool_persona": "p", "cache_by_input": False, "state_params": {"initial": {}}},
+            {},
+            "state_params takes only state_schema and initial_state",
+            "state_params:",
+        ),
+        (
+            {"tool_persona": ""},
+            {},
+            "a simulated environment needs env_kwargs.tool_persona",
+            "env_kwargs:",
+        ),
+        (
+            {"tool_persona": "p", "cache_by_input": False, "state_params": _STATE},
+            {"grounding": {"state": [{"state_path": "rows", "fields": ["a"]}]}},
+            "grounding.state needs state_params with an initial_state",
+            "state:",
+        ),
+        (
+            {"tool_persona": "p"},
+            {"grounding": {"tools": {}}},
+            "grounding needs entries in tools or state",
+            "grounding:",
+        ),
+    ],
+    ids=[
+        "stateful-without-executor",
+        "state-params-cached",
+        "state-params-cached-explicitly",
+        "state-params-unknown-key",
+        "empty-persona",
+        "state-grounding-without-state",
+        "empty-grounding",
+    ],
+)
+def test_simulated_environments_oumi_refuses_are_located(
+    env_kwargs: dict[str, Any], extra: dict[str, Any], message: str, at: str, tmp_path: Path
+) -> None:
+    config = _box(tmp_path, env_kwargs, _tool("forecast", output_schema=_CITY), **extra)
+    with pytest.raises(ConfigError) as info:
+        synthc.compile(config)
+    diagnostic = next(d for d in info.value.diagnostics if d.message.startswith(message))
+    assert diagnostic.span is not None
+    assert config.read_text().splitlines()[diagnostic.span.line - 1].strip().startswith(at)
+
+
+def test_state_grounding_must_name_a_list_of_the_initial_state(tmp_path: Path) -> None:
+    state = {"initial_state": {"rows": [{"a": 1, "b": 2}], "n": 0}}
+    env_kwargs = {"tool_persona": "p", "cache_by_input": False, "state_params": state}
+    add = _tool("add", "add", read_only=False)
+    grounding = {"state": [{"state_path": "rows", "fields": ["a"]}]}
+    tools = _toolset(_box(tmp_path, env_kwargs, add, grounding=grounding))
+    assert tools.grounding_facts(seed=0, sample=0) == [{"a": 1}]
+    for state_path, problem in [
+        ("items", "state_path 'items' is not in initial_state (its keys: ['n', 'rows'])"),
+        ("n", "state_path 'n' must name a list in initial_state, got int"),
+    ]:
+        grounding = {"state": [{"state_path": state_path, "fields": ["a"]}]}
+        with pytest.raises(ConfigError, match=re.escape(problem)):
+            synthc.compile(_box(tmp_path, env_kwargs, add, grounding=grounding))
+
+
+def test_grounding_may_name_a_tool_the_environment_lacks(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """oumi 0.9 warns about such a grounding entry and ignores it."""
+    config = _example("library_tool_use_synth.yaml", tmp_path)
+    text = config.read_text()
+    grounded = "        tools:\n          lookup_book_status:"
+    assert grounded in text
+    retired = "        tools:\n          retired_tool:\n            fields: [book_id]\n"
+    config.write_text(text.replace(grounded, retired + grounded[len("        tools:\n") :], 1))
+    with caplog.at_level("WARNING", logger="synthc"):
+        _toolset(config)
+    assert "names unknown tool 'retired_tool'" in caplog.text
+
+
+def test_lookup_defaults_follow_local_refs_as_oumi_fills_them() -> None:
+    schema = {
+        "$defs": {
+            "Unit": {"type": "string", "default": "C"},
+            "Node": {"type": "object", "properties": {"next": {"$ref": "#/$defs/Node"}}},
+        },
+        "properties": {
+            "unit": {"$ref": "#/$defs/Unit"},
+            "root": {"$ref": "#/$defs/Node", "default": {}},
+            "deep": {"type": "object", "properties": {"x": {"default": 1}}},
+        },
+    }
+    assert fill_defaults(schema, {}) == {"unit": "C", "root": {}}
+    assert fill_defaults(schema, {"deep": {}}) == {"deep": {"x": 1}, "unit": "C", "root": {}}
