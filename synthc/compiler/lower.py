@@ -94,12 +94,15 @@ def lower(spec: Spec, model: ResolvedModel, sources: tuple[Source, ...] | None =
     sampler = _sampler(spec, sources if sources is not None else _inline_examples(spec))
     known = _known_ids(config, sampler)
     rules, problems = _rules(spec, known)
-    problems += _check_combinations(spec, sampler)
+    problems += _check_samples(spec, sampler) + _check_combinations(spec, sampler, rules)
     if problems:
         raise ConfigError(problems, spec.text, str(spec.path))
     ordered = _topological(spec, rules)
     base, columns, hidden = _columns(config, sampler)
     _warn_unknown_passthrough(spec, {*known, *base, *columns, *(r.id for r in rules)})
+    if spec.config.inference_config.progress_path is not None:
+        where = spec.span("inference_config", "progress_path")
+        log.warning("%s: progress_path is not written by synthc", where or spec.path)
     return Graph(
         rules=ordered,
         sampler=sampler,
@@ -221,12 +224,12 @@ def _multiturn_rule(
 ) -> MultiturnRule:
     base: PathKey = (*SP, "multiturn_attributes", i)
     scope = {**known, **{name: _Known("text") for name in SPECIAL_IDS}}
-    personas = []
-    for role in ("user", "assistant"):
-        match = next((r for r in attr.role_instruction_messages if r.value == role), None)
-        text = attr.role_instruction_messages[match] if match is not None else ""
-        path = (*base, "role_instruction_messages", match.name if match else role)
-        personas.append(MessageTemplate(role, _template(spec, text, path, scope, problems), text))
+    personas = []  # every role the config gives, in its order: the planner sees them all
+    for role, text in attr.role_instruction_messages.items():
+        path = (*base, "role_instruction_messages", role.name)
+        personas.append(
+            MessageTemplate(role.value, _template(spec, text, path, scope, problems), text)
+        )
     output = attr.output_system_prompt
     planner = attr.conversation_planner
     system = (
@@ -356,10 +359,31 @@ def _reference_problem(
     return None
 
 
-def _check_combinations(spec: Spec, sampler: Sampler) -> list[Diagnostic]:
+def _check_samples(spec: Spec, sampler: Sampler) -> list[Diagnostic]:
+    """oumi 0.9 refuses a config whose samples start empty ("Empty sample created after
+    planning"): nothing drawn or read for the templates and rows to start from."""
+    if sampler.sources or sampler.choices:
+        return []
+    message = (
+        "every sample would start empty: define input_examples, input_data, "
+        "input_documents or sampled_attributes (oumi refuses this too)"
+    )
+    return [Diagnostic(message, spec.span(*SP))]
+
+
+def _check_combinations(spec: Spec, sampler: Sampler, rules: list[Rule]) -> list[Diagnostic]:
     problems = []
     choices = {c.id: c for c in sampler.choices}
+    readers = {d: r.id for r in reversed(rules) for d in r.deps if d in choices}
     for i, combo in enumerate(sampler.combinations):
+        unset = [a for a in choices if a in readers and a not in combo.values]
+        for attr in unset if combo.rate > 0 else ():
+            message = (
+                f"a sample drawn from this combination has no {attr!r}, which "
+                f"{readers[attr]!r} reads: oumi 0.9 draws nothing beyond a combination's "
+                f"values; name {attr!r} in it"
+            )
+            problems.append(Diagnostic(message, spec.span(*SP, "combination_sampling", i)))
         for attr, value in combo.values.items():
             path = (*SP, "combination_sampling", i, "combination", attr)
             if attr not in choices:

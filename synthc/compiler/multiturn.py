@@ -8,12 +8,14 @@ conversation so far and oumi's turn instruction, so a turn's key changes only
 when something it reads changes: editing the assistant persona reruns the
 assistant turns and whatever follows them, nothing before.
 
-The number of turns is drawn per sample from (seed, sample, attribute) in
-[min_turns, max_turns] and moved to an even number when it can be, so the
-assistant speaks last (oumi's rule). ``{target_turns}`` and ``{current_turn}``
-work in every template; oumi crashes on ``{current_turn}`` in a persona because
-its planner formats personas before any turn exists: synthc gives the planner
-turn 1.
+``min_turns``/``max_turns`` count *rounds*, a USER message and the ASSISTANT's
+reply, as in oumi 0.9: a sample drawing R rounds has 2R turns, and its prompts
+say "turn t of 2R" (``{target_turns}`` is 2R). R is drawn per sample from (seed,
+sample, attribute), uniform in [min_turns, max_turns]. ``{target_turns}`` and
+``{current_turn}`` work in every template; oumi crashes on ``{current_turn}`` in
+a persona because its planner formats personas before any turn exists: synthc
+gives the planner turn 1. USER turns are stripped of surrounding whitespace,
+ASSISTANT turns are kept as the model wrote them (oumi 0.9 does the same).
 
 With tools (``available_environments`` / ``available_tools``) an assistant turn
 is oumi's native tool-calling loop: each round is a node (``conv.turn2``,
@@ -27,13 +29,13 @@ without tools. Grounding facts drawn per sample go into the planner prompt.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 from synthc.compiler.environments import (
     Session,
     ToolError,
     grounding_block,
+    json_object_in,
     parse_simulated,
     simulator_messages,
 )
@@ -46,19 +48,37 @@ MAX_PLAN_ATTEMPTS = 3
 ROLES = ("user", "assistant")
 SPECIAL_IDS = ("target_turns", "current_turn", "conversation_plan")
 
+# oumi 0.9's PLANNER_JSON_SCHEMA (pydantic's schema of its PlannerOutput), as it sends it
 PLANNER_SCHEMA: dict[str, Any] = {
-    "type": "object",
-    "properties": {
-        "turns": {
-            "type": "array",
-            "items": {
-                "type": "object",
-                "properties": {"turn": {"type": "integer"}, "instruction": {"type": "string"}},
-                "required": ["turn", "instruction"],
+    "$defs": {
+        "PlannedTurn": {
+            "additionalProperties": False,
+            "description": "A single turn in a planned multi-turn conversation.",
+            "properties": {
+                "turn": {
+                    "description": "1-indexed turn number.",
+                    "title": "Turn",
+                    "type": "integer",
+                },
+                "instruction": {
+                    "description": "What should happen on this turn.",
+                    "title": "Instruction",
+                    "type": "string",
+                },
             },
+            "required": ["turn", "instruction"],
+            "title": "PlannedTurn",
+            "type": "object",
         }
     },
+    "additionalProperties": False,
+    "description": "Top-level planner output: a list of planned turns wrapped in an object.",
+    "properties": {
+        "turns": {"items": {"$ref": "#/$defs/PlannedTurn"}, "title": "Turns", "type": "array"}
+    },
     "required": ["turns"],
+    "title": "PlannerOutput",
+    "type": "object",
 }
 
 PLANNER_SYSTEM = (
@@ -85,9 +105,20 @@ PLANNER_EXAMPLE_ANSWER = (
     "]}"
 )
 
-# (step id, messages, extra request params) -> the step's reply (its text, or the assistant
-# message when it calls tools), None while it is pending
-Ask = Callable[[str, list[Message], dict[str, Any]], "str | Message | None"]
+
+class Ask(Protocol):
+    """Asks for a step: (step id, messages, extra request params) in; the step's reply (its
+    text, or the assistant message when it calls tools) out, None while it is pending.
+
+    ``shared`` names a draw every sample shares: a simulated tool call cached by input
+    is answered once per build, as oumi 0.9's stateless simulated environment (one per
+    build, its cache with it) answers it once, whichever conversation asks.
+    """
+
+    def __call__(
+        self, name: str, messages: list[Message], extra: dict[str, Any], shared: str | None = None
+    ) -> str | Message | None: ...
+
 
 STRAGGLER_NUDGE = (
     "Stop calling tools. Based on the information gathered so far, provide a final "
@@ -95,17 +126,23 @@ STRAGGLER_NUDGE = (
 )
 
 
-def target_turns(seed: int, sample: int, rule: MultiturnRule) -> int:
-    """oumi's count: uniform in [min, max], then the nearest even count inside the range."""
-    span = rule.max_turns - rule.min_turns + 1
-    drawn = rule.min_turns + min(
-        int(unit_draw(seed, sample, f"{rule.id}\x1dturns") * span), span - 1
+def rounds(seed: int, sample: int, rule: MultiturnRule) -> int:
+    """The rounds sample ``sample`` gets: uniform in [min_turns, max_turns].
+
+    Every count in the range scores a draw from (seed, sample, attribute, count) and
+    the highest score wins (rendezvous hashing): widening the range moves only the
+    samples whose winner is a new count, so raising ``max_turns`` reruns few
+    conversations, and the rest keep their count and their cached turns.
+    """
+    return max(
+        range(rule.min_turns, rule.max_turns + 1),
+        key=lambda count: unit_draw(seed, sample, f"{rule.id}\x1drounds\x1d{count}"),
     )
-    if drawn % 2 == 0:
-        return drawn
-    if drawn + 1 <= rule.max_turns:
-        return drawn + 1
-    return drawn - 1 if drawn - 1 >= rule.min_turns else drawn
+
+
+def target_turns(seed: int, sample: int, rule: MultiturnRule) -> int:
+    """The number of messages sample ``sample``'s conversation has: two per round."""
+    return len(ROLES) * rounds(seed, sample, rule)
 
 
 def step_rule(rule: MultiturnRule, name: str) -> LLMRule:
@@ -142,7 +179,10 @@ def conversation(
     if rule.output_system_prompt is not None:
         system = render(rule.output_system_prompt, _context(values, turns, 1, plan_text)).strip()
         messages_out.insert(0, {"content": system, "role": "system"})
-    return {"messages": messages_out}, plan_text
+    out: dict[str, Any] = {"messages": messages_out}
+    if rule.toolset is not None and rule.toolset.offered:
+        out["tools"] = rule.toolset.listing()
+    return out, plan_text
 
 
 def _turns(
@@ -179,7 +219,7 @@ def _turns(
         text = _text(reply)
         if not text.strip():
             raise TemplateError(f"turn {turn} came back empty")
-        history.append(Message(role, text.strip()))
+        history.append(Message(role, text.strip() if role == "user" else text))
     return history
 
 
@@ -248,6 +288,7 @@ def _run_tool(step: str, call: ToolCall, ask: Ask, session: Session) -> str | No
             step,
             simulator_messages(tool, env.persona, args),
             {"guided_decoding": {"json": schema}},
+            f"simulated\x1f{memo}" if env.cache_by_input else None,
         )
         if reply is None:
             session.memo[memo] = None
@@ -264,7 +305,8 @@ def _text(reply: str | Message) -> str:
 
 
 def _message_dict(message: Message) -> dict[str, Any]:
-    """A message as oumi writes it: content, role, then tool_calls or tool_call_id."""
+    """A message as oumi writes it: content, role, then tool_calls or tool_call_id; a
+    message that only calls tools has ``"content": null``, last."""
     out: dict[str, Any] = {}
     if message.content or not message.tool_calls:
         out["content"] = message.content
@@ -280,6 +322,7 @@ def _message_dict(message: Message) -> dict[str, Any]:
         ]
     if message.tool_call_id is not None:
         out["tool_call_id"] = message.tool_call_id
+    out.setdefault("content", None)
     return out
 
 
@@ -323,6 +366,8 @@ def planner_messages(
     context = _context(values, turns, 1, "")
     order = ", ".join(f"Turn {t}: {ROLES[(t - 1) % 2].upper()}" for t in range(1, turns + 1))
     roles = "\n\n".join(f"[{p.role.upper()}]\n{render(p.template, context)}" for p in rule.personas)
+    # oumi doubles every brace of the role context for a formatting pass that never comes
+    roles = roles.replace("{", "{{").replace("}", "}}")
     request = (
         f"Plan a {turns}-turn conversation.\nTurn order: {order}\n\nGuidelines:\n"
         "- Each turn should build on the previous turn.\n"
@@ -346,30 +391,25 @@ def planner_messages(
 
 def parse_plan(text: str, turns: int) -> list[str] | None:
     """Per-turn instructions from a planner reply, or None if it holds no ``turns`` list."""
-    data = _json_object(text)
+    data = json_object_in(text)
     if not isinstance(data, dict) or not isinstance(data.get("turns"), list):
         return None
     instructions = [""] * turns
     for item in data["turns"]:
-        if not isinstance(item, dict):
-            continue
-        try:
-            turn = int(item["turn"])
-        except (KeyError, TypeError, ValueError):
-            continue
-        if 1 <= turn <= turns:
+        turn = _turn_number(item.get("turn")) if isinstance(item, dict) else None
+        if turn is not None and 1 <= turn <= turns:
             instructions[turn - 1] = str(item.get("instruction", "")).strip()
     return instructions
 
 
-def _json_object(text: str) -> Any:
-    text = text.strip()
-    for candidate in (text, text[text.find("{") : text.rfind("}") + 1]):
+def _turn_number(value: Any) -> int | None:
+    """A plan entry's turn as oumi reads it: an int, or text that is one; else None."""
+    if isinstance(value, str):
         try:
-            return json.loads(candidate)
+            return int(value)
         except ValueError:
-            continue
-    return None
+            return None
+    return value if isinstance(value, int) else None
 
 
 def templates(rule: MultiturnRule) -> list[Template]:

@@ -118,7 +118,9 @@ def _multiturn(
 ) -> None:
     """Resolve as many of the sample's multiturn steps as the cache allows; queue the next."""
 
-    def ask(name: str, messages: list[Message], extra: dict[str, Any]) -> str | Message | None:
+    def ask(
+        name: str, messages: list[Message], extra: dict[str, Any], shared: str | None = None
+    ) -> str | Message | None:
         step = step_rule(rule, name)
         if step.id in state.values:
             return state.values[step.id]  # type: ignore[no-any-return]
@@ -127,7 +129,8 @@ def _multiturn(
             return None
         if status is Status.FAILED:
             raise _StepFailed(f"{step.id}: {state.errors.get(step.id, 'failed')}")
-        _look_up(state, make_node(graph, state, step, tuple(messages), extra), store, to_send)
+        node = make_node(graph, state, step, tuple(messages), extra, shared=shared)
+        _look_up(state, node, store, to_send)
         return state.values.get(step.id)
 
     turns = target_turns(graph.seed, state.index, rule)
@@ -209,10 +212,20 @@ def make_node(
     rule: LLMRule,
     messages: tuple[Message, ...],
     extra: dict[str, Any] | None = None,
+    *,
+    shared: str | None = None,
 ) -> LLMNode:
-    """The node for ``messages`` sent on behalf of ``rule``; ``extra`` params join its key."""
+    """The node for ``messages`` sent on behalf of ``rule``; ``extra`` params join its key.
+
+    Its draw seed comes from the sample and the rule, or, when ``shared`` names a draw,
+    from that name alone, so every sample asking the same thing gets one node.
+    """
     inference = graph.inference
-    seed = derive_seed(graph.seed, state.index, rule.id) if inference.temperature > 0 else None
+    seed = None
+    if inference.temperature > 0 and shared:
+        seed = derive_seed(graph.seed, -1, shared)
+    elif inference.temperature > 0:
+        seed = derive_seed(graph.seed, state.index, rule.id)
     params = {**inference.request_params, **extra} if extra else inference.request_params
     key_params = {**inference.key_params, **extra} if extra else inference.key_params
     request = Request(inference.model, messages, params, seed)

@@ -93,10 +93,11 @@ num_samples: 2
 output_path: out.jsonl
 seed: 5
 strategy_params:
+  input_examples: [{examples: [{parcel: late}]}]
   multiturn_attributes:
     - id: chat
-      min_turns: 2
-      max_turns: 2
+      min_turns: 1
+      max_turns: 1
       role_instruction_messages:
         USER: You are a customer whose parcel is late. Write one short sentence.
         ASSISTANT: You are a support agent. Answer in one short sentence.

@@ -143,6 +143,31 @@ def test_editing_a_tool_result_reruns_only_what_saw_it(library: Path, tmp_path: 
     assert "2026-06-01" in json.dumps(_rows(tmp_path))
 
 
+def test_rows_list_the_tools_and_the_listing_joins_no_key(library: Path, tmp_path: Path) -> None:
+    """Each row lists the conversation's tools, as oumi 0.9 writes them. Editing a tool's
+    description changes the tools every assistant round is sent, so those rounds rerun;
+    the plans and user turns, whose requests carry no tools, stay cached, and so does the
+    listing's own part of the row: it is output, never a key."""
+    with FakeLLMServer(reply=librarian) as server:
+        _build(server, library, "--num_samples", "3")
+        turns = [_turns(row, "library_dialog") for row in _rows(tmp_path)]
+        for row in _rows(tmp_path):
+            listed = row["library_dialog"]["tools"]
+            assert [t["function"]["name"] for t in listed] == [
+                "list_book_catalog",
+                "lookup_book_status",
+            ]
+            assert list(listed[0]) == ["function"]
+        text = library.read_text()
+        library.write_text(text.replace("List all books in", "List every book in"))
+        sent = _build(server, library, "--num_samples", "3")
+    assert sent == {"assistant": 3 * sum(t["assistant"] for t in turns)}
+    for row in _rows(tmp_path):
+        assert row["library_dialog"]["tools"][0]["function"]["description"].startswith(
+            "List every book in"
+        )
+
+
 def test_grounding_facts_reach_the_planner(library: Path) -> None:
     with FakeLLMServer(reply=librarian) as server:
         _build(server, library, "--num_samples", "2")
@@ -275,8 +300,9 @@ def test_simulated_tools_are_cached_nodes_with_valid_output(tmp_path: Path) -> N
             if b.get("response_format") and "You are simulating" in b["messages"][0]["content"]
         ]
         turns = [_turns(row, "docs_lookup_conversation") for row in rows]
-        # cache_by_input: one simulation per conversation, however often react is asked for
-        assert len(simulations) == len(rows) < sum(t["assistant"] for t in turns)
+        # cache_by_input: one simulation per build, however often and by whichever
+        # conversation react is asked for (oumi 0.9 shares the environment and its cache)
+        assert len(simulations) == 1 < len(rows)
         assert sent["assistant"] == 2 * sum(t["assistant"] for t in turns)
         for row in rows:
             tools = [m for m in row["docs_lookup_conversation"]["messages"] if m["role"] == "tool"]
@@ -387,3 +413,93 @@ def test_explain_counts_the_turns_left_after_tool_rounds(library: Path) -> None:
     # cached: the plan, turn 1 and turn 2's three rounds; turn 3 runs; turns 4.. wait for it
     assert sent == 6
     assert (totals["cached"], totals["run"], totals["blocked"]) == (5, 1, turns - 3)
+
+
+_SHOP = """\
+num_samples: 2
+output_path: out.jsonl
+environment_config:
+  environments:
+    - id: shop
+      env_type: simulated
+      env_kwargs: {tool_persona: You run a small shop.}
+      tools:
+        - id: shout
+          name: shout
+          description: Upper-case a text.
+          parameters:
+            type: object
+            properties: {text: {type: string}}
+            required: [text]
+          executor: shop_tools.shout
+        - id: forecast
+          name: forecast
+          description: The weather in a city.
+          parameters: {type: object, properties: {city: {type: string}}}
+          output_schema:
+            type: object
+            properties: {city: {type: string}}
+            required: [city]
+strategy_params:
+  input_examples: [{examples: [{topic: weather}]}]
+  multiturn_attributes:
+    - id: chat
+      min_turns: 1
+      max_turns: 1
+      available_environments: [shop]
+      role_instruction_messages:
+        USER: You ask the shop about {topic}.
+        ASSISTANT: You use your tools, then answer.
+inference_config:
+  engine: OPENAI
+  model: {model_name: gpt-4o-mini}
+"""
+
+
+def test_tool_errors_reach_the_model_in_oumis_words(tmp_path: Path) -> None:
+    """A stateless simulated environment runs its executor with ``arguments`` alone; bad
+    arguments come back as jsonschema's own text, a simulator reply that misses the
+    output_schema as oumi 0.9's ``Tool '<id>' raised: ...`` (json.dumps, default separators)."""
+    config = tmp_path / "shop.yaml"
+    config.write_text(_SHOP)
+    (tmp_path / "shop_tools.py").write_text(
+        "def shout(arguments):\n    return {'text': arguments['text'].upper()}\n"
+    )
+    script = [
+        _call("shout", text=5),
+        _call("shout", text="hi"),
+        _call("forecast", city="Oslo"),
+    ]
+
+    def shopkeeper(body: Body) -> str | dict[str, Any]:
+        system = body["messages"][0]["content"]
+        if "You are simulating the `forecast` tool" in system:
+            return '{"town": "Oslo"}'
+        if not body.get("tools"):
+            return default_reply(body)
+        done = _tool_results(body)
+        return script[len(done)] if len(done) < len(script) else "All done."
+
+    with FakeLLMServer(reply=shopkeeper) as server:
+        _build(server, config)
+    expected = [
+        "5 is not of type 'string'\n\n"
+        "Failed validating 'type' in schema['properties']['text']:\n"
+        "    {'type': 'string'}\n\n"
+        "On instance['text']:\n"
+        "    5",
+        None,
+        "Tool 'forecast' raised: Simulator output for 'forecast' failed schema validation: "
+        "'city' is a required property\n\n"
+        "Failed validating 'required' in schema:\n"
+        "    {'type': 'object',\n"
+        "     'properties': {'city': {'type': 'string'}},\n"
+        "     'required': ['city']}\n\n"
+        "On instance:\n"
+        "    {'town': 'Oslo'}",
+    ]
+    for row in _rows(tmp_path):
+        results = [m["content"] for m in row["chat"]["messages"] if m["role"] == "tool"]
+        assert results == [
+            json.dumps({"error": text}) if text else json.dumps({"text": "HI"}) for text in expected
+        ]

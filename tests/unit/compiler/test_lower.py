@@ -95,6 +95,7 @@ def test_cycle(write: Write, config_error: ErrorOf, short: Short) -> None:
               instruction_messages: [{role: user, content: "{b}"}]
             - id: b
               instruction_messages: [{role: user, content: "{a}"}]
+          input_examples: [{examples: [{x: 1}]}]
         """,
         model=True,
     )
@@ -115,6 +116,7 @@ def test_longer_cycle_through_a_transform(
           transformed_attributes:
             - id: t
               transformation_strategy: {type: string, string_transform: "{b}"}
+          input_examples: [{examples: [{x: 1}]}]
         """,
         model=True,
     )
@@ -130,6 +132,7 @@ def test_self_reference_is_a_cycle(write: Write, config_error: ErrorOf, short: S
           generated_attributes:
             - id: a
               instruction_messages: [{role: user, content: "again: {a}"}]
+          input_examples: [{examples: [{x: 1}]}]
         """,
         model=True,
     )
@@ -334,3 +337,50 @@ def test_undefined_placeholder_after_a_literal_of_the_same_text_points_at_the_pl
     with pytest.raises(ConfigError) as caught:
         synthc.compile(path)
     assert str(caught.value).startswith(f"{path}:5:51: {{x}}: undefined attribute 'x'")
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        "strategy_params: {}\n",
+        "strategy_params:\n  generated_attributes:\n"
+        "    - id: q\n      instruction_messages: [{role: USER, content: Ask.}]\n",
+    ],
+    ids=["empty", "generated-only"],
+)
+def test_samples_that_would_start_empty_are_refused(
+    params: str, write: Write, config_error: ErrorOf, short: Short
+) -> None:
+    """oumi 0.9 refuses these too: "Empty sample created after planning"."""
+    path = write(params, model=True)
+    assert short(config_error(path, lowered=True)) == [
+        "config.yaml:1:1: every sample would start empty: define input_examples, input_data, "
+        "input_documents or sampled_attributes (oumi refuses this too)"
+    ]
+
+
+def test_a_combination_must_name_every_sampled_attribute_a_template_reads(
+    write: Write, config_error: ErrorOf, short: Short
+) -> None:
+    """A sample drawn from a combination holds only its values (oumi 0.9)."""
+    values = "[{id: x, name: X, description: d}, {id: y, name: Y, description: d}]"
+    attributes = "".join(
+        f"    - {{id: {a}, name: {a}, description: d, possible_values: {values}}}\n" for a in "abc"
+    )
+    path = write(
+        "strategy_params:\n  sampled_attributes:\n"
+        + attributes
+        + """\
+  combination_sampling:
+    - {combination: {a: x, b: x}, sample_rate: 0.5}
+    - {combination: {a: y, c: y}, sample_rate: 0.0}
+  generated_attributes:
+    - id: q
+      instruction_messages: [{role: USER, content: "Ask about {a}, {b} and {c}."}]
+""",
+        model=True,
+    )
+    assert short(config_error(path, lowered=True)) == [
+        "config.yaml:7:7: a sample drawn from this combination has no 'c', which 'q' reads: "
+        "oumi 0.9 draws nothing beyond a combination's values; name 'c' in it"
+    ]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -22,9 +23,13 @@ class Script:
     def __init__(self, replies: dict[str, Reply]):
         self.replies = replies
         self.asked: dict[str, tuple[list[Message], dict[str, Any]]] = {}
+        self.shared: dict[str, str | None] = {}
 
-    def __call__(self, name: str, messages: list[Message], extra: dict[str, Any]) -> Reply | None:
+    def __call__(
+        self, name: str, messages: list[Message], extra: dict[str, Any], shared: str | None = None
+    ) -> Reply | None:
         self.asked[name] = (messages, extra)
+        self.shared[name] = shared
         if name.startswith("plan"):
             return '{"turns": []}'
         if name in self.replies:
@@ -111,7 +116,7 @@ def test_bad_calls_come_back_to_the_model_as_errors(tmp_path: Path) -> None:
     ]
     assert errors[0].startswith("Unknown tool 'renew_book'. Known: ['list_book_catalog'")
     assert "'book_id' is a required property" in errors[1]
-    assert errors[2].startswith("No lookup output matches arguments")
+    assert errors[2].startswith("Tool 'lookup_book_status' raised: No lookup output matches")
 
 
 def test_the_round_limit_forces_a_final_answer_without_tools(tmp_path: Path) -> None:
@@ -152,6 +157,8 @@ def test_simulated_tools_are_model_steps_cached_by_input(tmp_path: Path) -> None
         "tool": "resolve_library_id",
     }
     assert extra["guided_decoding"]["json"]["required"] == ["library_id", "candidates"]
+    # cached by input: one draw for the whole build, whichever conversation asks
+    assert script.shared["turn2.call1"] == 'simulated\x1fresolve_library_id::{"name": "react"}'
     script.replies["turn2.call1"] = '{"library_id": "/facebook/react", "candidates": []}'
     script.replies["turn2.call3"] = '{"library_id": "/vuejs/core"}'  # misses "candidates"
     script.replies["turn2.r2"] = "Done."
@@ -160,3 +167,73 @@ def test_simulated_tools_are_model_steps_cached_by_input(tmp_path: Path) -> None
     tools = [m["content"] for m in result[0]["messages"] if m["role"] == "tool"]
     assert tools[0] == tools[1] == '{"library_id": "/facebook/react", "candidates": []}'
     assert "'candidates' is a required property" in json.loads(tools[2])["error"]
+
+
+def test_a_conversation_with_tools_lists_them_as_oumi_does(tmp_path: Path) -> None:
+    rule, values = _library(tmp_path)
+    script = Script(
+        {"turn2": _calls(("lookup_book_status", {"book_id": "B003"})), "turn2.r2": "ok"}
+    )
+    result = conversation(rule, values, 2, script, [])
+    assert result is not None
+    row = result[0]
+    assert list(row) == ["messages", "tools"]
+    # a message that only calls tools: content null, written after the calls (oumi 0.9)
+    assert row["messages"][2] == {
+        "role": "assistant",
+        "tool_calls": [
+            {
+                "id": "call_0",
+                "type": "function",
+                "function": {"name": "lookup_book_status", "arguments": '{"book_id": "B003"}'},
+            }
+        ],
+        "content": None,
+    }
+    assert row["tools"] == [
+        {
+            "function": {
+                "name": "list_book_catalog",
+                "description": "List all books in the library catalog with their book_ids.",
+                "parameters": {"type": "object", "properties": {}},
+            }
+        },
+        {
+            "function": {
+                "name": "lookup_book_status",
+                "description": "Look up borrow status for a book by book_id. Returns title, "
+                "status,\nand (when checked out) due_date.\n",
+                "parameters": {
+                    "type": "object",
+                    "properties": {
+                        "book_id": {
+                            "type": "string",
+                            "description": "Catalog ID of the book (from list_book_catalog).",
+                        }
+                    },
+                    "required": ["book_id"],
+                },
+            }
+        },
+    ]
+
+
+def test_listed_tool_schemas_follow_oumis_key_order_and_drop_nulls(tmp_path: Path) -> None:
+    rule, _ = _library(tmp_path)
+    assert rule.toolset is not None
+    tool = rule.toolset.offered[0]
+    schema = {
+        "additionalProperties": False,
+        "required": ["q"],
+        "properties": {"q": {"default": None, "description": "text", "type": "string"}},
+        "type": "object",
+    }
+    listed = replace(tool, parameters=schema).listed()["function"]["parameters"]
+    assert json.dumps(listed) == json.dumps(
+        {
+            "type": "object",
+            "properties": {"q": {"type": "string", "description": "text"}},
+            "required": ["q"],
+            "additionalProperties": False,
+        }
+    )
