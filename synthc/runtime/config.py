@@ -20,6 +20,8 @@ class EndpointConfig:
     api_url: str | None = None  # the full endpoint URL, as oumi writes it
     api_key: str | None = field(default=None, repr=False)
     connection_timeout: float = 300.0
+    user_id: str | None = None  # Anthropic's metadata.user_id
+    prompt_cache_ttl: str | None = None  # Anthropic's prompt cache lifetime
 
 
 @dataclass(frozen=True)

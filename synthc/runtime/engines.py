@@ -127,6 +127,8 @@ def _http_backend(spec: Spec, engine: str) -> Backend:
         api_url=remote.api_url,
         api_key=resolve_api_key(engine, remote.api_key, remote.api_key_env_varname),
         connection_timeout=remote.connection_timeout,
+        user_id=remote.user_id,
+        prompt_cache_ttl=inference.generation.prompt_cache_ttl,
     )
     return create_backend(endpoint, connections=remote.num_workers)
 

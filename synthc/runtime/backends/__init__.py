@@ -80,6 +80,8 @@ ENGINE_DEFAULTS: dict[str, EngineDefaults] = {
     ),
     "LAMBDA": _hosted("https://api.lambda.ai/v1/chat/completions", "LAMBDA_API_KEY"),
     "OPENROUTER": _hosted("https://openrouter.ai/api/v1/chat/completions", "OPENROUTER_API_KEY"),
+    "CEREBRAS": _hosted("https://api.cerebras.ai/v1/chat/completions", "CEREBRAS_API_KEY"),
+    "HUGGING_FACE_ROUTER": _hosted("https://router.huggingface.co/v1/chat/completions", "HF_TOKEN"),
     "PARASAIL": _hosted("https://api.parasail.com/v1/chat/completions", "PARASAIL_API_KEY"),
     "SAMBANOVA": _hosted("https://api.sambanova.ai/v1/chat/completions", "SAMBANOVA_API_KEY"),
     "TOGETHER": _hosted(

@@ -16,6 +16,7 @@ sk-..."); every secret header value is replaced by ``[redacted]`` in failures.
 from __future__ import annotations
 
 import asyncio
+import copy
 import dataclasses
 import json
 import math
@@ -196,3 +197,19 @@ class HttpBackend:
 def as_int(value: Any) -> int:
     """A token count from a reply's usage, 0 when absent or not an integer."""
     return value if isinstance(value, int) else 0
+
+
+def closed_schema(schema: dict[str, Any]) -> dict[str, Any]:
+    """``schema`` with ``additionalProperties: false`` on every object schema that sets none,
+    as strict structured outputs require."""
+    out = copy.deepcopy(schema)
+    stack: list[Any] = [out]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            if node.get("type") == "object":
+                node.setdefault("additionalProperties", False)
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)
+    return out

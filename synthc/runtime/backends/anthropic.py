@@ -11,19 +11,26 @@ results become ``tool_result`` blocks in a user message, and adjacent messages
 of one role are merged into one message of content blocks, as oumi does (the
 API wants user and assistant turns to alternate, and tool results to open the
 user turn after the calls). Reply ``tool_use`` blocks become :class:`ToolCall`
-objects with their ``input`` as JSON text. Like oumi's engine, this one sends
-no ``guided_decoding`` schema: ``output_config.format`` is refused by older
-models that oumi configs still name.
+objects with their ``input`` as JSON text.
+
+What a model accepts follows oumi 0.9's table of Claude versions: a
+``guided_decoding`` JSON schema goes out as ``output_config.format`` (every
+object schema closed with ``additionalProperties: false``) to Claude 4.5 and
+later, and is left out for older models, which refuse it; the reasoning-first
+models (Opus 4.7+, Sonnet 5+, Fable, Mythos) are sent no sampling parameters.
+``remote_params.user_id`` becomes ``metadata.user_id`` and
+``generation.prompt_cache_ttl`` a top-level ``cache_control``.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Sequence
 from typing import Any
 
 from synthc.runtime.backends import ENGINE_DEFAULTS, EngineDefaults
-from synthc.runtime.backends._http import HttpBackend, HttpClient, as_int
+from synthc.runtime.backends._http import HttpBackend, HttpClient, as_int, closed_schema
 from synthc.runtime.config import EndpointConfig
 from synthc.runtime.protocol import (
     Completion,
@@ -38,6 +45,13 @@ from synthc.runtime.protocol import (
 ANTHROPIC_VERSION = "2023-06-01"
 DEFAULT_MAX_TOKENS = 256  # oumi's GenerationParams.max_new_tokens default; the API requires one
 Block = dict[str, Any]
+
+# oumi 0.9's reading of a Claude model name: family, major, and a minor of at most two
+# digits (so a snapshot date is not a minor: claude-opus-4-20250514 is 4.0)
+_VERSION = re.compile(r"^claude-(opus|sonnet|haiku)-(\d+)(?:-(\d{1,2})(?!\d))?")
+_REASONING_FIRST = ("claude-fable", "claude-mythos")
+_OUTPUT_CONFIG_SINCE = (4, 5)
+_NO_SAMPLING_SINCE = {"opus": (4, 7), "sonnet": (5, 0)}  # Haiku keeps them
 
 
 class AnthropicBackend(HttpBackend):
@@ -56,12 +70,17 @@ class AnthropicBackend(HttpBackend):
         if config.api_key:
             headers["x-api-key"] = config.api_key
         self._http = HttpClient(url, headers, config.connection_timeout, connections)
+        self._fixed: dict[str, Any] = {}  # the same in every body
+        if config.user_id:
+            self._fixed["metadata"] = {"user_id": config.user_id}
+        if config.prompt_cache_ttl:
+            self._fixed["cache_control"] = {"type": "ephemeral", "ttl": config.prompt_cache_ttl}
 
     def __repr__(self) -> str:
         return f"AnthropicBackend(url={self._http.url!r})"
 
     def build_body(self, request: Request) -> dict[str, Any]:
-        return build_body(request)
+        return {**build_body(request), **self._fixed}
 
     def parse_reply(self, reply: dict[str, Any]) -> Outcome:
         return parse_reply(reply)
@@ -78,16 +97,45 @@ def build_body(request: Request) -> dict[str, Any]:
     }
     if system:
         body["system"] = system
-    top_p = params.get("top_p")
-    if top_p is not None and top_p != 1.0:
-        body["top_p"] = top_p
-    elif params.get("temperature") is not None:
-        body["temperature"] = params["temperature"]
+    if takes_sampling(request.model):
+        top_p = params.get("top_p")
+        if top_p is not None and top_p != 1.0:
+            body["top_p"] = top_p
+        elif params.get("temperature") is not None:
+            body["temperature"] = params["temperature"]
     stop = params.get("stop_strings") or params.get("stop")
     if stop:
         body["stop_sequences"] = list(stop)
+    schema = (params.get("guided_decoding") or {}).get("json")
+    if isinstance(schema, dict) and takes_output_config(request.model):
+        body["output_config"] = {"format": {"type": "json_schema", "schema": closed_schema(schema)}}
     body.update(_tool_fields(params, request.messages))
     return body
+
+
+def _version(model: str) -> tuple[str, tuple[int, int]] | None:
+    match = _VERSION.match(model)
+    if match is None:
+        return None
+    return match[1], (int(match[2]), int(match[3] or 0))
+
+
+def takes_output_config(model: str) -> bool:
+    """Whether ``model`` accepts ``output_config`` (structured outputs): Claude 4.5 on."""
+    if model.startswith(_REASONING_FIRST):
+        return True
+    version = _version(model)
+    return version is not None and version[1] >= _OUTPUT_CONFIG_SINCE
+
+
+def takes_sampling(model: str) -> bool:
+    """Whether ``model`` accepts temperature and top_p (reasoning-first models refuse them)."""
+    if model.startswith(_REASONING_FIRST):
+        return False
+    version = _version(model)
+    if version is None or version[0] not in _NO_SAMPLING_SINCE:
+        return True
+    return version[1] < _NO_SAMPLING_SINCE[version[0]]
 
 
 def _tool_fields(params: dict[str, Any], messages: Sequence[Message]) -> dict[str, Any]:
@@ -217,5 +265,5 @@ def parse_tool_uses(blocks: list[Block]) -> tuple[ToolCall, ...] | RequestFailur
             )
         call_id = block.get("id")
         call_id = call_id if isinstance(call_id, str) and call_id else f"toolu_{index}"
-        calls.append(ToolCall(call_id, name, json.dumps(arguments, ensure_ascii=False)))
+        calls.append(ToolCall(call_id, name, json.dumps(arguments)))  # as oumi writes it
     return tuple(calls)

@@ -15,7 +15,7 @@ from __future__ import annotations
 from typing import Any
 
 from synthc.runtime.backends import ENGINE_DEFAULTS, EngineDefaults
-from synthc.runtime.backends._http import HttpBackend, HttpClient, as_int
+from synthc.runtime.backends._http import HttpBackend, HttpClient, as_int, closed_schema
 from synthc.runtime.config import EndpointConfig
 from synthc.runtime.protocol import (
     Completion,
@@ -118,7 +118,12 @@ def _response_format(guided: Any) -> dict[str, Any] | None:
     schema = guided["json"]
     if not isinstance(schema, dict):
         return {"type": "json_object"}
-    return {"type": "json_schema", "json_schema": {"name": "response", "schema": schema}}
+    if guided.get("strict"):
+        return {
+            "type": "json_schema",
+            "json_schema": {"name": "Response", "schema": closed_schema(schema), "strict": True},
+        }
+    return {"type": "json_schema", "json_schema": {"name": "Response", "schema": schema}}
 
 
 def parse_reply(reply: dict[str, Any]) -> Outcome:

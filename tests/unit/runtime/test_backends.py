@@ -40,9 +40,11 @@ def _request(**params: Any) -> Request:
     return Request("m-1", messages, params, seed=params.pop("_seed", None))
 
 
-def _generate(engine: str, url: str, request: Request, timeout: float = 5.0) -> Outcome:
+def _generate(
+    engine: str, url: str, request: Request, timeout: float = 5.0, **settings: Any
+) -> Outcome:
     async def go() -> Outcome:
-        config = EndpointConfig(engine, "m-1", url, KEY, connection_timeout=timeout)
+        config = EndpointConfig(engine, "m-1", url, KEY, connection_timeout=timeout, **settings)
         backend = create_backend(config)
         try:
             return (await backend.generate([request]))[0]
@@ -136,7 +138,7 @@ def test_openai_body_uses_wire_names(srv: FakeLLMServer) -> None:
             "seed": 42,
             "response_format": {
                 "type": "json_schema",
-                "json_schema": {"name": "response", "schema": {"type": "object"}},
+                "json_schema": {"name": "Response", "schema": {"type": "object"}},
             },
         }
     ]
@@ -174,6 +176,63 @@ def test_anthropic_sends_top_p_instead_of_temperature_like_oumi(srv: FakeLLMServ
     _generate("ANTHROPIC", srv.url(MESSAGES), _request(temperature=0.5, top_p=0.8))
     body = srv.requests[0]
     assert body["top_p"] == 0.8 and "temperature" not in body
+
+
+def test_openai_strict_schemas_close_every_object(srv: FakeLLMServer) -> None:
+    schema = {"type": "object", "properties": {"a": {"type": "object"}}}
+    _generate("OPENAI", srv.url(CHAT), _request(guided_decoding={"json": schema, "strict": True}))
+    assert srv.requests[0]["response_format"]["json_schema"] == {
+        "name": "Response",
+        "schema": {
+            "type": "object",
+            "properties": {"a": {"type": "object", "additionalProperties": False}},
+            "additionalProperties": False,
+        },
+        "strict": True,
+    }
+
+
+PLAN = {"type": "object", "properties": {"turns": {"type": "array"}}}
+
+
+@pytest.mark.parametrize(
+    ("model", "structured", "sampled"),
+    [
+        ("claude-3-5-sonnet-20240620", False, True),
+        ("claude-sonnet-4-20250514", False, True),  # 4.0: the date is no minor version
+        ("claude-sonnet-4-5", True, True),
+        ("claude-haiku-4-5-20251001", True, True),
+        ("claude-opus-4-7", True, False),
+        ("claude-sonnet-5", True, False),
+        ("claude-haiku-5", True, True),
+        ("claude-fable-1", True, False),
+        ("some-proxy-model", False, True),
+    ],
+)
+def test_anthropic_sends_what_each_claude_version_accepts(
+    srv: FakeLLMServer, model: str, structured: bool, sampled: bool
+) -> None:
+    """oumi 0.9's table: structured outputs from Claude 4.5 on, no sampling parameters
+    for the reasoning-first models."""
+    request = Request(
+        model,
+        (Message("user", "Plan."),),
+        {"temperature": 0.5, "guided_decoding": {"json": PLAN}},
+    )
+    _generate("ANTHROPIC", srv.url(MESSAGES), request)
+    body = srv.requests[0]
+    closed = {**PLAN, "additionalProperties": False}
+    expected = {"format": {"type": "json_schema", "schema": closed}} if structured else None
+    assert body.get("output_config") == expected
+    assert ("temperature" in body) == sampled
+
+
+def test_anthropic_user_id_and_prompt_cache(srv: FakeLLMServer) -> None:
+    request = _request(temperature=0.0)
+    _generate("ANTHROPIC", srv.url(MESSAGES), request, user_id="u-7", prompt_cache_ttl="1h")
+    body = srv.requests[0]
+    assert body["metadata"] == {"user_id": "u-7"}
+    assert body["cache_control"] == {"type": "ephemeral", "ttl": "1h"}
 
 
 # --- replies --------------------------------------------------------------------
