@@ -75,6 +75,17 @@ def synthc_command(*args: str) -> list[str]:
     return [sys.executable, "-m", "synthc", *args]
 
 
+def interruptible_command(*args: str) -> list[str]:
+    """``synthc ARGS`` for a build a test will Ctrl-C: a shell's background job (``cmd &``)
+    starts its children with SIGINT ignored, and Python then never raises
+    KeyboardInterrupt; this build hears SIGINT as a user's terminal sends it."""
+    start = (
+        "import runpy, signal; signal.signal(signal.SIGINT, signal.default_int_handler); "
+        "runpy.run_module('synthc', run_name='__main__', alter_sys=True)"
+    )
+    return [sys.executable, "-c", start, *args]
+
+
 def run_synthc(
     *args: str, cwd: Path, env: dict[str, str] | None = None, timeout: float = 120
 ) -> subprocess.CompletedProcess[str]:

@@ -23,9 +23,9 @@ from synthc.cache.writer import MAX_PENDING
 from synthc.testing.server import FakeLLMServer
 from tests.reliability.helpers import (
     cached_keys,
+    interruptible_command,
     leftovers,
     run_synthc,
-    synthc_command,
     write_config,
 )
 
@@ -53,7 +53,7 @@ def _reference(tmp_path: Path, server: FakeLLMServer) -> tuple[bytes, float]:
 def _start(work: Path, server: FakeLLMServer) -> subprocess.Popen[str]:
     server.reset()
     process = subprocess.Popen(
-        synthc_command("build", "big.yaml", "-q"),
+        interruptible_command("build", "big.yaml", "-q"),
         cwd=work,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
