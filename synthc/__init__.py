@@ -14,15 +14,12 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from synthc.cache.store import LocalStore, Record, Store
+    from synthc.cache.store import LocalStore
     from synthc.compiler.executors import ToolResult
-    from synthc.compiler.explain import Explanation
     from synthc.compiler.graph import Graph
-    from synthc.compiler.keys import KEY_VERSION, NodeId, NodeKey
     from synthc.compiler.lower import lower
-    from synthc.compiler.plan import Plan, Status, plan
     from synthc.compiler.validate import Spec
-    from synthc.errors import (
+    from synthc.core.errors import (
         BuildFailed,
         CacheError,
         ConfigError,
@@ -32,36 +29,40 @@ if TYPE_CHECKING:
         SynthError,
         UnsupportedFeature,
     )
+    from synthc.core.keys import KEY_VERSION, NodeId, NodeKey
+    from synthc.core.records import Record, Store
     from synthc.pipeline import BuildResult, build, compile, explain, load, why
+    from synthc.planning.explain import Explanation
+    from synthc.planning.plan import Plan, Status, plan
 
 # Loaded on first use, so `synthc --help` and `import synthc` stay quick.
 _EXPORTS = {
     "LocalStore": "synthc.cache.store",
-    "Record": "synthc.cache.store",
-    "Store": "synthc.cache.store",
+    "Record": "synthc.core.records",
+    "Store": "synthc.core.records",
     "Graph": "synthc.compiler.graph",
-    "KEY_VERSION": "synthc.compiler.keys",
-    "NodeId": "synthc.compiler.keys",
-    "NodeKey": "synthc.compiler.keys",
+    "KEY_VERSION": "synthc.core.keys",
+    "NodeId": "synthc.core.keys",
+    "NodeKey": "synthc.core.keys",
     "lower": "synthc.compiler.lower",
-    "Plan": "synthc.compiler.plan",
-    "Status": "synthc.compiler.plan",
-    "plan": "synthc.compiler.plan",
+    "Plan": "synthc.planning.plan",
+    "Status": "synthc.planning.plan",
+    "plan": "synthc.planning.plan",
     "Spec": "synthc.compiler.validate",
-    "BuildFailed": "synthc.errors",
-    "CacheError": "synthc.errors",
-    "ConfigError": "synthc.errors",
-    "Diagnostic": "synthc.errors",
-    "EngineError": "synthc.errors",
-    "Span": "synthc.errors",
-    "SynthError": "synthc.errors",
-    "UnsupportedFeature": "synthc.errors",
+    "BuildFailed": "synthc.core.errors",
+    "CacheError": "synthc.core.errors",
+    "ConfigError": "synthc.core.errors",
+    "Diagnostic": "synthc.core.errors",
+    "EngineError": "synthc.core.errors",
+    "Span": "synthc.core.errors",
+    "SynthError": "synthc.core.errors",
+    "UnsupportedFeature": "synthc.core.errors",
     "BuildResult": "synthc.pipeline",
     "build": "synthc.pipeline",
     "compile": "synthc.pipeline",
     "explain": "synthc.pipeline",
     "why": "synthc.pipeline",
-    "Explanation": "synthc.compiler.explain",
+    "Explanation": "synthc.planning.explain",
     "ToolResult": "synthc.compiler.executors",
     "load": "synthc.pipeline",
 }

@@ -17,23 +17,24 @@ from typing import Any
 
 from synthc.cache.claims import Claims
 from synthc.cache.layered import LayeredStore, open_store, readonly_setting, remote_urls
-from synthc.cache.store import Store, default_cache_dir
-from synthc.compiler.derive import build_row
-from synthc.compiler.explain import DEFAULT_NODE_LIMIT, Explanation
-from synthc.compiler.explain import explain as explain_graph
-from synthc.compiler.explain import why as why_node
+from synthc.cache.store import default_cache_dir
 from synthc.compiler.graph import Graph
-from synthc.compiler.inputs import load_inputs
 from synthc.compiler.lower import lower
-from synthc.compiler.manifest import load_manifest
 from synthc.compiler.overrides import apply_overrides, parse_overrides
-from synthc.compiler.plan import SampleState
 from synthc.compiler.resolve import resolve
 from synthc.compiler.source import include_environments, load_yaml
-from synthc.compiler.synth_source import load_synth
+from synthc.compiler.synth.source import load_synth
 from synthc.compiler.validate import Spec, validate
-from synthc.errors import BuildInterrupted
+from synthc.core.errors import BuildInterrupted
+from synthc.core.records import Store
+from synthc.planning.derive import build_row
+from synthc.planning.explain import DEFAULT_NODE_LIMIT, Explanation
+from synthc.planning.explain import explain as explain_graph
+from synthc.planning.explain import why as why_node
+from synthc.planning.manifest import load_manifest
+from synthc.planning.plan import SampleState
 from synthc.runtime.engines import LazyRunner, check_engine
+from synthc.runtime.inputs import load_inputs
 from synthc.runtime.output import (
     AtomicFile,
     manifest_entries,

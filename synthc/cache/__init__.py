@@ -2,7 +2,8 @@
 
 from synthc.cache.layered import LayeredStore, open_store
 from synthc.cache.remote import Remote, open_remote
-from synthc.cache.store import LocalStore, Record, Store, default_cache_dir
+from synthc.cache.store import LocalStore, default_cache_dir
+from synthc.core.records import Record, Store
 
 __all__ = [
     "LayeredStore",

@@ -18,8 +18,9 @@ from pathlib import Path
 
 from synthc.cache.layered import checked
 from synthc.cache.remote import KEY_RE, NAMESPACE
-from synthc.cache.store import LocalStore, Record
-from synthc.errors import CacheError
+from synthc.cache.store import LocalStore
+from synthc.core.errors import CacheError
+from synthc.core.records import Record
 
 FORMAT = "synthc-cache-archive"
 ARCHIVE_VERSION = 1

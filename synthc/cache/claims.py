@@ -38,8 +38,8 @@ from pathlib import Path
 from typing import Protocol
 
 from synthc.cache.registry import Registry
-from synthc.cache.store import Record
 from synthc.cache.writer import WriteBehind
+from synthc.core.records import Record
 
 if sys.platform != "win32":
     import fcntl

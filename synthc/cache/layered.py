@@ -30,9 +30,10 @@ from typing import Any
 from synthc.cache.lookups import LookupPool
 from synthc.cache.pusher import Pusher, Tier
 from synthc.cache.remote import Remote, open_remote
-from synthc.cache.store import LocalStore, Lookup, Record
+from synthc.cache.store import LocalStore
 from synthc.cache.writer import WriteBehind
-from synthc.compiler.keys import node_key
+from synthc.core.keys import node_key
+from synthc.core.records import Lookup, Record
 
 LOCAL = "local"
 REMOTE_ENV = "SYNTHC_REMOTE_CACHE"

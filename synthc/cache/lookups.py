@@ -20,7 +20,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 
 from synthc.cache.remote import Remote
-from synthc.cache.store import Record
+from synthc.core.records import Record
 
 LOOKUPS = int(os.environ.get("SYNTHC_REMOTE_CACHE_LOOKUPS", "32"))
 

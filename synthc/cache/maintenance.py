@@ -17,7 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from synthc.cache.layered import LAST_BUILD
-from synthc.cache.store import LocalStore, Record
+from synthc.cache.store import LocalStore
+from synthc.core.records import Record
 
 SIZE_UNITS = {"": 1, "B": 1, "K": 10**3, "M": 10**6, "G": 10**9, "T": 10**12}
 AGE_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}

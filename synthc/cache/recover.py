@@ -18,8 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from synthc.cache.store import Record
-from synthc.compiler.keys import node_key
+from synthc.core.keys import node_key
+from synthc.core.records import Record
 
 DATABASE = "cache.db"
 MAX_MISSES = 10_000  # rowids probed past the last readable row when max(rowid) is unreadable

@@ -25,8 +25,8 @@ from pathlib import Path
 from typing import Protocol
 from urllib.parse import quote, urlsplit, urlunsplit
 
-from synthc.cache.store import RECORD_VERSION
-from synthc.errors import CacheError
+from synthc.core.errors import CacheError
+from synthc.core.records import RECORD_VERSION
 
 TOKEN_ENV = "SYNTHC_REMOTE_CACHE_TOKEN"
 # A new record format gets a new namespace, so old clients never see it.

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from synthc.background import AppServer
+from synthc.cache.appserver import AppServer
 from synthc.cache.remote import atomic_write
 
 PATH_RE = re.compile(r"/(?P<namespace>v[0-9]{1,4})/(?P<key>[0-9a-f]{32})")

@@ -10,100 +10,21 @@ record that could still be read (:mod:`synthc.cache.recover`).
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import sqlite3
 import threading
-from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, Protocol, TypeVar, runtime_checkable
+from typing import Any, TypeVar
 
 import diskcache
 
-from synthc.errors import CacheError
+from synthc.core.errors import CacheError
+from synthc.core.records import Record
 
-RECORD_VERSION = 1
 log = logging.getLogger("synthc.cache")
 T = TypeVar("T")
-
-
-@dataclass(frozen=True)
-class Record:
-    key: str
-    text: str
-    request: dict[str, Any] = field(default_factory=dict)
-    model: str = ""
-    usage: dict[str, int] = field(default_factory=dict)
-    latency: float = 0.0
-    created: float = 0.0
-    version: int = RECORD_VERSION
-    tool_calls: list[dict[str, str]] = field(default_factory=list)  # {id, name, arguments}
-
-    def to_bytes(self) -> bytes:
-        fields = {name: getattr(self, name) for name in self.__dataclass_fields__}  # no deep copy
-        if not self.tool_calls:
-            del fields["tool_calls"]  # records without tool calls keep their old bytes
-        return json.dumps(fields, ensure_ascii=False, separators=(",", ":")).encode()
-
-    @classmethod
-    def from_bytes(cls, data: bytes) -> Record:
-        """Parse a stored record; raise ValueError if it is not one this synthc can read."""
-        raw = json.loads(data)
-        if not isinstance(raw, dict):
-            raise ValueError("not a record")
-        if raw.get("version") != RECORD_VERSION:
-            raise ValueError(f"record version {raw.get('version')!r}, expected {RECORD_VERSION}")
-        if not isinstance(raw.get("text"), str) or not isinstance(raw.get("key"), str):
-            raise ValueError("record without text")
-        calls = raw.get("tool_calls", [])
-        fields = ("id", "name", "arguments")
-        if not isinstance(calls, list) or not all(
-            isinstance(c, dict) and all(isinstance(c.get(k), str) for k in fields) for c in calls
-        ):
-            raise ValueError("record with malformed tool_calls")
-        return cls(**raw)
-
-
-class Lookup(Protocol):
-    """What planning asks of a store: the record filed under a key, or None."""
-
-    def get(self, key: str) -> Record | None: ...
-
-
-class Store(Lookup, Protocol):
-    def put(self, key: str, record: Record) -> None: ...
-
-    def contains(self, key: str) -> bool: ...
-
-    def close(self) -> None: ...
-
-
-@runtime_checkable
-class Tiered(Protocol):
-    """A store with remote tiers behind its local one (:class:`synthc.cache.layered.LayeredStore`).
-
-    Planning asks ``local_tier`` only, which is fast; the nodes that miss there
-    are then looked up on the remotes with their round trips overlapping:
-    together (``get_remote_many``) or one by one from an event loop, which goes
-    on meanwhile (``fetch_remote``). A remote hit is checked, copied to the
-    local tier and counted, exactly as ``get`` would.
-    """
-
-    local_tier: Lookup
-
-    @property
-    def has_remotes(self) -> bool: ...
-
-    def get_remote_many(self, keys: Iterable[str]) -> dict[str, Record]: ...
-
-    async def fetch_remote(self, key: str) -> Record | None: ...
-
-
-def remote_tiers(store: Lookup) -> Tiered | None:
-    """``store`` if it has remote tiers to ask after its local one; else None."""
-    return store if isinstance(store, Tiered) and store.has_remotes else None
 
 
 class LocalStore:

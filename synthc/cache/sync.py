@@ -57,7 +57,7 @@ class PullResult:
 
 def pull(store: LayeredStore, graph: Graph) -> PullResult:
     """Copy every node of ``graph`` that a remote has (and the local tier lacks) to local."""
-    from synthc.compiler.plan import Status, plan
+    from synthc.planning.plan import Status, plan
 
     result = plan(graph, store)
     missing = result.total(Status.RUN) + result.total(Status.BLOCKED)

@@ -20,8 +20,8 @@ import queue
 import threading
 from typing import Any
 
-from synthc.cache.store import Record
-from synthc.errors import CacheError
+from synthc.core.errors import CacheError
+from synthc.core.records import Record
 
 MAX_BATCH = 512
 MAX_PENDING = 64  # queued, not yet committed records before put() waits for the writer

@@ -42,7 +42,7 @@ from pathlib import Path
 from typing import Any
 
 from synthc.compiler.executors import Executor, ToolResult
-from synthc.runtime.protocol import Message
+from synthc.core.messages import Message
 
 log = logging.getLogger("synthc")
 

@@ -17,7 +17,7 @@ from synthc.compiler.environments import Toolset
 from synthc.compiler.sampling import Sampler
 from synthc.compiler.spec import PostprocessingParams, TransformationType
 from synthc.compiler.template import Template
-from synthc.errors import Span
+from synthc.core.errors import Span
 
 
 @dataclass(frozen=True)
@@ -65,6 +65,10 @@ class TransformRule:
     conversation_id: str | None = None
     metadata: tuple[tuple[str, Template], ...] = ()
     span: Span | None = None
+
+
+# what a multiturn template may name besides the sample's values
+SPECIAL_IDS = ("target_turns", "current_turn", "conversation_plan")
 
 
 @dataclass(frozen=True)

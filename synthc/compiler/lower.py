@@ -14,6 +14,7 @@ from typing import Any
 
 from synthc.compiler.environments import Toolset
 from synthc.compiler.graph import (
+    SPECIAL_IDS,
     Graph,
     Inference,
     LLMRule,
@@ -23,8 +24,6 @@ from synthc.compiler.graph import (
     Rule,
     TransformRule,
 )
-from synthc.compiler.keys import digest
-from synthc.compiler.multiturn import SPECIAL_IDS
 from synthc.compiler.resolve import ResolvedModel
 from synthc.compiler.sampling import Choice, Combination, Sampler, Source, example_sources
 from synthc.compiler.source import PathKey
@@ -44,7 +43,8 @@ from synthc.compiler.template import (
 )
 from synthc.compiler.tool_config import build_environments, toolset
 from synthc.compiler.validate import Spec
-from synthc.errors import ConfigError, Diagnostic
+from synthc.core.errors import ConfigError, Diagnostic
+from synthc.core.keys import digest
 
 log = logging.getLogger("synthc")
 
@@ -87,7 +87,7 @@ def lower(spec: Spec, model: ResolvedModel, sources: tuple[Source, ...] | None =
     """Turn ``spec`` into the build graph, or raise a ConfigError naming every problem.
 
     ``model`` is what :func:`synthc.compiler.resolve.resolve` found for the spec, and
-    ``sources`` what :func:`synthc.compiler.inputs.load_inputs` read for it (inline
+    ``sources`` what :func:`synthc.runtime.inputs.load_inputs` read for it (inline
     examples are used as written when no sources are given).
     """
     config = spec.config

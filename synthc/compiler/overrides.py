@@ -16,7 +16,7 @@ from typing import Any
 import yaml
 
 from synthc.compiler.source import PathKey, SourceMap, dotted, plain_value
-from synthc.errors import ConfigError, Span
+from synthc.core.errors import ConfigError, Span
 
 _SEGMENT = re.compile(r"([^.\[\]]+)|\[(\d+)\]")
 

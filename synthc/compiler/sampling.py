@@ -19,9 +19,9 @@ from dataclasses import dataclass
 from itertools import accumulate
 from typing import Any
 
-from synthc.compiler.keys import NodeKey, derive_seed, node_key, unit_draw
 from synthc.compiler.spec import ExampleSource
 from synthc.compiler.template import SampledValue
+from synthc.core.keys import NodeKey, derive_seed, node_key, unit_draw
 
 MAX_REDRAWS = 100
 

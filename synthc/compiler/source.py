@@ -18,7 +18,7 @@ from yaml.constructor import ConstructorError, SafeConstructor
 from yaml.events import CollectionEndEvent, CollectionStartEvent
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
-from synthc.errors import ConfigError, Diagnostic, Span
+from synthc.core.errors import ConfigError, Diagnostic, Span
 
 PathKey = tuple[str | int, ...]
 

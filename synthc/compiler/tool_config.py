@@ -27,10 +27,10 @@ from synthc.compiler.environments import (
     schema_problem,
 )
 from synthc.compiler.executors import ExecutorError, load_executor
-from synthc.compiler.keys import digest
 from synthc.compiler.spec import EnvironmentParams, MultiTurnAttribute, ToolParams
 from synthc.compiler.validate import Spec
-from synthc.errors import Diagnostic
+from synthc.core.errors import Diagnostic
+from synthc.core.keys import digest
 
 log = logging.getLogger("synthc")
 

@@ -21,7 +21,7 @@ import pydantic
 
 from synthc.compiler.source import PathKey, SourceMap, dotted
 from synthc.compiler.spec import SynthesisConfig
-from synthc.errors import ConfigError, Diagnostic, Span
+from synthc.core.errors import ConfigError, Diagnostic, Span
 
 
 @dataclass(frozen=True)

@@ -27,10 +27,11 @@ import time
 from collections.abc import Sequence
 from dataclasses import replace
 
-from synthc.errors import EngineError
+from synthc.core.errors import EngineError
+from synthc.core.messages import Completion, Outcome, Request, RequestFailure, Usage
 from synthc.runtime.config import Limits
 from synthc.runtime.limits import RateLimiter, Reservation, estimate_tokens
-from synthc.runtime.protocol import Backend, Completion, Outcome, Request, RequestFailure, Usage
+from synthc.runtime.protocol import Backend
 
 RETRY_AFTER_JITTER = 0.1  # fraction of a server-given Retry-After added at random
 

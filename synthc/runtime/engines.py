@@ -15,10 +15,11 @@ from typing import Any, Protocol
 
 from synthc.compiler.graph import Graph
 from synthc.compiler.validate import Spec
-from synthc.errors import EngineError, UnsupportedFeature
+from synthc.core.errors import EngineError, UnsupportedFeature
+from synthc.core.messages import Outcome, Request
 from synthc.runtime.config import EndpointConfig, Limits, LocalModelConfig
 from synthc.runtime.dispatch import Dispatcher
-from synthc.runtime.protocol import Backend, Outcome, Request
+from synthc.runtime.protocol import Backend
 
 MODEL_OPTIONS = (
     "torch_dtype_str",

@@ -34,8 +34,8 @@ import time
 from collections.abc import Callable
 from typing import NamedTuple
 
+from synthc.core.messages import Request, Usage
 from synthc.runtime.config import Limits
-from synthc.runtime.protocol import Request, Usage
 
 WINDOW = 60.0  # seconds: "per minute"
 BURST = 1.0  # seconds of budget a full bucket holds

@@ -16,11 +16,11 @@ from types import TracebackType
 from typing import IO, Any
 
 from synthc.compiler.graph import Graph, LLMRule, Rule
-from synthc.compiler.keys import KEY_VERSION
-from synthc.compiler.manifest import MANIFEST_VERSION
-from synthc.compiler.plan import SampleState
 from synthc.compiler.template import SampledValue
-from synthc.errors import SynthError
+from synthc.core.errors import SynthError
+from synthc.core.keys import KEY_VERSION
+from synthc.planning.manifest import MANIFEST_VERSION
+from synthc.planning.plan import SampleState
 
 
 class AtomicFile:

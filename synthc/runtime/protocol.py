@@ -1,86 +1,14 @@
-"""The neutral request and completion types every backend translates to and from.
+"""The seam between the runtime and an inference engine: requests in, outcomes out.
 
-The runtime hands a backend a batch of :class:`Request` objects and gets back,
-in the same order, one :class:`Completion` or :class:`RequestFailure` each.
 Concurrency, rate limits and retries live in the runtime, not in backends.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Protocol
 
-
-@dataclass(frozen=True)
-class ToolCall:
-    """One function call a model asked for: the provider's call id, the tool, its JSON arguments."""
-
-    id: str
-    name: str
-    arguments: str  # JSON text, as the model wrote it
-
-    def to_dict(self) -> dict[str, str]:
-        return {"id": self.id, "name": self.name, "arguments": self.arguments}
-
-
-@dataclass(frozen=True)
-class Message:
-    role: str  # "system" | "user" | "assistant" | "tool"
-    content: str
-    tool_calls: tuple[ToolCall, ...] = ()  # an assistant message that calls tools
-    tool_call_id: str | None = None  # a tool message: the call it answers
-
-
-@dataclass(frozen=True)
-class Request:
-    """One chat request, fully rendered.
-
-    ``params`` holds the output-affecting generation parameters in oumi's names
-    (``max_new_tokens``, ``temperature``, ``top_p``, ``stop_strings``, ``seed``,
-    ``frequency_penalty``, ``presence_penalty``, ...); ``None`` values are absent.
-    ``seed`` is the node's draw seed, or ``None`` at temperature 0. ``params["tools"]``,
-    when present, lists the tools the model may call, in OpenAI's function format
-    (``{"type": "function", "function": {"name", "description", "parameters"}}``).
-    """
-
-    model: str
-    messages: tuple[Message, ...]
-    params: dict[str, Any] = field(default_factory=dict)
-    seed: int | None = None
-
-
-@dataclass(frozen=True)
-class Usage:
-    input_tokens: int = 0
-    output_tokens: int = 0
-
-
-@dataclass(frozen=True)
-class Completion:
-    text: str  # may be empty when the model answered with tool calls only
-    model: str = ""  # the model the provider says answered
-    usage: Usage = Usage()
-    finish_reason: str | None = None
-    latency: float = 0.0  # seconds, set by the runtime
-    tool_calls: tuple[ToolCall, ...] = ()
-
-
-@dataclass(frozen=True)
-class RequestFailure:
-    """A request that did not produce a completion.
-
-    ``retryable`` failures (429, 5xx, connection errors, timeouts) are retried by
-    the runtime, after ``retry_after`` seconds when the provider said so.
-    """
-
-    message: str
-    retryable: bool
-    status: int | None = None
-    retry_after: float | None = None
-
-
-Outcome = Completion | RequestFailure
+from synthc.core.messages import Outcome, Request
 
 
 class Backend(Protocol):

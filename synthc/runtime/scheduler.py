@@ -23,10 +23,11 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from synthc.cache.claims import Claims
-from synthc.cache.store import Lookup, Record, Store, remote_tiers
 from synthc.compiler.graph import Graph, MultiturnRule
-from synthc.compiler.multiturn import target_turns
-from synthc.compiler.plan import (
+from synthc.core.messages import Completion, Outcome, Request
+from synthc.core.records import Lookup, Record, Store, remote_tiers
+from synthc.planning.conversation import target_turns
+from synthc.planning.plan import (
     UPSTREAM_FAILED,
     LLMNode,
     SampleState,
@@ -36,7 +37,6 @@ from synthc.compiler.plan import (
     found,
     start,
 )
-from synthc.runtime.protocol import Completion, Outcome, Request
 
 
 class Runner(Protocol):

@@ -58,7 +58,7 @@ from typing import Any
 
 from aiohttp import web
 
-from synthc.background import AppServer
+from synthc.cache.appserver import AppServer
 from synthc.testing._wire import ANTHROPIC, OPENAI, Dialect, as_turn, default_turn
 
 OPENAI_PATH = "/v1/chat/completions"

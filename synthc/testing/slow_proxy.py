@@ -21,7 +21,7 @@ import threading
 import aiohttp
 from aiohttp import web
 
-from synthc.background import AppServer
+from synthc.cache.appserver import AppServer
 
 HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "host", "content-length"}
 

@@ -87,7 +87,7 @@ def test_manifest_lists_every_node_with_its_key(llm_server: FakeLLMServer, tmp_p
     assert [e["id"] for e in entries] == [f"line[{i}]" for i in range(4)]
     assert all(len(e["key"]) == 32 and e["status"] == "generated" for e in entries)
     assert {e["parts"]["inputs"]["mood"] for e in entries} <= {
-        synthc.compiler.plan.text_digest(v) for v in graph.sampler.choices[0].values
+        synthc.planning.plan.text_digest(v) for v in graph.sampler.choices[0].values
     }
 
 

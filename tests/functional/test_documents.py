@@ -113,7 +113,7 @@ def test_token_windows_with_the_embedded_tokenizer(
     llm_server: FakeLLMServer, tmp_path: Path
 ) -> None:
     pytest.importorskip("transformers", reason="transformers is not installed")
-    from synthc.compiler.documents import load_tokenizer
+    from synthc.runtime.documents import load_tokenizer
 
     docs = tmp_path / "docs"
     docs.mkdir()
@@ -160,7 +160,7 @@ def test_the_embedded_tokenizer_is_saved_once_and_loads_the_same(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     pytest.importorskip("transformers", reason="transformers is not installed")
-    from synthc.compiler import documents
+    from synthc.runtime import documents
 
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     documents.load_tokenizer.cache_clear()  # loaded once per process otherwise

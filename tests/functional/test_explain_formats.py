@@ -22,7 +22,7 @@ from typing import Any
 import jsonschema
 import pytest
 
-from synthc.render import to_dot, to_html
+from synthc.cli.formats import to_dot, to_html
 from synthc.testing.server import FakeLLMServer
 from tests.conftest import REPO, run_cli
 

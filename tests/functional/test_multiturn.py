@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import synthc
-from synthc.compiler.multiturn import target_turns
+from synthc.planning.conversation import target_turns
 from synthc.runtime.scheduler import expected_nodes
 from synthc.testing.server import FakeLLMServer
 from tests.conftest import build_and_count, run_cli

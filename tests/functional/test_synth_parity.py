@@ -15,12 +15,12 @@ from typing import Any
 import pytest
 
 import synthc
-from synthc.cache.store import Record
 from synthc.compiler.graph import Graph
-from synthc.compiler.plan import advance, answer, start
-from synthc.compiler.synth_emit import convert, formatted, to_synth
-from synthc.compiler.synth_source import load_synth
-from synthc.errors import SynthError
+from synthc.compiler.synth.emit import convert, formatted, to_synth
+from synthc.compiler.synth.source import load_synth
+from synthc.core.errors import SynthError
+from synthc.core.records import Record
+from synthc.planning.plan import advance, answer, start
 from tests.conftest import OUMI_EXAMPLES, REPO, run_cli
 
 CONFIGS = sorted(OUMI_EXAMPLES.glob("*.yaml")) + sorted((REPO / "examples").glob("*.yaml"))

@@ -23,8 +23,9 @@ import pytest
 
 from synthc.cache.remote import NAMESPACE
 from synthc.cache.server import CacheServer
-from synthc.cache.store import LocalStore, Record
-from synthc.compiler.keys import node_key
+from synthc.cache.store import LocalStore
+from synthc.core.keys import node_key
+from synthc.core.records import Record
 from synthc.testing.server import FakeLLMServer
 from synthc.testing.slow_proxy import SlowProxy
 from tests.conftest import run_cli

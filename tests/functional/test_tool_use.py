@@ -17,7 +17,7 @@ import pytest
 
 import synthc
 from synthc.compiler.graph import MultiturnRule
-from synthc.compiler.multiturn import target_turns
+from synthc.planning.conversation import target_turns
 from synthc.testing._wire import default_reply
 from synthc.testing.server import FakeLLMServer, Fault
 from tests.conftest import OUMI_EXAMPLES, pointed_at, run_cli

@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 
 import synthc
-from synthc.compiler.keys import derive_seed
 from synthc.compiler.resolve import smollm2_path
+from synthc.core.keys import derive_seed
 
 # vLLM and torch warn about their own internals (torch.jit, pynvml...) while importing.
 pytestmark = [

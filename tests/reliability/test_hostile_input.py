@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import synthc
-from synthc.errors import ConfigError, SynthError
+from synthc.core.errors import ConfigError, SynthError
 from tests.conftest import REPO, run_cli
 
 EXAMPLES = REPO / "examples"

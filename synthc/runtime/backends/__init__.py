@@ -15,7 +15,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-from synthc.errors import EngineError
+from synthc.core.errors import EngineError
 from synthc.runtime.config import EndpointConfig, LocalModelConfig
 from synthc.runtime.protocol import Backend
 

@@ -29,7 +29,7 @@ from typing import Any
 import aiohttp
 from multidict import CIMultiDictProxy
 
-from synthc.runtime.protocol import Outcome, Request, RequestFailure
+from synthc.core.messages import Outcome, Request, RequestFailure
 
 RETRYABLE_STATUS = frozenset({408, 409, 429})
 MAX_MESSAGE = 300  # characters of a provider's error text kept in a failure message

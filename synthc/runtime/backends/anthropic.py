@@ -29,10 +29,7 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
-from synthc.runtime.backends import ENGINE_DEFAULTS, EngineDefaults
-from synthc.runtime.backends._http import HttpBackend, HttpClient, as_int, closed_schema
-from synthc.runtime.config import EndpointConfig
-from synthc.runtime.protocol import (
+from synthc.core.messages import (
     Completion,
     Message,
     Outcome,
@@ -41,6 +38,9 @@ from synthc.runtime.protocol import (
     ToolCall,
     Usage,
 )
+from synthc.runtime.backends import ENGINE_DEFAULTS, EngineDefaults
+from synthc.runtime.backends._http import HttpBackend, HttpClient, as_int, closed_schema
+from synthc.runtime.config import EndpointConfig
 
 ANTHROPIC_VERSION = "2023-06-01"
 DEFAULT_MAX_TOKENS = 256  # oumi's GenerationParams.max_new_tokens default; the API requires one

@@ -15,9 +15,9 @@ import os
 from collections.abc import Sequence
 from typing import Any
 
-from synthc.errors import EngineError
+from synthc.core.errors import EngineError
+from synthc.core.messages import Completion, Outcome, Request, RequestFailure, Usage
 from synthc.runtime.config import LocalModelConfig
-from synthc.runtime.protocol import Completion, Outcome, Request, RequestFailure, Usage
 
 DEFAULT_CONTEXT = 2048
 DEFAULT_TOP_K = 40

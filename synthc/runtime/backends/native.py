@@ -15,9 +15,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from synthc.errors import EngineError
+from synthc.core.errors import EngineError
+from synthc.core.messages import Completion, Outcome, Request, Usage
 from synthc.runtime.config import LocalModelConfig
-from synthc.runtime.protocol import Completion, Outcome, Request, Usage
 
 DTYPES = {"auto": None, "float32": "float32", "float16": "float16", "bfloat16": "bfloat16"}
 

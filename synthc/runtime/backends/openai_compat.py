@@ -14,10 +14,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from synthc.runtime.backends import ENGINE_DEFAULTS, EngineDefaults
-from synthc.runtime.backends._http import HttpBackend, HttpClient, as_int, closed_schema
-from synthc.runtime.config import EndpointConfig
-from synthc.runtime.protocol import (
+from synthc.core.messages import (
     Completion,
     Message,
     Outcome,
@@ -26,6 +23,9 @@ from synthc.runtime.protocol import (
     ToolCall,
     Usage,
 )
+from synthc.runtime.backends import ENGINE_DEFAULTS, EngineDefaults
+from synthc.runtime.backends._http import HttpBackend, HttpClient, as_int, closed_schema
+from synthc.runtime.config import EndpointConfig
 
 # oumi parameter name -> chat-completions field, copied when present
 _PLAIN_PARAMS = ("temperature", "top_p", "frequency_penalty", "presence_penalty")

@@ -30,9 +30,9 @@ from typing import Any
 
 import xxhash
 
-from synthc.errors import EngineError
+from synthc.core.errors import EngineError
+from synthc.core.messages import Completion, Message, Outcome, Request, ToolCall, Usage
 from synthc.runtime.config import LocalModelConfig
-from synthc.runtime.protocol import Completion, Message, Outcome, Request, ToolCall, Usage
 
 log = logging.getLogger("synthc.engine.vllm")
 

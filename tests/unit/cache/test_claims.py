@@ -18,7 +18,8 @@ import pytest
 
 from synthc.cache.claims import CLAIMS, MAX_AGE, TICK, Claims
 from synthc.cache.registry import BUILDS
-from synthc.cache.store import LocalStore, Record
+from synthc.cache.store import LocalStore
+from synthc.core.records import Record
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="claims need flock")
 

@@ -30,9 +30,10 @@ from synthc.cache.remote import (
     redact,
 )
 from synthc.cache.server import CacheServer
-from synthc.cache.store import LocalStore, Record, remote_tiers
-from synthc.compiler.keys import node_key
-from synthc.errors import CacheError
+from synthc.cache.store import LocalStore
+from synthc.core.errors import CacheError
+from synthc.core.keys import node_key
+from synthc.core.records import Record, remote_tiers
 from synthc.testing.slow_proxy import SlowProxy
 
 REQUEST = {"engine": "OPENAI", "model": "m", "messages": [["user", "Capital of France?"]]}

@@ -10,9 +10,10 @@ import pytest
 
 from synthc.cache.archive import export_records, import_records
 from synthc.cache.maintenance import gc, parse_age, parse_size, stats
-from synthc.cache.store import LocalStore, Record
-from synthc.compiler.keys import node_key
-from synthc.errors import CacheError
+from synthc.cache.store import LocalStore
+from synthc.core.errors import CacheError
+from synthc.core.keys import node_key
+from synthc.core.records import Record
 
 
 def _record(i: int, created: float = 0.0) -> Record:

@@ -11,7 +11,7 @@ import pytest
 
 from synthc.cache.remote import NAMESPACE, HTTPRemote, RemoteError
 from synthc.cache.server import CacheServer
-from synthc.cache.store import Record
+from synthc.core.records import Record
 
 TOKEN = "tok-9b2e-very-secret"
 KEY = "0123456789abcdef0123456789abcdef"

@@ -11,8 +11,9 @@ from pathlib import Path
 import diskcache
 import pytest
 
-from synthc.cache.store import RECORD_VERSION, LocalStore, Record, Store, default_cache_dir
-from synthc.errors import CacheError
+from synthc.cache.store import LocalStore, default_cache_dir
+from synthc.core.errors import CacheError
+from synthc.core.records import RECORD_VERSION, Record, Store
 
 KEY = "0123456789abcdef0123456789abcdef"
 OTHER = "fedcba9876543210fedcba9876543210"

@@ -17,7 +17,7 @@ from synthc.compiler.overrides import apply_overrides, parse_overrides
 from synthc.compiler.resolve import resolve
 from synthc.compiler.source import load_yaml
 from synthc.compiler.validate import Spec, validate
-from synthc.errors import ConfigError
+from synthc.core.errors import ConfigError
 
 # A model section that lowering accepts; appended by tests that lower a config.
 INFERENCE = """

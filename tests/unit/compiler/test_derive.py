@@ -9,12 +9,12 @@ from typing import Any
 
 import pytest
 
-from synthc.compiler.derive import build_row, postprocess, transform
 from synthc.compiler.graph import Graph, TransformRule
-from synthc.compiler.keys import node_key
 from synthc.compiler.spec import PostprocessingParams, TransformationType
 from synthc.compiler.template import SampledValue, parse_template
 from synthc.compiler.validate import Spec
+from synthc.core.keys import node_key
+from synthc.planning.derive import build_row, postprocess, transform
 
 LEVEL = SampledValue("level", "Level", "How hard", "easy", "Easy", "For beginners")
 SAMPLE_KEY = node_key("sample", {"seed": 0, "index": 3, "values": {}})

@@ -21,7 +21,7 @@ from synthc.compiler.environments import (
     parse_simulated,
 )
 from synthc.compiler.graph import MultiturnRule
-from synthc.errors import ConfigError
+from synthc.core.errors import ConfigError
 from tests.conftest import OUMI_EXAMPLES, run_cli
 
 EXECUTORS = OUMI_EXAMPLES / "executors"

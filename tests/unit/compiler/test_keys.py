@@ -9,7 +9,7 @@ import math
 import pytest
 import xxhash
 
-from synthc.compiler.keys import (
+from synthc.core.keys import (
     KEY_VERSION,
     canonical_json,
     derive_seed,

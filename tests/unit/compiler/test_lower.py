@@ -10,7 +10,7 @@ import pytest
 import synthc
 from synthc.compiler.graph import Graph, LLMRule, PostprocessRule, TransformRule
 from synthc.compiler.validate import Spec
-from synthc.errors import ConfigError
+from synthc.core.errors import ConfigError
 
 Write = Callable[..., Path]
 LoadSpec = Callable[..., Spec]

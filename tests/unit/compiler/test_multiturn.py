@@ -11,14 +11,14 @@ import pytest
 
 import synthc
 from synthc.compiler.graph import MultiturnRule
-from synthc.compiler.multiturn import (
+from synthc.core.messages import Message
+from synthc.planning.conversation import (
     conversation,
     parse_plan,
     planner_messages,
     rounds,
     target_turns,
 )
-from synthc.runtime.protocol import Message
 
 CONFIG = """\
 num_samples: 4

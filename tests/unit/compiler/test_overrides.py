@@ -10,7 +10,7 @@ import pytest
 
 from synthc.compiler.overrides import Override, apply_overrides, parse_overrides
 from synthc.compiler.source import SourceMap, load_yaml
-from synthc.errors import ConfigError, Span
+from synthc.core.errors import ConfigError, Span
 
 Write = Callable[..., Path]
 

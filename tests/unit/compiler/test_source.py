@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from synthc.compiler.source import MAX_DEPTH, SourceMap, dotted, load_yaml
-from synthc.errors import ConfigError, Span
+from synthc.core.errors import ConfigError, Span
 
 Write = Callable[..., Path]
 

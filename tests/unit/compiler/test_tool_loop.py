@@ -10,8 +10,8 @@ from typing import Any
 
 import synthc
 from synthc.compiler.graph import MultiturnRule
-from synthc.compiler.multiturn import STRAGGLER_NUDGE, conversation
-from synthc.runtime.protocol import Message, ToolCall
+from synthc.core.messages import Message, ToolCall
+from synthc.planning.conversation import STRAGGLER_NUDGE, conversation
 from tests.conftest import OUMI_EXAMPLES
 
 Reply = str | Message

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from synthc.compiler.validate import Spec
-from synthc.errors import ConfigError
+from synthc.core.errors import ConfigError
 
 Write = Callable[..., Path]
 LoadSpec = Callable[..., Spec]

@@ -8,13 +8,13 @@ from pathlib import Path
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from synthc.compiler.inputs import load_inputs
 from synthc.compiler.lower import lower
 from synthc.compiler.overrides import apply_overrides
 from synthc.compiler.resolve import resolve
-from synthc.compiler.synth_source import parse_synth
+from synthc.compiler.synth.source import parse_synth
 from synthc.compiler.validate import validate
-from synthc.errors import ConfigError, SynthError, UnsupportedFeature
+from synthc.core.errors import ConfigError, SynthError, UnsupportedFeature
+from synthc.runtime.inputs import load_inputs
 
 EXAMPLES = Path(__file__).resolve().parents[3] / "examples"
 SOURCES = [p.read_text() for p in sorted(EXAMPLES.glob("*.synth"))]

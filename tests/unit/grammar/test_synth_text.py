@@ -6,10 +6,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from synthc.compiler.synth_emit import to_synth
-from synthc.compiler.synth_source import parse_synth
-from synthc.compiler.synth_text import TextError, decode_long, encode
-from synthc.errors import ConfigError, Span
+from synthc.compiler.synth.emit import to_synth
+from synthc.compiler.synth.source import parse_synth
+from synthc.compiler.synth.text import TextError, decode_long, encode
+from synthc.core.errors import ConfigError, Span
 
 
 def test_closing_quotes_on_their_own_line_strip_their_indent_and_end_the_text() -> None:

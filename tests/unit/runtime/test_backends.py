@@ -9,7 +9,8 @@ from typing import Any
 
 import pytest
 
-from synthc.errors import EngineError
+from synthc.core.errors import EngineError
+from synthc.core.messages import Completion, Message, Outcome, Request, RequestFailure
 from synthc.runtime.backends import (
     BACKENDS,
     ENGINE_DEFAULTS,
@@ -21,7 +22,7 @@ from synthc.runtime.backends._http import parse_retry_after
 from synthc.runtime.backends.anthropic import AnthropicBackend
 from synthc.runtime.backends.openai_compat import OpenAICompatBackend
 from synthc.runtime.config import EndpointConfig
-from synthc.runtime.protocol import Backend, Completion, Message, Outcome, Request, RequestFailure
+from synthc.runtime.protocol import Backend
 from synthc.testing import FakeLLMServer, Fault
 
 KEY = "sk-secret-do-not-print"

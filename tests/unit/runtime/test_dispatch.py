@@ -9,11 +9,11 @@ from typing import Any
 
 import pytest
 
+from synthc.core.messages import Completion, Message, Outcome, Request, RequestFailure
 from synthc.runtime.backends.openai_compat import OpenAICompatBackend
 from synthc.runtime.config import EndpointConfig, Limits
 from synthc.runtime.dispatch import Dispatcher
 from synthc.runtime.limits import RateLimiter
-from synthc.runtime.protocol import Completion, Message, Outcome, Request, RequestFailure
 from synthc.testing import FakeLLMServer, Fault
 
 CHAT = "/v1/chat/completions"

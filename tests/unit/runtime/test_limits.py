@@ -6,8 +6,8 @@ import random
 
 import pytest
 
+from synthc.core.messages import Message, Request, Usage
 from synthc.runtime.limits import Budget, RateLimiter, Reservation, estimate_tokens
-from synthc.runtime.protocol import Message, Request, Usage
 
 
 class Clock:

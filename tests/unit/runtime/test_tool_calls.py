@@ -10,9 +10,9 @@ from typing import Any
 import jsonschema
 import pytest
 
+from synthc.core.messages import Completion, Message, Outcome, Request, RequestFailure, ToolCall
 from synthc.runtime.backends import create_backend
 from synthc.runtime.config import EndpointConfig
-from synthc.runtime.protocol import Completion, Message, Outcome, Request, RequestFailure, ToolCall
 from synthc.testing import FakeLLMServer, Fault
 
 CHAT = "/v1/chat/completions"

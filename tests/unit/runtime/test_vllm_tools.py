@@ -9,8 +9,8 @@ from collections.abc import Iterator
 
 import pytest
 
+from synthc.core.messages import Completion, Message, Request, ToolCall
 from synthc.runtime.backends.vllm_local import chat_message, parse_tool_calls
-from synthc.runtime.protocol import Completion, Message, Request, ToolCall
 
 TOOLS = [
     {

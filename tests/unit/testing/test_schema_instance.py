@@ -9,7 +9,7 @@ import jsonschema
 import pytest
 import yaml
 
-from synthc.compiler.multiturn import PLANNER_SCHEMA
+from synthc.planning.conversation import PLANNER_SCHEMA
 from synthc.testing._schema import schema_instance
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "oumi_examples"

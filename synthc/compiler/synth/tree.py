@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from synthc.compiler.source import MAX_DEPTH, PathKey
-from synthc.errors import ConfigError, Span
+from synthc.core.errors import ConfigError, Span
 
 
 @dataclass

@@ -1,9 +1,9 @@
 """Explain a build before it runs: a Graph, the cache and the last manifest in, an Explanation out.
 
-Walks every sample with the same :func:`~synthc.compiler.plan.plan` a build
+Walks every sample with the same :func:`~synthc.planning.plan.plan` a build
 uses, so the two cannot disagree. For each rule it counts nodes cached, to
 run, blocked on an upstream node that must run first, and failing; every
-node that would run carries its reasons (:mod:`synthc.compiler.reasons`);
+node that would run carries its reasons (:mod:`synthc.planning.reasons`);
 the totals come with an estimate of requests, tokens and, where the model's
 price is known, dollars. ``to_json`` is the stable, documented form
 (docs/explain-json.md); the CLI draws the rest from it.
@@ -16,15 +16,15 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-from synthc.cache.store import Store
 from synthc.compiler.graph import Graph, LLMRule, MultiturnRule
-from synthc.compiler.manifest import Manifest
-from synthc.compiler.multiturn import step_rule, target_turns
-from synthc.compiler.plan import SampleState, Status, advance, plan, start, text_digest
-from synthc.compiler.reasons import NodeFacts, Reason, reasons
 from synthc.compiler.template import SampledValue
-from synthc.errors import ConfigError
-from synthc.runtime.protocol import Message
+from synthc.core.errors import ConfigError
+from synthc.core.messages import Message
+from synthc.core.records import Store
+from synthc.planning.conversation import step_rule, target_turns
+from synthc.planning.manifest import Manifest
+from synthc.planning.plan import SampleState, Status, advance, plan, start, text_digest
+from synthc.planning.reasons import NodeFacts, Reason, reasons
 
 SCHEMA_VERSION = 1
 DEFAULT_NODE_LIMIT = 50

@@ -16,9 +16,9 @@ from typing import Any
 
 from synthc.compiler.source import PathKey
 from synthc.compiler.spec import InferenceEngineType
-from synthc.compiler.synth_source import ENGINES, MODEL_GROUPS
-from synthc.compiler.synth_text import encode
-from synthc.errors import ConfigError
+from synthc.compiler.synth.source import ENGINES, MODEL_GROUPS
+from synthc.compiler.synth.text import encode
+from synthc.core.errors import ConfigError
 
 WIDTH = 100
 SP = ("strategy_params",)

@@ -179,11 +179,11 @@ def render_explain(
     if fmt == "json":
         return json.dumps(data, indent=2, ensure_ascii=False)
     if fmt == "dot":
-        from synthc.render.dot import to_dot
+        from synthc.cli.formats.dot import to_dot
 
         return to_dot(data, nodes=nodes)
     if fmt == "html":
-        from synthc.render.html import to_html
+        from synthc.cli.formats.html import to_html
 
         return to_html(data)
     with console.capture() as captured:
@@ -193,8 +193,8 @@ def render_explain(
 
 def load_prices(path: str) -> dict[str, tuple[float, float]]:
     """A price table: model → {input, output} USD per million tokens, merged over the defaults."""
-    from synthc.compiler.explain import PRICES
-    from synthc.errors import ConfigError, Span
+    from synthc.core.errors import ConfigError, Span
+    from synthc.planning.explain import PRICES
 
     raw = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
     table = dict(PRICES)

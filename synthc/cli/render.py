@@ -14,9 +14,9 @@ from rich.spinner import Spinner
 from rich.table import Table
 from rich.text import Text
 
-from synthc.compiler.plan import LLMNode
+from synthc.core.messages import Completion
 from synthc.pipeline import BuildResult
-from synthc.runtime.protocol import Completion
+from synthc.planning.plan import LLMNode
 
 PREVIEW_COLUMNS = 6
 CELL_CHARS = 200

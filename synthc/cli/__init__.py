@@ -6,13 +6,14 @@ the library, rich and the backends load inside the commands that use them.
 
 from __future__ import annotations
 
-import contextlib
-import logging
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import click
+
+from synthc.cli.cache import cache
+from synthc.cli.common import errors_to_exit_codes, setup_logging
 
 if TYPE_CHECKING:
     from synthc.pipeline import BuildResult
@@ -114,9 +115,9 @@ def build(
     Writes the JSONL output (oumi's row shape) and a manifest of every node.
     """
     config, overrides = _split(config_opt, args)
-    _setup_logging(log_level)
+    setup_logging(log_level)
     from synthc import pipeline
-    from synthc.cli_render import BuildProgress
+    from synthc.cli.render import BuildProgress
 
     remote: dict[str, Any] = {
         "remote_cache": remote_cache or None,
@@ -124,15 +125,15 @@ def build(
     }
 
     if dry_run:
-        with _errors_to_exit_codes():
-            from synthc.cli_explain import summary_text
+        with errors_to_exit_codes():
+            from synthc.cli.explain import summary_text
 
             data = pipeline.explain(
                 config, overrides, cache_dir=cache_dir, node_limit=0, **remote
             ).to_json()
             click.echo(summary_text(data))
         return
-    with _errors_to_exit_codes():
+    with errors_to_exit_codes():
         with BuildProgress(enabled=sys.stderr.isatty(), quiet=quiet) as progress:
             result = pipeline.build(
                 config, overrides, cache_dir=cache_dir, progress=progress, **remote
@@ -188,10 +189,10 @@ def explain(
     new, failed, modified.template / .params / .model / .sampling / .upstream.
     """
     config, overrides = _split(config_opt, args)
-    _setup_logging(log_level)
-    from synthc.cli_explain import render_explain
+    setup_logging(log_level)
+    from synthc.cli.explain import render_explain
 
-    with _errors_to_exit_codes():
+    with errors_to_exit_codes():
         text = render_explain(
             config,
             overrides,
@@ -212,7 +213,7 @@ def explain(
 
 
 def _report(result: BuildResult, quiet: bool) -> None:
-    from synthc.cli_render import print_failures, print_preview, summary_line, training_hint
+    from synthc.cli.render import print_failures, print_preview, summary_line, training_hint
 
     if not quiet:
         print_preview(result)
@@ -225,38 +226,15 @@ def _report(result: BuildResult, quiet: bool) -> None:
     sys.exit(1)
 
 
-@contextlib.contextmanager
-def _errors_to_exit_codes() -> Iterator[None]:
-    """Turn a SynthError into its message on stderr and its exit code: never a traceback."""
-    from synthc.errors import SynthError
-
-    try:
-        yield
-    except SynthError as exc:
-        click.echo(f"error: {exc.render()}", err=True)
-        sys.exit(exc.exit_code)
-    except KeyboardInterrupt as exc:
-        saved = getattr(exc, "saved", None)
-        if saved is None:
-            click.echo("interrupted: results received so far are cached", err=True)
-        else:
-            click.echo(
-                f"interrupted: {saved} new results saved to the cache; "
-                "run the same command again to build the rest",
-                err=True,
-            )
-        sys.exit(130)
-
-
 @main.command()
 @click.argument("config", type=click.Path(dir_okay=False))
 def convert(config: str) -> None:
     """Print CONFIG in the other form: an oumi YAML config as .synth, a .synth file as YAML."""
     from pathlib import Path
 
-    from synthc.compiler.synth_emit import convert as run
+    from synthc.compiler.synth.emit import convert as run
 
-    with _errors_to_exit_codes():
+    with errors_to_exit_codes():
         click.echo(run(Path(config)), nl=False)
 
 
@@ -267,9 +245,9 @@ def fmt(config: str, check: bool) -> None:
     """Print the .synth file CONFIG in canonical layout (comments kept)."""
     from pathlib import Path
 
-    from synthc.compiler.synth_emit import formatted
+    from synthc.compiler.synth.emit import formatted
 
-    with _errors_to_exit_codes():
+    with errors_to_exit_codes():
         text, canonical = formatted(Path(config))
     if not check:
         click.echo(canonical, nl=False)
@@ -277,12 +255,6 @@ def fmt(config: str, check: bool) -> None:
         click.echo(f"{config}: not in canonical layout; run synthc fmt {config}", err=True)
         sys.exit(1)
 
-
-def _setup_logging(level: str) -> None:
-    logging.basicConfig(level=level.upper(), format="%(levelname)s %(name)s: %(message)s")
-
-
-from synthc.cli_cache import cache  # noqa: E402  (after the helpers it imports from here)
 
 main.add_command(cache)
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from synthc.compiler.keys import KEY_VERSION
+from synthc.core.keys import KEY_VERSION
 
 MANIFEST_VERSION = 1
 log = logging.getLogger("synthc.manifest")

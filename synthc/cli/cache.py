@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from synthc.cli import _errors_to_exit_codes, _setup_logging
+from synthc.cli.common import errors_to_exit_codes, setup_logging
 
 if TYPE_CHECKING:
     from synthc.cache.layered import LayeredStore
@@ -54,7 +54,7 @@ def stats(config: str | None, cache_dir: str | None) -> None:
     """Entries and bytes in the local cache, and the last build's hit rate per tier."""
     from synthc.cache.maintenance import stats as cache_stats
 
-    with _errors_to_exit_codes():
+    with errors_to_exit_codes():
         store = _local(config, cache_dir)
         try:
             found = cache_stats(store)
@@ -85,7 +85,7 @@ def gc(
         age = parse_age(older_than) if older_than else None
     except ValueError as exc:
         raise click.BadParameter(str(exc)) from None
-    with _errors_to_exit_codes():
+    with errors_to_exit_codes():
         store = _local(config, cache_dir)
         try:
             result = collect(store, max_size=limit, older_than=age)
@@ -110,8 +110,8 @@ def verify(config: str | None, cache_dir: str | None, fix: bool, log_level: str)
     """
     from synthc.cache.recover import verify as check
 
-    _setup_logging(log_level)
-    with _errors_to_exit_codes():
+    setup_logging(log_level)
+    with errors_to_exit_codes():
         store = _local(config, cache_dir)
         try:
             result = check(store, fix=fix)
@@ -136,7 +136,7 @@ def export_(file: str, config: str | None, cache_dir: str | None) -> None:
     """Write records to the archive FILE: those CONFIG's last build used, or all of them."""
     from synthc.cache.archive import export_records
 
-    with _errors_to_exit_codes():
+    with errors_to_exit_codes():
         keys = _manifest_keys(_spec(config)) if config else None
         store = _local(config, cache_dir)
         try:
@@ -154,7 +154,7 @@ def import_(file: str, config: str | None, cache_dir: str | None) -> None:
     """Add the records of the archive FILE to the local cache (each one checked)."""
     from synthc.cache.archive import import_records
 
-    with _errors_to_exit_codes():
+    with errors_to_exit_codes():
         store = _local(config, cache_dir)
         try:
             result = import_records(store, Path(file))
@@ -175,8 +175,8 @@ def push(config: str, cache_dir: str | None, remote_cache: tuple[str, ...], log_
     """Send the records CONFIG's last build used to the remote cache(s)."""
     from synthc.cache.sync import push as run
 
-    _setup_logging(log_level)
-    with _errors_to_exit_codes():
+    setup_logging(log_level)
+    with errors_to_exit_codes():
         spec = _spec(config)
         keys = _manifest_keys(spec)
         store = _layered(spec, cache_dir, remote_cache)
@@ -210,8 +210,8 @@ def pull(
     from synthc import pipeline
     from synthc.cache.sync import pull as run
 
-    _setup_logging(log_level)
-    with _errors_to_exit_codes():
+    setup_logging(log_level)
+    with errors_to_exit_codes():
         spec = pipeline.load(config, overrides)
         graph = pipeline.compile(config, overrides)
         store = _layered(spec, cache_dir, remote_cache)
@@ -256,7 +256,7 @@ def serve(
 
     if not token and not no_token:
         raise click.UsageError("give --token (or SYNTHC_REMOTE_CACHE_TOKEN), or --no-token")
-    _setup_logging(log_level)
+    setup_logging(log_level)
     Path(directory).mkdir(parents=True, exist_ok=True)
     server = CacheServer(
         Path(directory), token or None, host=host, port=port, max_size=parse_size(max_size)
@@ -277,8 +277,8 @@ def _spec(config: str) -> Spec:
 
 def _manifest_keys(spec: Spec) -> list[str]:
     from synthc import pipeline
-    from synthc.compiler.manifest import load_manifest
-    from synthc.errors import CacheError
+    from synthc.core.errors import CacheError
+    from synthc.planning.manifest import load_manifest
 
     path = pipeline.manifest_path(spec)
     manifest = load_manifest(path)
@@ -293,7 +293,7 @@ def _manifest_keys(spec: Spec) -> list[str]:
 
 def _layered(spec: Spec, cache_dir: str | None, remote_cache: tuple[str, ...]) -> LayeredStore:
     from synthc import pipeline
-    from synthc.errors import CacheError
+    from synthc.core.errors import CacheError
 
     store = pipeline.cache_store(spec, cache_dir, remote_cache or None)
     if not store.tiers:

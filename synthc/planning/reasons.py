@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from synthc.compiler.manifest import Manifest
+from synthc.planning.manifest import Manifest
 
 MAX_DIFF_LINES = 8
 

@@ -22,13 +22,13 @@ from typing import Any
 
 import xxhash
 
-from synthc.cache.store import Lookup, Record, Tiered, remote_tiers
-from synthc.compiler.derive import postprocess, transform
 from synthc.compiler.graph import Graph, LLMRule, MultiturnRule, PostprocessRule, Rule
-from synthc.compiler.keys import NodeId, NodeKey, derive_seed, digest, node_id, node_key
-from synthc.compiler.multiturn import conversation, step_rule, target_turns
 from synthc.compiler.template import SampledValue, TemplateError, render
-from synthc.runtime.protocol import Message, Request, ToolCall
+from synthc.core.keys import NodeId, NodeKey, derive_seed, digest, node_id, node_key
+from synthc.core.messages import Message, Request, ToolCall
+from synthc.core.records import Lookup, Record, Tiered, remote_tiers
+from synthc.planning.conversation import conversation, step_rule, target_turns
+from synthc.planning.derive import postprocess, transform
 
 UPSTREAM_FAILED = "an upstream node failed"
 

@@ -18,7 +18,7 @@ from typing import Any
 import yaml
 
 from synthc.compiler.source import PathKey, SourceMap, load_yaml
-from synthc.compiler.synth_blocks import (
+from synthc.compiler.synth.blocks import (
     SP,
     Line,
     _need,
@@ -38,8 +38,8 @@ from synthc.compiler.synth_blocks import (
     transform,
     value,
 )
-from synthc.compiler.synth_source import load_synth
-from synthc.errors import ConfigError
+from synthc.compiler.synth.source import load_synth
+from synthc.core.errors import ConfigError
 
 Comment = tuple[int, int, str]
 

@@ -17,10 +17,10 @@ from lark.tree import Meta
 
 from synthc.compiler.source import Document, PathKey, SourceMap, _read
 from synthc.compiler.spec import GenerationParams, InferenceEngineType, ModelParams, RemoteParams
-from synthc.compiler.synth_text import TextError, decode_long, decode_string
-from synthc.compiler.synth_tree import Node, Part, assemble, block, flatten
-from synthc.errors import ConfigError, Span
-from synthc.grammar import Comment, parse
+from synthc.compiler.synth.grammar import Comment, parse
+from synthc.compiler.synth.text import TextError, decode_long, decode_string
+from synthc.compiler.synth.tree import Node, Part, assemble, block, flatten
+from synthc.core.errors import ConfigError, Span
 
 SP = ("strategy_params",)
 IC = ("inference_config",)

@@ -6,7 +6,7 @@ to_html(data) -> str               # a self-contained page: graph, totals, filte
 
 from __future__ import annotations
 
-from synthc.render.dot import to_dot
-from synthc.render.html import to_html
+from synthc.cli.formats.dot import to_dot
+from synthc.cli.formats.html import to_html
 
 __all__ = ["to_dot", "to_html"]

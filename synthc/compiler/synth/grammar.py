@@ -18,8 +18,8 @@ from typing import Any
 from lark import Lark, Token, Tree
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
 
-from synthc.errors import ConfigError, Span
-from synthc.grammar.scan import unclosed
+from synthc.compiler.synth.scan import unclosed
+from synthc.core.errors import ConfigError, Span
 
 Comment = tuple[int, int, str]
 _comments: contextvars.ContextVar[list[Comment]] = contextvars.ContextVar("synth_comments")
@@ -50,7 +50,7 @@ def _on_comment(token: Token) -> Token:
 def parser() -> Lark:
     """The .synth parser, built once from the packaged grammar."""
     return Lark.open_from_package(
-        "synthc.grammar",
+        "synthc.compiler.synth",
         "synth.lark",
         parser="lalr",
         propagate_positions=True,

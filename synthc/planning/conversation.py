@@ -39,14 +39,13 @@ from synthc.compiler.environments import (
     parse_simulated,
     simulator_messages,
 )
-from synthc.compiler.graph import LLMRule, MultiturnRule
-from synthc.compiler.keys import unit_draw
+from synthc.compiler.graph import SPECIAL_IDS, LLMRule, MultiturnRule
 from synthc.compiler.template import Template, TemplateError, render
-from synthc.runtime.protocol import Message, ToolCall
+from synthc.core.keys import unit_draw
+from synthc.core.messages import Message, ToolCall
 
 MAX_PLAN_ATTEMPTS = 3
 ROLES = ("user", "assistant")
-SPECIAL_IDS = ("target_turns", "current_turn", "conversation_plan")
 
 # oumi 0.9's PLANNER_JSON_SCHEMA (pydantic's schema of its PlannerOutput), as it sends it
 PLANNER_SCHEMA: dict[str, Any] = {

@@ -21,12 +21,12 @@ from typing import Any
 from synthc.compiler.source import PathKey
 from synthc.compiler.spec import DocumentSegmentationParams, DocumentSource
 from synthc.compiler.validate import Spec
+from synthc.runtime.files import resolve_files
 
 DOCUMENT_SUFFIXES = (".pdf", ".docx", ".txt", ".md", ".html", ".htm")
 
 
 def document_rows(spec: Spec, doc: DocumentSource, path: PathKey) -> tuple[dict[str, Any], ...]:
-    from synthc.compiler.inputs import resolve_files
 
     pattern = doc.path.rstrip("/") + "/**/*" if _is_dir(spec, doc.path) else doc.path
     files = [f for f in resolve_files(spec, pattern, path) if f.suffix.lower() in DOCUMENT_SUFFIXES]

@@ -14,7 +14,6 @@ offline). ``attribute_map`` keeps only the mapped columns, renamed, as oumi does
 from __future__ import annotations
 
 import csv
-import glob
 import json
 from pathlib import Path
 from typing import Any
@@ -23,6 +22,8 @@ from synthc.compiler.sampling import Source, example_sources
 from synthc.compiler.source import PathKey
 from synthc.compiler.spec import DatasetSource, DocumentSource
 from synthc.compiler.validate import Spec
+from synthc.runtime.documents import document_rows
+from synthc.runtime.files import resolve_files
 
 SP: PathKey = ("strategy_params",)
 
@@ -35,8 +36,6 @@ def load_inputs(spec: Spec) -> tuple[Source, ...]:
         rows = _dataset_rows(spec, data, (*SP, "input_data", i))
         sources.append(Source(data.id or f"input_data[{i}]", rows, data.num_shots))
     for i, doc in enumerate(params.input_documents or ()):
-        from synthc.compiler.documents import document_rows
-
         rows = document_rows(spec, doc, (*SP, "input_documents", i))
         sources.append(Source(_document_id(doc), rows, doc.num_shots))
     return tuple(sources)
@@ -71,23 +70,6 @@ def _mapped(
             missing[0],
         )
     return {new: row[old] for old, new in mapping.items()}
-
-
-def resolve_files(spec: Spec, pattern: str, path: PathKey) -> list[Path]:
-    """The files ``pattern`` names, relative to the working directory, then to the config."""
-    for base in (Path.cwd(), spec.path.resolve().parent):
-        full = str(base / Path(pattern).expanduser())
-        if glob.has_magic(pattern):
-            found = sorted(Path(p) for p in glob.glob(full, recursive=True) if Path(p).is_file())
-        else:
-            found = [Path(full)] if Path(full).is_file() else []
-        if found:
-            return found
-    raise spec.error(
-        f"no file matches {pattern!r} (looked in the working directory and beside the config)",
-        *path,
-        "path",
-    )
 
 
 def _read_file(spec: Spec, file: Path, path: PathKey) -> list[dict[str, Any]]:
