@@ -52,11 +52,12 @@ PLAIN = """
 import json, sys, time
 from vllm import LLM, SamplingParams
 from synthc.runtime.backends.vllm_local import hf_weights
+from synthc.compiler.engines import Engine
 from synthc.runtime.config import LocalModelConfig
 from synthc.compiler.resolve import smollm2_path
 if __name__ == "__main__":
     prompts, max_tokens, kwargs = json.loads(sys.argv[1]), int(sys.argv[2]), json.loads(sys.argv[3])
-    model = hf_weights(LocalModelConfig("VLLM", "smollm2", smollm2_path(), {}))
+    model = hf_weights(LocalModelConfig(Engine.VLLM, "smollm2", smollm2_path(), {}))
     llm = LLM(model=str(model), seed=0, **kwargs)
     params = [SamplingParams(temperature=0.8, max_tokens=max_tokens, seed=i)
               for i in range(len(prompts))]

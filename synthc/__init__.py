@@ -15,7 +15,6 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from synthc.cache.store import LocalStore
-    from synthc.compiler.executors import ToolResult
     from synthc.compiler.graph import Graph
     from synthc.compiler.lower import lower
     from synthc.compiler.validate import Spec
@@ -30,6 +29,7 @@ if TYPE_CHECKING:
         UnsupportedFeature,
     )
     from synthc.core.keys import KEY_VERSION, NodeId, NodeKey
+    from synthc.core.messages import ToolResult
     from synthc.core.records import Record, Store
     from synthc.pipeline import BuildResult, build, compile, explain, load, why
     from synthc.planning.explain import Explanation
@@ -63,7 +63,7 @@ _EXPORTS = {
     "explain": "synthc.pipeline",
     "why": "synthc.pipeline",
     "Explanation": "synthc.planning.explain",
-    "ToolResult": "synthc.compiler.executors",
+    "ToolResult": "synthc.core.messages",
     "load": "synthc.pipeline",
 }
 

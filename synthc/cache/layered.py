@@ -32,7 +32,6 @@ from synthc.cache.pusher import Pusher, Tier
 from synthc.cache.remote import Remote, open_remote
 from synthc.cache.store import LocalStore
 from synthc.cache.writer import WriteBehind
-from synthc.core.keys import node_key
 from synthc.core.records import Lookup, Record
 
 LOCAL = "local"
@@ -46,17 +45,16 @@ def checked(key: str, data: bytes, source: str) -> Record | None:
     """The record in ``data`` if this synthc reads it and its request hashes to ``key``."""
     try:
         record = Record.from_bytes(data)
-        actual = node_key("llm", record.request)
+        made_for = record.hashes_to(key)
     except (ValueError, TypeError, RecursionError) as exc:
         log.warning("ignoring unreadable record %s from %s (%s)", key, source, exc)
         return None
-    if record.key != key or actual != key:
+    if not made_for:
         log.warning(
-            "refusing record %s from %s: its request hashes to %s (misfiled or tampered); "
-            "it will be regenerated",
+            "refusing record %s from %s: its request does not hash to its key (misfiled or "
+            "tampered); it will be regenerated",
             key,
             source,
-            actual,
         )
         return None
     return record

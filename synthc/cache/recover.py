@@ -18,7 +18,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from synthc.core.keys import node_key
 from synthc.core.records import Record
 
 DATABASE = "cache.db"
@@ -42,10 +41,9 @@ def matches(key: str, data: bytes) -> Record | None:
     """The record in ``data`` if it parses and its request hashes to ``key``; else None."""
     try:
         record = Record.from_bytes(data)
-        actual = node_key("llm", record.request)
+        return record if record.hashes_to(key) else None
     except (ValueError, TypeError, RecursionError):
         return None
-    return record if record.key == key == actual else None
 
 
 @dataclass

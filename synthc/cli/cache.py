@@ -279,6 +279,7 @@ def _manifest_keys(spec: Spec) -> list[str]:
     from synthc import pipeline
     from synthc.core.errors import CacheError
     from synthc.planning.manifest import load_manifest
+    from synthc.planning.plan import Status
 
     path = pipeline.manifest_path(spec)
     manifest = load_manifest(path)
@@ -287,7 +288,7 @@ def _manifest_keys(spec: Spec) -> list[str]:
     return [
         entry["key"]
         for entry in manifest.nodes.values()
-        if "key" in entry and entry.get("status") in ("cached", "generated")
+        if "key" in entry and entry.get("status") in (Status.CACHED, Status.GENERATED)
     ]
 
 

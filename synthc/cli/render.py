@@ -16,7 +16,7 @@ from rich.text import Text
 
 from synthc.core.messages import Completion
 from synthc.pipeline import BuildResult
-from synthc.planning.plan import LLMNode
+from synthc.planning.plan import Node
 
 PREVIEW_COLUMNS = 6
 CELL_CHARS = 200
@@ -45,11 +45,11 @@ class BuildProgress:
     def cached(self, count: int) -> None:
         self.n_cached += count
 
-    def generated(self, node: LLMNode, completion: Completion) -> None:
+    def generated(self, node: Node, completion: Completion | None) -> None:
         self.n_generated += 1
-        self.tokens += completion.usage.output_tokens
+        self.tokens += completion.usage.output_tokens if completion is not None else 0
 
-    def failed(self, node: LLMNode, message: str) -> None:
+    def failed(self, node: Node, message: str) -> None:
         self.n_failed += 1
 
     def loading(self, what: str) -> None:

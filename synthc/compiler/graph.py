@@ -9,15 +9,26 @@ nodes are not materialised here: the planner walks them sample by sample, so a
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from enum import Enum
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
-from synthc.compiler.environments import Toolset
+from synthc.compiler.engines import Engine
 from synthc.compiler.sampling import Sampler
 from synthc.compiler.spec import PostprocessingParams, TransformationType
 from synthc.compiler.template import Template
+from synthc.compiler.tools import Toolset
 from synthc.core.errors import Span
+
+
+class RuleKind(str, Enum):
+    """What a rule makes of its attribute; explain's JSON names rules by it."""
+
+    GENERATED = "generated"
+    POSTPROCESSED = "postprocessed"
+    TRANSFORMED = "transformed"
+    MULTITURN = "multiturn"
 
 
 @dataclass(frozen=True)
@@ -31,6 +42,7 @@ class MessageTemplate:
 class LLMRule:
     """A generated attribute: one chat request per sample."""
 
+    kind: ClassVar[RuleKind] = RuleKind.GENERATED
     id: str
     messages: tuple[MessageTemplate, ...]
     deps: tuple[str, ...]
@@ -42,6 +54,7 @@ class LLMRule:
 class PostprocessRule:
     """oumi's postprocessing of a generated attribute into a new id."""
 
+    kind: ClassVar[RuleKind] = RuleKind.POSTPROCESSED
     id: str
     source: str
     params: PostprocessingParams
@@ -57,6 +70,7 @@ class PostprocessRule:
 class TransformRule:
     """A transformed attribute (STRING, LIST, DICT or CHAT) built from other values."""
 
+    kind: ClassVar[RuleKind] = RuleKind.TRANSFORMED
     id: str
     type: TransformationType
     templates: tuple[tuple[str, Template], ...]  # (key or role, template), in order
@@ -78,6 +92,7 @@ class MultiturnRule:
     Per sample it produces a conversation (``id``) and the raw plan (``id_plan``).
     """
 
+    kind: ClassVar[RuleKind] = RuleKind.MULTITURN
     id: str
     min_turns: int
     max_turns: int
@@ -104,7 +119,7 @@ Rule = LLMRule | PostprocessRule | TransformRule | MultiturnRule
 class Inference:
     """Which model answers, and the parameters that decide what it says."""
 
-    engine: str
+    engine: Engine
     model: str  # the name sent to an API
     identity: str  # what node keys hash: name@revision, or file name@content hash
     path: Path | None  # local weights, for in-process engines

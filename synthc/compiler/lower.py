@@ -12,7 +12,7 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
-from synthc.compiler.environments import Toolset
+from synthc.compiler.engines import ENGINES
 from synthc.compiler.graph import (
     SPECIAL_IDS,
     Graph,
@@ -42,6 +42,7 @@ from synthc.compiler.template import (
     parse_template,
 )
 from synthc.compiler.tool_config import build_environments, toolset
+from synthc.compiler.tools import Toolset
 from synthc.compiler.validate import Spec
 from synthc.core.errors import ConfigError, Diagnostic
 from synthc.core.keys import digest
@@ -71,8 +72,6 @@ OUTPUT_PARAMS = (
 SP: PathKey = ("strategy_params",)
 # model_kwargs an in-process engine reads that change its output; they join node keys.
 ENGINE_OUTPUT_KNOBS = ("top_k", "chat_format", "repeat_penalty")
-# in-process engines that cannot take tool definitions
-NO_TOOL_ENGINES = ("LLAMACPP", "NATIVE")
 
 
 @dataclass(frozen=True)
@@ -264,7 +263,7 @@ def _check_tool_engine(spec: Spec, i: int, problems: list[Diagnostic]) -> None:
     """Tool use needs an engine whose API takes tool definitions and returns tool calls."""
     engine = spec.config.inference_config.engine
     name = engine.value if engine is not None else "the default engine"
-    if engine is None or engine.value in NO_TOOL_ENGINES:
+    if engine is None or not ENGINES[engine].tools:
         where = (
             ("inference_config", "engine")
             if engine is not None

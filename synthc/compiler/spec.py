@@ -17,6 +17,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
+from synthc.compiler.engines import Engine
+
 DEFAULT_SEED = 0
 DATASET_SUFFIXES = (".jsonl", ".json", ".csv", ".parquet", ".tsv", ".xlsx")
 
@@ -415,45 +417,12 @@ class RemoteParams(Model):
         return self
 
 
-class InferenceEngineType(str, Enum):
-    """oumi's engine names."""
-
-    NATIVE = "NATIVE"
-    VLLM = "VLLM"
-    REMOTE_VLLM = "REMOTE_VLLM"
-    SGLANG = "SGLANG"
-    LAMBDA = "LAMBDA"
-    LLAMACPP = "LLAMACPP"
-    REMOTE = "REMOTE"
-    ANTHROPIC = "ANTHROPIC"
-    GOOGLE_VERTEX = "GOOGLE_VERTEX"
-    GOOGLE_GEMINI = "GEMINI"
-    DEEPSEEK = "DEEPSEEK"
-    FIREWORKS = "FIREWORKS"
-    PARASAIL = "PARASAIL"
-    TOGETHER = "TOGETHER"
-    OPENAI = "OPENAI"
-    OPENROUTER = "OPENROUTER"
-    SAMBANOVA = "SAMBANOVA"
-    BEDROCK = "BEDROCK"
-    CEREBRAS = "CEREBRAS"
-    HUGGING_FACE_ROUTER = "HUGGING_FACE_ROUTER"
-
-    @classmethod
-    def _missing_(cls, value: object) -> InferenceEngineType | None:
-        if isinstance(value, str):
-            for member in cls:
-                if value.upper() in (member.value, member.name):
-                    return member
-        return None
-
-
 class InferenceConfig(Model):
     model: ModelParams | None = None
     generation: GenerationParams = Field(default_factory=GenerationParams)
     input_path: None = None
     output_path: None = None
-    engine: InferenceEngineType | None = None
+    engine: Engine | None = None
     remote_params: RemoteParams = Field(default_factory=RemoteParams)
     progress_path: Text | None = None  # oumi's progress file; synthc reports on the terminal
 

@@ -1,36 +1,36 @@
 """Build tool-use environments from a config: ``environment_config`` in, checked Environments out.
 
 Every problem is reported with its location (an unknown ``env_type``, a lookup
-entry whose input does not match the tool's parameters, SQL that does not run,
-an executor that cannot be imported...), all at once, before anything is sent.
-:func:`toolset` then gives each multiturn attribute the tools it may call.
+entry whose input does not match the tool's parameters, an executor that cannot
+be found...), all at once, before anything is sent. Nothing here runs: executors
+are found and digested from their source, not imported, and SQL runs first in
+the runtime. :func:`toolset` then gives each multiturn attribute the tools it may
+call.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
-import sqlite3
 from pathlib import Path
 from typing import Any
 
-from synthc.compiler.environments import (
+from synthc.compiler.executors import ExecutorError, ExecutorRef, find_executor, with_digests
+from synthc.compiler.spec import EnvironmentParams, MultiTurnAttribute, ToolParams
+from synthc.compiler.tools import (
     ENV_TYPES,
     Environment,
     Grounding,
     Tool,
     Toolset,
     canonical,
-    close_database,
     fill_defaults,
-    open_database,
     schema_error,
     schema_problem,
 )
-from synthc.compiler.executors import ExecutorError, load_executor
-from synthc.compiler.spec import EnvironmentParams, MultiTurnAttribute, ToolParams
 from synthc.compiler.validate import Spec
 from synthc.core.errors import Diagnostic
-from synthc.core.keys import digest
+from synthc.core.keys import bytes_digest, digest, node_key
 
 log = logging.getLogger("synthc")
 
@@ -57,8 +57,48 @@ def build_environments(spec: Spec, problems: list[Diagnostic]) -> dict[str, Envi
     for i, params in enumerate(config.environments):
         env = _environment(spec, i, params, report, seen_tools)
         if env is not None:
+            env.digest = _env_digest(params)
+            env.state = _initial_state(env)
             out[env.id] = env
+    _digest_executors(out.values(), report)
     return out
+
+
+def _env_digest(params: EnvironmentParams) -> str:
+    """An environment's definition, its env_type by its one name (an alias is no change)."""
+    dumped = params.model_dump(mode="json")
+    dumped["env_type"] = ENV_TYPES.get(params.env_type.lower(), params.env_type)
+    return digest(dumped)
+
+
+def _initial_state(env: Environment) -> str | None:
+    """The key of the state a conversation starts from: a database's schema and seed (or
+    file), a stateful environment's initial_state; None for a stateless one."""
+    if env.kind == "database":
+        if env.db_path is not None:
+            source: Any = {"file": bytes_digest(env.db_path.read_bytes())}
+        else:
+            source = {"schema_sql": env.schema_sql, "seed_sql": env.seed_sql}
+    elif env.stateful:
+        source = {"initial_state": env.initial_state}
+    else:
+        return None
+    return node_key("state", {"env": env.id, "initial": digest(source)})
+
+
+def _digest_executors(environments: Any, report: _Problems) -> None:
+    """Give every tool's executor its source digest (the others of its module left out)."""
+    envs = list(environments)
+    try:
+        refs = with_digests(t.executor for e in envs for t in e.tools if t.executor is not None)
+    except ExecutorError as exc:  # found a moment ago; unreadable now
+        report.add(f"cannot read an executor: {exc}", *ENVS)
+        return
+    for env in envs:
+        env.tools = tuple(
+            dataclasses.replace(t, executor=refs[t.executor.name]) if t.executor else t
+            for t in env.tools
+        )
 
 
 def _environment(
@@ -103,12 +143,13 @@ def _tool(
 ) -> Tool:
     kind = ENV_TYPES[env.env_type.lower()]
     kwargs = env.env_kwargs or {}
-    executor = None
+    executor: ExecutorRef | None = None
     if tp.executor and kind != "lookup":
         try:
-            executor = load_executor(tp.executor, config_dir)
+            where = str(report.spec.span(*path, "executor") or report.spec.path)
+            executor = dataclasses.replace(find_executor(tp.executor, config_dir), where=where)
         except ExecutorError as exc:
-            report.add(f"cannot load executor {tp.executor!r}: {exc}", *path, "executor")
+            report.add(f"cannot find executor {tp.executor!r}: {exc}", *path, "executor")
     if kind == "database" and not tp.executor:
         report.add(f"tool {tp.id!r} needs an executor in a database environment", *path, "id")
     if kind == "simulated" and _stateful(kwargs) and not tp.executor:
@@ -261,11 +302,8 @@ def _database(
             return
     else:
         env.schema_sql, env.seed_sql = str(schema_sql), kwargs.get("seed_sql")
-    try:  # the SQL runs once now, so its errors are reported before anything is sent
-        close_database(open_database(env))
-    except sqlite3.Error as exc:
-        key = "db_path" if db_path is not None else "schema_sql"
-        report.add(f"the database cannot be set up: {exc}", *where, key)
+    key = "db_path" if db_path is not None else "schema_sql"
+    env.where = str(report.spec.span(*where, key) or report.spec.path)
 
 
 def _grounding(
@@ -390,11 +428,6 @@ def toolset(
 
 
 def _digest(spec: Spec) -> str:
-    """The environments' definition, each env_type by its one name (an alias is no change)."""
+    """Every environment's definition: what a conversation's tools are made of."""
     config = spec.config.environment_config
-    if config is None:
-        return digest(None)
-    dumped = config.model_dump(mode="json")
-    for env in dumped["environments"]:
-        env["env_type"] = ENV_TYPES.get(env["env_type"].lower(), env["env_type"])
-    return digest(dumped)
+    return digest(None if config is None else [_env_digest(e) for e in config.environments])

@@ -39,6 +39,11 @@ def digest(value: Any) -> str:
     return xxhash.xxh3_64_hexdigest(canonical_json(value))
 
 
+def bytes_digest(data: bytes) -> str:
+    """A content hash of raw bytes (a file, a database image)."""
+    return xxhash.xxh3_128_hexdigest(data)
+
+
 def node_id(rule: str, sample: int) -> NodeId:
     return NodeId(f"{rule}[{sample}]")
 

@@ -81,3 +81,11 @@ class RequestFailure:
 
 
 Outcome = Completion | RequestFailure
+
+
+@dataclass(frozen=True)
+class ToolResult:
+    """What a tool executor may return: its output, and for a stateful tool the new state."""
+
+    output: Any
+    updated_state: Any = None

@@ -3,7 +3,10 @@ Lookup / Store / Tiered protocols that planning and the runtime depend on.
 
 A :class:`Record` is the output of one node and its provenance (the canonical
 request, the model the provider reported, token usage, latency, time). Records
-are JSON, never pickle, and carry a version.
+are JSON, never pickle, and carry a version. Three kinds share the shape:
+``llm`` (a model's answer), ``tool`` (an executor's answer; ``state`` names the
+environment state it left) and ``state`` (an environment state itself, the text
+of a JSON value or of a base64 SQLite image).
 """
 
 from __future__ import annotations
@@ -12,6 +15,8 @@ import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
+
+from synthc.core.keys import node_key
 
 RECORD_VERSION = 1
 
@@ -27,12 +32,19 @@ class Record:
     created: float = 0.0
     version: int = RECORD_VERSION
     tool_calls: list[dict[str, str]] = field(default_factory=list)  # {id, name, arguments}
+    kind: str = "llm"  # "llm" | "tool" | "state": what made it, and how its key is hashed
+    state: str = ""  # a tool record: the key of the environment state the call left
 
     def to_bytes(self) -> bytes:
         fields = {name: getattr(self, name) for name in self.__dataclass_fields__}  # no deep copy
-        if not self.tool_calls:
-            del fields["tool_calls"]  # records without tool calls keep their old bytes
+        for name, default in _OMITTED:  # an LLM record without tool calls keeps its old bytes
+            if fields[name] == default:
+                del fields[name]
         return json.dumps(fields, ensure_ascii=False, separators=(",", ":")).encode()
+
+    def hashes_to(self, key: str) -> bool:
+        """Whether this record was made for ``key``: its request hashes to it under its kind."""
+        return self.key == key == node_key(self.kind, self.request)
 
     @classmethod
     def from_bytes(cls, data: bytes) -> Record:
@@ -50,7 +62,13 @@ class Record:
             isinstance(c, dict) and all(isinstance(c.get(k), str) for k in fields) for c in calls
         ):
             raise ValueError("record with malformed tool_calls")
+        if raw.get("kind", "llm") not in KINDS or not isinstance(raw.get("state", ""), str):
+            raise ValueError(f"record of unknown kind {raw.get('kind')!r}")
         return cls(**raw)
+
+
+KINDS = ("llm", "tool", "state")
+_OMITTED: tuple[tuple[str, Any], ...] = (("tool_calls", []), ("kind", "llm"), ("state", ""))
 
 
 class Lookup(Protocol):

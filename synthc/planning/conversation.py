@@ -19,30 +19,41 @@ ASSISTANT turns are kept as the model wrote them (oumi 0.9 does the same).
 
 With tools (``available_environments`` / ``available_tools``) an assistant turn
 is oumi's native tool-calling loop: each round is a node (``conv.turn2``,
-``conv.turn2.r2``...) offered the tools; its tool calls are answered locally by
-the sample's own environments (:mod:`synthc.compiler.environments`) or, for a
-simulated tool, by a node of its own (``conv.turn2.call1``); after
-``max_consecutive_tool_turns`` rounds, ``conv.turn2.final`` asks for an answer
-without tools. Grounding facts drawn per sample go into the planner prompt.
+``conv.turn2.r2``...) offered the tools, and each tool call it makes is answered
+in call order: by a lookup table here, by the model for a simulated tool
+(``conv.turn2.call1``, an LLM node), or by its executor (``conv.turn2.call1``, a
+tool node the runtime runs; its key holds the environment state the
+conversation has reached). After ``max_consecutive_tool_turns`` rounds,
+``conv.turn2.final`` asks for an answer without tools. Grounding facts drawn per
+sample go into the planner prompt.
+
+A :class:`Cursor` holds where a conversation is; each step is taken once, as its
+answer arrives (from the cache or from the runtime), so advancing a conversation
+never replays it and planning never runs an executor.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from synthc.compiler.environments import (
-    Session,
+from synthc.compiler.graph import SPECIAL_IDS, LLMRule, MultiturnRule
+from synthc.compiler.template import Template, TemplateError, render
+from synthc.compiler.tools import (
+    Environment,
+    Tool,
     ToolError,
     grounding_block,
     json_object_in,
+    look_up,
     parse_simulated,
     simulator_messages,
 )
-from synthc.compiler.graph import SPECIAL_IDS, LLMRule, MultiturnRule
-from synthc.compiler.template import Template, TemplateError, render
 from synthc.core.keys import unit_draw
 from synthc.core.messages import Message, ToolCall
+from synthc.planning.steps import Step
 
 MAX_PLAN_ATTEMPTS = 3
 ROLES = ("user", "assistant")
@@ -105,20 +116,6 @@ PLANNER_EXAMPLE_ANSWER = (
 )
 
 
-class Ask(Protocol):
-    """Asks for a step: (step id, messages, extra request params) in; the step's reply (its
-    text, or the assistant message when it calls tools) out, None while it is pending.
-
-    ``shared`` names a draw every sample shares: a simulated tool call cached by input
-    is answered once per build, as oumi 0.9's stateless simulated environment (one per
-    build, its cache with it) answers it once, whichever conversation asks.
-    """
-
-    def __call__(
-        self, name: str, messages: list[Message], extra: dict[str, Any], shared: str | None = None
-    ) -> str | Message | None: ...
-
-
 STRAGGLER_NUDGE = (
     "Stop calling tools. Based on the information gathered so far, provide a final "
     "natural-language answer to the user."
@@ -144,158 +141,248 @@ def target_turns(seed: int, sample: int, rule: MultiturnRule) -> int:
     return len(ROLES) * rounds(seed, sample, rule)
 
 
-def step_rule(rule: MultiturnRule, name: str) -> LLMRule:
-    """The rule a step's node belongs to: ``conv.turn2`` and so on."""
-    return LLMRule(f"{rule.id}.{name}", (), rule.deps, rule.digest, rule.span)
+def step_rule(rule: MultiturnRule, step: Step) -> LLMRule:
+    """The rule a step's node belongs to: ``dialog.turn2`` and so on."""
+    return LLMRule(step.rule_id, (), rule.deps, rule.digest, rule.span)
 
 
-def conversation(
-    rule: MultiturnRule,
-    values: dict[str, Any],
-    turns: int,
-    ask: Ask,
-    facts: list[dict[str, Any]],
-) -> tuple[dict[str, Any], str] | None:
-    """The finished conversation and raw plan, or None while a step is still pending.
+class Ask(Protocol):
+    """What a conversation needs of its sample: each step's answer once it is known.
 
-    ``ask`` returns a step's reply when it is known (cached or answered) and queues
-    its request otherwise. ``facts`` ground the planner (tool environments' grounding).
-    Raises TemplateError when a template cannot be filled.
+    Both return None while the step must run (its node is queued) and the answer
+    once it is cached or answered. ``shared`` names a draw every sample shares: a
+    simulated tool call cached by input is answered once per build, as oumi 0.9's
+    stateless simulated environment (one per build, its cache with it) answers it
+    once, whichever conversation asks.
     """
-    planned = _plan(rule, values, turns, ask, facts)
-    if planned is None:
-        return None
-    plan_text, instructions = planned
-    session = rule.toolset.session() if rule.toolset is not None else None
-    try:
-        history = _turns(rule, values, turns, ask, plan=(plan_text, instructions), session=session)
-    finally:
-        if session is not None:
-            session.close()
-    if history is None:
-        return None
-    messages_out = [_message_dict(m) for m in history]
-    if rule.output_system_prompt is not None:
-        system = render(rule.output_system_prompt, _context(values, turns, 1, plan_text)).strip()
-        messages_out.insert(0, {"content": system, "role": "system"})
-    out: dict[str, Any] = {"messages": messages_out}
-    if rule.toolset is not None and rule.toolset.offered:
-        out["tools"] = rule.toolset.listing()
-    return out, plan_text
+
+    def llm(
+        self,
+        step: Step,
+        messages: Callable[[], list[Message]],
+        extra: dict[str, Any],
+        shared: str | None = None,
+    ) -> str | Message | None: ...
+
+    def tool(self, step: Step, tool: Tool, args: dict[str, Any], state: str | None) -> Ran | None:
+        """An executor's answer: the tool message's content and the key of the
+        environment state it left (None for a stateless environment)."""
+        ...
 
 
-def _turns(
-    rule: MultiturnRule,
-    values: dict[str, Any],
-    turns: int,
-    ask: Ask,
-    *,
-    plan: tuple[str, list[str]],
-    session: Session | None,
-) -> list[Message] | None:
-    plan_text, instructions = plan
-    history: list[Message] = []
-    for turn in range(1, turns + 1):
-        role = ROLES[(turn - 1) % 2]
-        persona = render(rule.persona(role), _context(values, turns, turn, plan_text))
-        base = [
-            Message("system", persona),
-            *history,
-            Message("user", _turn_info(turn, turns, role, instructions)),
-        ]
-        if role == "assistant" and session is not None:
-            staged = _agentic_turn(f"turn{turn}", base, ask, session)
-            if staged is None:
+@dataclass(frozen=True)
+class Ran:
+    """What an executor call answered: the tool message, and the state it left."""
+
+    content: str
+    state: str | None
+
+
+@dataclass
+class _Turn:
+    """The assistant turn under way: its prompt, the tool traffic so far, the round and
+    the round's calls not answered yet."""
+
+    base: list[Message]
+    staged: list[Message] = field(default_factory=list)
+    round: int = 1
+    calls: list[ToolCall] = field(default_factory=list)
+    answered: int = 0  # of ``calls``
+
+
+class Cursor:
+    """Where one sample's conversation is: each step is taken once, from here, as its
+    answer arrives; nothing is replayed.
+
+    :meth:`advance` takes every step whose answer is known and stops at the first
+    that must run; call it again once that one is answered. It raises TemplateError
+    when a template cannot be filled or a turn comes back empty.
+    """
+
+    def __init__(
+        self, rule: MultiturnRule, values: dict[str, Any], turns: int, facts: list[dict[str, Any]]
+    ):
+        self.rule, self.values, self.turns, self.facts = rule, values, turns, facts
+        self.attempt = 0  # planner attempts answered
+        self.plan: tuple[str, list[str]] | None = None
+        self.turn = 1  # the turn being taken
+        self.history: list[Message] = []
+        self.assistant: _Turn | None = None
+        toolset = rule.toolset
+        self.states = {e.id: e.state for e in toolset.environments.values()} if toolset else {}
+
+    def advance(self, ask: Ask) -> tuple[dict[str, Any], str] | None:
+        """The finished conversation and raw plan, or None while a step must run."""
+        while self.plan is None:
+            if not self._planned(ask):
                 return None
-            final = staged[-1]
-            if not final.tool_calls and not final.content.strip():
-                raise TemplateError(f"turn {turn} came back empty")
-            history += staged
-            continue
-        reply = ask(f"turn{turn}", base, {})
+        while self.turn <= self.turns:
+            if not self._took_turn(ask):
+                return None
+        return self._row(), self.plan[0]
+
+    def step(self, **numbers: Any) -> Step:
+        return Step(self.rule.id, **numbers)
+
+    # --- the plan ----------------------------------------------------------------------
+
+    def _planned(self, ask: Ask) -> bool:
+        step = self.step(attempt=self.attempt)
+        extra = {"guided_decoding": {"json": PLANNER_SCHEMA}}
+        reply = ask.llm(
+            step, lambda: planner_messages(self.rule, self.values, self.turns, self.facts), extra
+        )
         if reply is None:
-            return None
+            return False
+        text = _text(reply)
+        parsed = parse_plan(text, self.turns)
+        self.attempt += 1
+        if parsed is not None:
+            self.plan = (text.strip(), parsed)
+        elif self.attempt == MAX_PLAN_ATTEMPTS:
+            self.plan = ("", [""] * self.turns)  # oumi goes on without a plan
+        return True
+
+    # --- turns -------------------------------------------------------------------------
+
+    def _took_turn(self, ask: Ask) -> bool:
+        role = ROLES[(self.turn - 1) % 2]
+        if role == "assistant" and self.rule.toolset is not None:
+            return self._took_tool_turn(ask)
+        reply = ask.llm(self.step(turn=self.turn), lambda: self._base(role), {})
+        if reply is None:
+            return False
         text = _text(reply)
         if not text.strip():
-            raise TemplateError(f"turn {turn} came back empty")
-        history.append(Message(role, text.strip() if role == "user" else text))
-    return history
+            raise TemplateError(f"turn {self.turn} came back empty")
+        self.history.append(Message(role, text.strip() if role == "user" else text))
+        self.turn += 1
+        return True
 
+    def _base(self, role: str) -> list[Message]:
+        """A turn's prompt: the speaker's persona, the conversation so far, the turn's
+        instruction."""
+        assert self.plan is not None
+        plan_text, instructions = self.plan
+        persona = render(
+            self.rule.persona(role), _context(self.values, self.turns, self.turn, plan_text)
+        )
+        info = _turn_info(self.turn, self.turns, role, instructions)
+        return [Message("system", persona), *self.history, Message("user", info)]
 
-def _agentic_turn(
-    name: str, base: list[Message], ask: Ask, session: Session
-) -> list[Message] | None:
-    """One assistant turn with tools: rounds of tool calls until a text answer (oumi's
-    loop). Round ``k`` is step ``turnN.rK``; a simulated tool call is ``turnN.rK.callJ``;
-    the answer forced after ``max_consecutive_tool_turns`` rounds is ``turnN.final``."""
-    toolset = session.toolset
-    tools = {"tools": toolset.definitions()}
-    staged: list[Message] = []
-    for round_ in range(1, toolset.max_rounds + 1):
-        step = name if round_ == 1 else f"{name}.r{round_}"
-        reply = ask(step, base + staged, tools)
+    def _took_tool_turn(self, ask: Ask) -> bool:
+        """One step of an assistant turn with tools (oumi's loop): a round's request,
+        one of its tool calls, or the answer forced after the last round."""
+        toolset = self.rule.toolset
+        assert toolset is not None
+        turn = self.assistant = self.assistant or _Turn(self._base("assistant"))
+        if turn.answered < len(turn.calls):
+            return self._answered_call(ask, turn)
+        if turn.round > toolset.max_rounds:
+            return self._forced(ask, turn)
+        tools = {"tools": toolset.definitions()}
+        step = self.step(turn=self.turn, round=turn.round)
+        reply = ask.llm(step, lambda: turn.base + turn.staged, tools)
         if reply is None:
-            return None
-        if isinstance(reply, str) or not reply.tool_calls:
-            staged.append(Message("assistant", _text(reply)))
-            return staged
-        staged.append(reply)
-        results = _run_tools(step, reply.tool_calls, ask, session)
-        if results is None:
-            return None
-        staged += results
-    reply = ask(f"{name}.final", [*base, *staged, Message("user", STRAGGLER_NUDGE)], {})
-    if reply is None:
-        return None
-    # calls made despite no tools being offered are dropped: nothing would answer them
-    staged.append(Message("assistant", _text(reply)))
-    return staged
+            return False
+        if isinstance(reply, Message) and reply.tool_calls:
+            turn.staged.append(reply)
+            turn.calls, turn.answered = list(reply.tool_calls), 0
+            return True
+        turn.staged.append(Message("assistant", _text(reply)))
+        self._end_tool_turn(turn)
+        return True
 
+    def _forced(self, ask: Ask, turn: _Turn) -> bool:
+        step = self.step(turn=self.turn, final=True)
+        nudge = Message("user", STRAGGLER_NUDGE)
+        reply = ask.llm(step, lambda: [*turn.base, *turn.staged, nudge], {})
+        if reply is None:
+            return False
+        # calls made despite no tools being offered are dropped: nothing would answer them
+        turn.staged.append(Message("assistant", _text(reply)))
+        self._end_tool_turn(turn)
+        return True
 
-def _run_tools(
-    step: str, calls: tuple[ToolCall, ...], ask: Ask, session: Session
-) -> list[Message] | None:
-    """One tool message per call, in call order; None while a simulated call is pending
-    (every pending call is asked for first, so they are sent together)."""
-    results: list[Message] = []
-    pending = False
-    for j, call in enumerate(calls, 1):
+    def _end_tool_turn(self, turn: _Turn) -> None:
+        final = turn.staged[-1]
+        if not final.tool_calls and not final.content.strip():
+            raise TemplateError(f"turn {self.turn} came back empty")
+        self.history += turn.staged
+        self.assistant = None
+        self.turn += 1
+
+    # --- tool calls --------------------------------------------------------------------
+
+    def _answered_call(self, ask: Ask, turn: _Turn) -> bool:
+        """The next call of the round: answered here (a lookup, or a call that cannot be
+        made), or by a node (a simulated tool, an executor)."""
+        call = turn.calls[turn.answered]
+        step = self.step(turn=self.turn, round=turn.round, call=turn.answered + 1)
         try:
-            content = _run_tool(f"{step}.call{j}", call, ask, session)
+            content = self._call(ask, step, call)
         except ToolError as exc:
             content = json.dumps({"error": str(exc)})
         if content is None:
-            pending = True
-            continue
-        results.append(Message("tool", content, tool_call_id=call.id))
-    return None if pending else results
+            return False
+        turn.staged.append(Message("tool", content, tool_call_id=call.id))
+        turn.answered += 1
+        if turn.answered == len(turn.calls):
+            turn.round += 1
+            turn.calls, turn.answered = [], 0
+        return True
 
-
-def _run_tool(step: str, call: ToolCall, ask: Ask, session: Session) -> str | None:
-    tool = session.toolset.known.get(call.name)
-    if tool is None:
-        known = sorted(session.toolset.known)
-        raise ToolError(f"Unknown tool '{call.name}'. Known: {known}")
-    args = tool.arguments(call.arguments)
-    if tool.simulated:
-        env = session.toolset.environments[tool.env]
-        memo = f"{tool.id}::{json.dumps(args, sort_keys=True)}"
-        if env.cache_by_input and memo in session.memo:
-            return session.memo[memo]  # None: the same call is already being simulated
-        schema = tool.output_schema or {"type": "object"}
-        reply = ask(
-            step,
-            simulator_messages(tool, env.persona, args),
-            {"guided_decoding": {"json": schema}},
-            f"simulated\x1f{memo}" if env.cache_by_input else None,
-        )
-        if reply is None:
-            session.memo[memo] = None
+    def _call(self, ask: Ask, step: Step, call: ToolCall) -> str | None:
+        toolset = self.rule.toolset
+        assert toolset is not None
+        tool = toolset.known.get(call.name)
+        if tool is None:
+            raise ToolError(f"Unknown tool '{call.name}'. Known: {sorted(toolset.known)}")
+        args = tool.arguments(call.arguments)
+        env = toolset.environments[tool.env]
+        if env.kind == "lookup":
+            return _content(look_up(env, tool, args))
+        if tool.simulated:
+            return _simulated(ask, step, tool, env, args)
+        ran = ask.tool(step, tool, args, self.states.get(env.id))
+        if ran is None:
             return None
-        output = json.dumps(parse_simulated(tool, _text(reply)))
-        session.memo[memo] = output
-        return output
-    output = session.run(tool, args)
+        self.states[env.id] = ran.state
+        return ran.content
+
+    # --- the row -----------------------------------------------------------------------
+
+    def _row(self) -> dict[str, Any]:
+        """The conversation as oumi writes it."""
+        assert self.plan is not None
+        messages_out = [_message_dict(m) for m in self.history]
+        prompt = self.rule.output_system_prompt
+        if prompt is not None:
+            context = _context(self.values, self.turns, 1, self.plan[0])
+            messages_out.insert(0, {"content": render(prompt, context).strip(), "role": "system"})
+        out: dict[str, Any] = {"messages": messages_out}
+        if self.rule.toolset is not None and self.rule.toolset.offered:
+            out["tools"] = self.rule.toolset.listing()
+        return out
+
+
+def _simulated(
+    ask: Ask, step: Step, tool: Tool, env: Environment, args: dict[str, Any]
+) -> str | None:
+    """A model-simulated tool's answer (oumi's simulator prompt, guided by the output
+    schema); identical calls share one node when the environment caches by input."""
+    memo = f"{tool.id}::{json.dumps(args, sort_keys=True)}"
+    schema = tool.output_schema or {"type": "object"}
+    reply = ask.llm(
+        step,
+        lambda: simulator_messages(tool, env.persona, args),
+        {"guided_decoding": {"json": schema}},
+        f"simulated\x1f{memo}" if env.cache_by_input else None,
+    )
+    return None if reply is None else json.dumps(parse_simulated(tool, _text(reply)))
+
+
+def _content(output: Any) -> str:
     return output if isinstance(output, str) else json.dumps(output)
 
 
@@ -337,26 +424,6 @@ def _turn_info(turn: int, turns: int, role: str, instructions: list[str]) -> str
         f"You are generating turn {turn} of {turns} as the {role.upper()}.\n\n{middle}"
         "Generate ONLY your response for this turn. Stay in character."
     )
-
-
-def _plan(
-    rule: MultiturnRule,
-    values: dict[str, Any],
-    turns: int,
-    ask: Ask,
-    facts: list[dict[str, Any]],
-) -> tuple[str, list[str]] | None:
-    messages = planner_messages(rule, values, turns, facts)
-    for attempt in range(MAX_PLAN_ATTEMPTS):
-        name = "plan" if attempt == 0 else f"plan.retry{attempt}"
-        reply = ask(name, messages, {"guided_decoding": {"json": PLANNER_SCHEMA}})
-        if reply is None:
-            return None
-        text = _text(reply)
-        parsed = parse_plan(text, turns)
-        if parsed is not None:
-            return text.strip(), parsed
-    return "", [""] * turns  # oumi goes on without a plan
 
 
 def planner_messages(

@@ -11,11 +11,11 @@ price is known, dollars. ``to_json`` is the stable, documented form
 
 from __future__ import annotations
 
-import re
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
+from synthc.compiler.engines import ENGINES
 from synthc.compiler.graph import Graph, LLMRule, MultiturnRule
 from synthc.compiler.template import SampledValue
 from synthc.core.errors import ConfigError
@@ -23,8 +23,18 @@ from synthc.core.messages import Message
 from synthc.core.records import Store
 from synthc.planning.conversation import step_rule, target_turns
 from synthc.planning.manifest import Manifest
-from synthc.planning.plan import SampleState, Status, advance, plan, start, text_digest
+from synthc.planning.plan import (
+    LLMNode,
+    SampleState,
+    Status,
+    ToolNode,
+    advance,
+    plan,
+    start,
+    text_digest,
+)
 from synthc.planning.reasons import NodeFacts, Reason, reasons
+from synthc.planning.steps import Step
 
 SCHEMA_VERSION = 1
 DEFAULT_NODE_LIMIT = 50
@@ -40,7 +50,6 @@ PRICES: dict[str, tuple[float, float]] = {
     "claude-3-5-haiku-20241022": (0.80, 4.00),
     "claude-sonnet-4-20250514": (3.00, 15.00),
 }
-LOCAL_ENGINES = frozenset({"LLAMACPP", "NATIVE", "VLLM"})
 
 
 @dataclass
@@ -61,6 +70,7 @@ class Explanation:
     nodes: list[NodeReport] = field(default_factory=list)
     omitted: int = 0
     input_chars: Counter[str] = field(default_factory=Counter)  # rule → prompt characters to send
+    tool_runs: Counter[str] = field(default_factory=Counter)  # rule → executor calls, no request
     prices: dict[str, tuple[float, float]] = field(default_factory=dict)
     remote_hits: dict[str, int] = field(default_factory=dict)  # cached nodes a remote served
 
@@ -109,12 +119,14 @@ def _count(
     report.counts[counts_as or rule.id][status] += 1
     node_id = f"{rule.id}[{state.index}]"
     old = previous.nodes.get(node_id) if previous else None
-    if old is not None and old.get("status") == "failed":
+    if old is not None and old.get("status") == Status.FAILED:
         report.failed_last_time[counts_as or rule.id] += 1
     if status == "cached":
         return
-    if status == "run":
-        node = state.nodes[rule.id]
+    node = state.nodes.get(rule.id)
+    if isinstance(node, ToolNode):
+        report.tool_runs[counts_as or rule.id] += status != "failed"
+    elif status == "run" and isinstance(node, LLMNode):
         report.input_chars[counts_as or rule.id] += sum(
             len(m.content) for m in node.request.messages
         )
@@ -140,13 +152,14 @@ def _count_multiturn(
     """A multiturn attribute's steps (plan, then one per turn): known ones by status, the
     rest blocked behind the first that must run. A turn not reached yet counts one
     request, though with tools an assistant turn may take several rounds."""
-    steps = [n for n in state.nodes if n.startswith(f"{rule.id}.")]
+    steps = [s for s in state.steps.values() if s.conversation == rule.id]
     expected = 1 + target_turns(report.graph.seed, state.index, rule)
-    for name in steps:
-        step = state.nodes[name].rule
-        _count(report, step, state, previous, node_limit, counts_as=rule.id)
+    for step in steps:
+        _count(
+            report, state.nodes[step.rule_id].rule, state, previous, node_limit, counts_as=rule.id
+        )
     if state.status.get(rule.id) is Status.BLOCKED:
-        known = sum(1 for n in steps if "." not in n[len(rule.id) + 1 :])  # plan, turnN
+        known = sum(1 for s in steps if s.opens_turn)  # the plan, each turn's first request
         report.counts[rule.id]["blocked"] += max(expected - known, 0)
 
 
@@ -173,15 +186,22 @@ def node_facts(graph: Graph, rule: LLMRule, state: SampleState) -> NodeFacts:
         sample=state.index,
         key=node.key if node is not None and state.status.get(rule.id) is Status.RUN else None,
         sample_key=state.sample_key,
-        engine=inference.engine,
+        engine=inference.engine.name,
         model=inference.identity,
-        params=node.parts["params"] if node is not None else inference.key_params,
+        params=node.parts["params"] if isinstance(node, LLMNode) else inference.key_params,
         template=rule.digest,
         messages=[(m.role, m.text) for m in rule.messages],
         inputs=inputs,
         sampled=sampled,
         upstream_running=running,
+        tool=_tool_facts(node) if isinstance(node, ToolNode) else None,
     )
+
+
+def _tool_facts(node: ToolNode) -> dict[str, Any]:
+    """What an executor call's key is made of, as the reasons compare it."""
+    executor = node.tool.executor
+    return {**node.parts, "executor_name": executor.name if executor else None}
 
 
 def estimate(report: Explanation) -> dict[str, Any]:
@@ -193,6 +213,7 @@ def estimate(report: Explanation) -> dict[str, Any]:
     requests = 0
     for rule_id, counts in report.counts.items():
         run, blocked = counts["run"], counts["blocked"]
+        run -= min(report.tool_runs[rule_id], run)  # an executor call is no request
         per_request = report.input_chars[rule_id] / run if run else _template_chars(graph, rule_id)
         input_tokens += round(
             (report.input_chars[rule_id] + blocked * per_request) / CHARS_PER_TOKEN
@@ -216,7 +237,7 @@ def _template_chars(graph: Graph, rule_id: str) -> float:
 
 def _cost(report: Explanation, input_tokens: int, output_tokens: int) -> float | None:
     inference = report.graph.inference
-    if inference.engine in LOCAL_ENGINES:
+    if ENGINES[inference.engine].local:
         return 0.0
     price = report.prices.get(inference.model)
     if price is None:
@@ -228,7 +249,7 @@ def _to_json(report: Explanation) -> dict[str, Any]:
     graph = report.graph
     rules = []
     for rule in graph.rules:
-        entry: dict[str, Any] = {"id": rule.id, "kind": _kind(rule), "deps": list(rule.deps)}
+        entry: dict[str, Any] = {"id": rule.id, "kind": rule.kind.value, "deps": list(rule.deps)}
         if rule.id in report.counts:
             counts = report.counts[rule.id]
             entry["counts"] = {s: counts[s] for s in ("cached", "run", "blocked", "failed")}
@@ -239,7 +260,7 @@ def _to_json(report: Explanation) -> dict[str, Any]:
     return {
         "schema_version": SCHEMA_VERSION,
         "model": {
-            "engine": graph.inference.engine,
+            "engine": graph.inference.engine.name,
             "name": graph.inference.model,
             "identity": graph.inference.identity,
         },
@@ -251,14 +272,6 @@ def _to_json(report: Explanation) -> dict[str, Any]:
         "nodes_omitted": report.omitted,
         "remote_hits": dict(report.remote_hits),
     }
-
-
-def _kind(rule: Any) -> str:
-    return {
-        "LLMRule": "generated",
-        "PostprocessRule": "postprocessed",
-        "MultiturnRule": "multiturn",
-    }.get(type(rule).__name__, "transformed")
 
 
 def _node_json(node: NodeReport) -> dict[str, Any]:
@@ -298,14 +311,26 @@ def why(graph: Graph, store: Store, previous: Manifest | None, node_id: str) -> 
         "sample": index,
         "status": status,
         "key": node.key if node is not None else None,
-        "draw_seed": node.request.seed if node is not None else None,
-        "messages": [_message(m) for m in node.request.messages] if node is not None else None,
+        **_sent(node),
         "inputs": inputs,
         "reasons": []
         if status == "cached"
         else [{"check": r.check, "detail": r.detail} for r in reasons(facts, previous)],
         "output": record.text if record is not None else None,
         **({"tool_calls": record.tool_calls} if record is not None and record.tool_calls else {}),
+    }
+
+
+def _sent(node: LLMNode | ToolNode | None) -> dict[str, Any]:
+    """What a node sends: a request's messages and draw seed, or a tool call's arguments
+    and the environment state it starts from."""
+    if isinstance(node, ToolNode):
+        return {"tool": node.tool.id, "arguments": node.arguments, "state": node.state}
+    if node is None:
+        return {"draw_seed": None, "messages": None}
+    return {
+        "draw_seed": node.request.seed,
+        "messages": [_message(m) for m in node.request.messages],
     }
 
 
@@ -322,18 +347,17 @@ def _plain(value: Any) -> Any:
     return value.id if isinstance(value, SampledValue) else value
 
 
-STEP = re.compile(r"plan(\.retry\d+)?|turn\d+((\.r\d+)?(\.call\d+)?|\.final)")
-
-
 def _parse_node_id(graph: Graph, node_id: str) -> tuple[LLMRule, int]:
-    """The rule and sample ``node_id`` names: ``answer[3]``, or a multiturn step such
-    as ``dialog.turn2[3]`` / ``dialog.turn2.r2[3]``."""
+    """The rule and sample ``node_id`` names: ``answer[3]``, or a conversation step such
+    as ``dialog.turn2[3]`` / ``dialog.turn2.r2.call1[3]``."""
     name, _, rest = node_id.partition("[")
     rules: dict[str, LLMRule] = {r.id: r for r in graph.llm_rules}
     conversations = [r for r in graph.rules if isinstance(r, MultiturnRule)]
-    step = next((c for c in conversations if name.startswith(f"{c.id}.")), None)
-    if step is not None and name not in rules and STEP.fullmatch(name[len(step.id) + 1 :]):
-        rules[name] = step_rule(step, name[len(step.id) + 1 :])
+    for conversation in conversations:
+        if name not in rules and name.startswith(f"{conversation.id}."):
+            step = Step.parse(conversation.id, name[len(conversation.id) + 1 :])
+            if step is not None:
+                rules[name] = step_rule(conversation, step)
     if name not in rules or not rest.endswith("]") or not rest[:-1].isdigit():
         last = graph.num_samples - 1
         known = [f"{r}[0..{last}]" for r in rules if r != name]

@@ -24,11 +24,13 @@ import xxhash
 
 from synthc.compiler.graph import Graph, LLMRule, MultiturnRule, PostprocessRule, Rule
 from synthc.compiler.template import SampledValue, TemplateError, render
+from synthc.compiler.tools import Environment, Tool
 from synthc.core.keys import NodeId, NodeKey, derive_seed, digest, node_id, node_key
 from synthc.core.messages import Message, Request, ToolCall
 from synthc.core.records import Lookup, Record, Tiered, remote_tiers
-from synthc.planning.conversation import conversation, step_rule, target_turns
+from synthc.planning.conversation import Cursor, Ran, step_rule, target_turns
 from synthc.planning.derive import postprocess, transform
+from synthc.planning.steps import Step
 
 UPSTREAM_FAILED = "an upstream node failed"
 
@@ -61,6 +63,35 @@ class LLMNode:
         return _key_parts(self.request, parts["engine"], parts["model"], parts["params"])
 
 
+@dataclass(frozen=True)
+class ToolNode:
+    """One executor call to make: which step, which sample, its key and what decides it.
+
+    Its key is the hash of the environment's definition digest, the executor's source
+    digest, the tool, the arguments and the key of the environment state the
+    conversation has reached, so a rerun finds it cached and runs nothing.
+    """
+
+    rule: LLMRule  # the step it is (``dialog.turn2.call1``)
+    sample: int
+    key: NodeKey
+    tool: Tool
+    env: Environment
+    arguments: dict[str, Any]
+    state: str | None  # the state the call starts from; None for a stateless environment
+    parts: dict[str, Any]  # the key's input, stored with the result
+
+    @property
+    def id(self) -> NodeId:
+        return node_id(self.rule.id, self.sample)
+
+    def canonical(self) -> dict[str, Any]:
+        return self.parts
+
+
+Node = LLMNode | ToolNode
+
+
 @dataclass
 class SampleState:
     """What is known about one sample so far."""
@@ -69,9 +100,11 @@ class SampleState:
     values: dict[str, Any]
     sample_key: NodeKey
     status: dict[str, Status] = field(default_factory=dict)
-    nodes: dict[str, LLMNode] = field(default_factory=dict)  # LLM nodes whose key is known
+    nodes: dict[str, Node] = field(default_factory=dict)  # nodes whose key is known
     errors: dict[str, str] = field(default_factory=dict)
     running: int = 0
+    cursors: dict[str, Cursor] = field(default_factory=dict)  # conversations under way
+    steps: dict[str, Step] = field(default_factory=dict)  # a conversation step's node → its step
 
     @property
     def complete(self) -> bool:
@@ -87,9 +120,9 @@ def start(graph: Graph, index: int) -> SampleState:
     return SampleState(index, values, graph.sampler.sample_key(index, values))
 
 
-def advance(graph: Graph, state: SampleState, store: Lookup) -> list[LLMNode]:
-    """Resolve every rule of ``state`` whose inputs are known; return the requests to send."""
-    to_send: list[LLMNode] = []
+def advance(graph: Graph, state: SampleState, store: Lookup) -> list[Node]:
+    """Resolve every rule of ``state`` whose inputs are known; return the nodes to run."""
+    to_send: list[Node] = []
     for rule in graph.rules:
         if rule.id in state.status and state.status[rule.id] is not Status.BLOCKED:
             continue
@@ -113,41 +146,107 @@ class _StepFailed(Exception):
     pass
 
 
-def _multiturn(
-    graph: Graph, state: SampleState, rule: MultiturnRule, store: Lookup, to_send: list[LLMNode]
-) -> None:
-    """Resolve as many of the sample's multiturn steps as the cache allows; queue the next."""
+class _Asker:
+    """A conversation's steps as nodes of its sample: answered from the sample's values,
+    the cache, or queued in ``to_send``."""
 
-    def ask(
-        name: str, messages: list[Message], extra: dict[str, Any], shared: str | None = None
+    def __init__(
+        self,
+        graph: Graph,
+        state: SampleState,
+        rule: MultiturnRule,
+        store: Lookup,
+        to_send: list[Node],
+    ):
+        self.graph, self.state, self.rule, self.store, self.to_send = (
+            graph,
+            state,
+            rule,
+            store,
+            to_send,
+        )
+
+    def llm(
+        self,
+        step: Step,
+        messages: Callable[[], list[Message]],
+        extra: dict[str, Any],
+        shared: str | None = None,
     ) -> str | Message | None:
-        step = step_rule(rule, name)
-        if step.id in state.values:
-            return state.values[step.id]  # type: ignore[no-any-return]
-        status = state.status.get(step.id)
-        if status is Status.RUN:
-            return None
-        if status is Status.FAILED:
-            raise _StepFailed(f"{step.id}: {state.errors.get(step.id, 'failed')}")
-        node = make_node(graph, state, step, tuple(messages), extra, shared=shared)
-        _look_up(state, node, store, to_send)
-        return state.values.get(step.id)
+        if not self._unknown(step):
+            return self.state.values.get(step.rule_id)
+        self.state.steps[step.rule_id] = step
+        rule = step_rule(self.rule, step)
+        node = make_node(self.graph, self.state, rule, tuple(messages()), extra, shared=shared)
+        _look_up(self.state, node, self.store, self.to_send)
+        return self.state.values.get(step.rule_id)
 
-    turns = target_turns(graph.seed, state.index, rule)
+    def tool(self, step: Step, tool: Tool, args: dict[str, Any], state: str | None) -> Ran | None:
+        if not self._unknown(step):
+            return self.state.values.get(step.rule_id)
+        assert self.rule.toolset is not None
+        self.state.steps[step.rule_id] = step
+        env = self.rule.toolset.environments[tool.env]
+        node = tool_node(
+            self.state.index, step_rule(self.rule, step), tool, env, args=args, env_state=state
+        )
+        _look_up(self.state, node, self.store, self.to_send)
+        return self.state.values.get(step.rule_id)
+
+    def _unknown(self, step: Step) -> bool:
+        """Whether ``step`` has not been asked for yet (else its value or RUN is known)."""
+        status = self.state.status.get(step.rule_id)
+        if status is Status.FAILED:
+            raise _StepFailed(f"{step.rule_id}: {self.state.errors.get(step.rule_id, 'failed')}")
+        return status is None
+
+
+def _multiturn(
+    graph: Graph, state: SampleState, rule: MultiturnRule, store: Lookup, to_send: list[Node]
+) -> None:
+    """Take as many of the sample's conversation steps as the cache allows, from where it
+    stopped last time; queue the next."""
     try:
-        facts = rule.toolset.grounding_facts(graph.seed, state.index) if rule.toolset else []
-        result = conversation(rule, state.values, turns, ask, facts)
+        cursor = state.cursors.get(rule.id)
+        if cursor is None:
+            turns = target_turns(graph.seed, state.index, rule)
+            facts = rule.toolset.grounding_facts(graph.seed, state.index) if rule.toolset else []
+            cursor = state.cursors[rule.id] = Cursor(rule, state.values, turns, facts)
+        result = cursor.advance(_Asker(graph, state, rule, store, to_send))
     except (TemplateError, _StepFailed) as exc:
+        state.cursors.pop(rule.id, None)
         _fail(state, rule, str(exc))
         state.status[rule.plan_id] = Status.FAILED
         return
     done = Status.CACHED if result is not None else Status.BLOCKED
     state.status[rule.id] = state.status[rule.plan_id] = done
     if result is not None:
+        del state.cursors[rule.id]
         state.values[rule.id], state.values[rule.plan_id] = result
 
 
-def _look_up(state: SampleState, node: LLMNode, store: Lookup, to_send: list[LLMNode]) -> None:
+def tool_node(
+    sample: int,
+    rule: LLMRule,
+    tool: Tool,
+    env: Environment,
+    *,
+    args: dict[str, Any],
+    env_state: str | None,
+) -> ToolNode:
+    """The node for calling ``tool``'s executor with ``args`` from state ``env_state``."""
+    assert tool.executor is not None
+    parts = {
+        "env": env.digest,
+        "executor": tool.executor.digest,
+        "tool": tool.id,
+        "arguments": args,
+        "state": env_state,
+    }
+    return ToolNode(rule, sample, node_key("tool", parts), tool, env, args, env_state, parts)
+
+
+def _look_up(state: SampleState, node: Node, store: Lookup, to_send: list[Node]) -> None:
     state.nodes[node.rule.id] = node
     record = store.get(node.key)
     if record is not None:
@@ -158,13 +257,16 @@ def _look_up(state: SampleState, node: LLMNode, store: Lookup, to_send: list[LLM
         to_send.append(node)
 
 
-def _use(state: SampleState, node: LLMNode, record: Record) -> None:
-    calls = tuple(ToolCall(**call) for call in record.tool_calls)
-    state.values[node.rule.id] = _reply(record.text, calls)
+def _use(state: SampleState, node: Node, record: Record) -> None:
+    if isinstance(node, ToolNode):
+        state.values[node.rule.id] = Ran(record.text, record.state or None)
+    else:
+        calls = tuple(ToolCall(**call) for call in record.tool_calls)
+        state.values[node.rule.id] = _reply(record.text, calls)
     state.status[node.rule.id] = Status.CACHED
 
 
-def found(state: SampleState, node: LLMNode, record: Record) -> None:
+def found(state: SampleState, node: Node, record: Record) -> None:
     """``node`` was to run, but a remote tier has its record: it is cached, exactly as if
     planning had found it locally; call :func:`advance` next."""
     state.running -= 1
@@ -184,6 +286,16 @@ def answer(
         _fail(state, node.rule, error or "request failed")
     else:
         state.values[node.rule.id] = _reply(text, tool_calls)
+        state.status[node.rule.id] = Status.GENERATED
+
+
+def ran(state: SampleState, node: ToolNode, result: Ran | None, error: str = "") -> None:
+    """Record an executor's answer (or failure) for ``node``; call :func:`advance` next."""
+    state.running -= 1
+    if result is None:
+        _fail(state, node.rule, error or "the tool call failed")
+    else:
+        state.values[node.rule.id] = result
         state.status[node.rule.id] = Status.GENERATED
 
 
@@ -230,14 +342,16 @@ def make_node(
     key_params = {**inference.key_params, **extra} if extra else inference.key_params
     request = Request(inference.model, messages, params, seed)
     parts = {
-        "engine": inference.engine,
+        "engine": inference.engine.name,
         "model": inference.identity,
         "params": key_params,
         "template": rule.digest,
         "inputs": {d: text_digest(state.values[d]) for d in rule.deps if d in state.values},
         "draw": seed,
     }
-    key = node_key("llm", _key_parts(request, inference.engine, inference.identity, key_params))
+    key = node_key(
+        "llm", _key_parts(request, inference.engine.name, inference.identity, key_params)
+    )
     return LLMNode(rule, state.index, key, request, parts)
 
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from synthc.planning.manifest import Manifest
+from synthc.planning.plan import Status
 
 MAX_DIFF_LINES = 8
 
@@ -21,7 +22,7 @@ MAX_DIFF_LINES = 8
 @dataclass(frozen=True)
 class Reason:
     check: str  # new | failed | modified.model | modified.params | modified.template |
-    #             modified.sampling | modified.upstream | missing
+    #             modified.sampling | modified.upstream | modified.tool | missing
     detail: str
 
 
@@ -42,13 +43,14 @@ class NodeFacts:
     inputs: dict[str, str | None]  # dep → value digest; None while the upstream must run
     sampled: dict[str, str]  # sampled dep → value id
     upstream_running: tuple[str, ...]
+    tool: dict[str, Any] | None = None  # an executor call: the parts of its key
 
 
 Check = Callable[[NodeFacts, dict[str, Any], Manifest], str | None]
 
 
 def _failed(facts: NodeFacts, old: dict[str, Any], manifest: Manifest) -> str | None:
-    if old.get("status") != "failed":
+    if old.get("status") != Status.FAILED:
         return None
     return f"failed last time: {old.get('error', 'unknown error')}"
 
@@ -100,12 +102,28 @@ def _upstream(facts: NodeFacts, old: dict[str, Any], manifest: Manifest) -> str 
     return f"upstream {', '.join(changed)} changed" if changed else None
 
 
+def _tool(facts: NodeFacts, old: dict[str, Any], manifest: Manifest) -> str | None:
+    """An executor call whose result may differ: its source or its environment edited."""
+    before, now = old.get("parts") or {}, facts.tool or {}
+    changed = []
+    if before.get("executor") != now.get("executor"):
+        changed.append(f"executor {now.get('executor_name')} edited")
+    if before.get("env") != now.get("env"):
+        changed.append("its environment edited")
+    return f"tool result changed: {', '.join(changed)}" if changed else None
+
+
 CHECKS: tuple[tuple[str, Check], ...] = (
     ("failed", _failed),
     ("modified.model", _model),
     ("modified.params", _params),
     ("modified.template", _template),
     ("modified.sampling", _sampling),
+    ("modified.upstream", _upstream),
+)
+TOOL_CHECKS: tuple[tuple[str, Check], ...] = (
+    ("failed", _failed),
+    ("modified.tool", _tool),
     ("modified.upstream", _upstream),
 )
 
@@ -118,8 +136,9 @@ def reasons(facts: NodeFacts, manifest: Manifest | None) -> list[Reason]:
             "no previous build" if manifest is None else "the sample is new since the last build"
         )
         return [Reason("new", where)]
+    checks = CHECKS if facts.tool is None else TOOL_CHECKS
     found = [
-        Reason(name, detail) for name, check in CHECKS if (detail := check(facts, old, manifest))
+        Reason(name, detail) for name, check in checks if (detail := check(facts, old, manifest))
     ]
     if not found:
         same_key = facts.key is not None and facts.key == old.get("key")

@@ -10,12 +10,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from synthc.compiler.engines import Engine
+
 
 @dataclass(frozen=True)
 class EndpointConfig:
     """Where and how to reach one inference engine."""
 
-    engine: str  # oumi engine name: OPENAI, ANTHROPIC, REMOTE, REMOTE_VLLM, SGLANG, ...
+    engine: Engine  # OPENAI, ANTHROPIC, REMOTE, REMOTE_VLLM, SGLANG, ...
     model: str
     api_url: str | None = None  # the full endpoint URL, as oumi writes it
     api_key: str | None = field(default=None, repr=False)
@@ -48,7 +50,7 @@ class LocalModelConfig:
     (``n_ctx``, ``n_threads``, ``gpu_memory_utilization``, ``tensor_parallel_size``...).
     """
 
-    engine: str  # LLAMACPP, NATIVE or VLLM
+    engine: Engine  # LLAMACPP, NATIVE or VLLM
     name: str  # as the config wrote it
     path: Path | None  # local weights; None: a hub name the engine resolves itself
     options: dict[str, Any] = field(default_factory=dict)

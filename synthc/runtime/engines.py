@@ -13,9 +13,10 @@ import asyncio
 import time
 from typing import Any, Protocol
 
+from synthc.compiler.engines import ENGINES, Engine
 from synthc.compiler.graph import Graph
 from synthc.compiler.validate import Spec
-from synthc.core.errors import EngineError, UnsupportedFeature
+from synthc.core.errors import UnsupportedFeature
 from synthc.core.messages import Outcome, Request
 from synthc.runtime.config import EndpointConfig, Limits, LocalModelConfig
 from synthc.runtime.dispatch import Dispatcher
@@ -60,7 +61,7 @@ class LazyRunner:
 
     async def _create(self) -> Dispatcher:
         inference = self._graph.inference
-        if not is_local(inference.engine):
+        if not ENGINES[inference.engine].local:
             return Dispatcher(_http_backend(self._spec, inference.engine), _limits(self._spec))
         config = local_config(self._spec, self._graph)
         _report(self._reporter, "loading", f"Loading {config.name} with {inference.engine}")
@@ -83,22 +84,14 @@ def _report(reporter: Any, event: str, *args: str) -> None:
         method(*args)
 
 
-def is_local(engine: str) -> bool:
-    from synthc.runtime.backends import LOCAL_BACKENDS
-
-    return engine in LOCAL_BACKENDS
-
-
 def check_engine(spec: Spec, graph: Graph) -> None:
     """Refuse, before any request, an engine synthc cannot drive."""
-    from synthc.runtime.backends import ENGINE_DEFAULTS, UNSUPPORTED_ENGINES
-
     engine = graph.inference.engine
-    if engine in UNSUPPORTED_ENGINES:
-        span = spec.span("inference_config", "engine")
-        raise UnsupportedFeature(f"engine {engine} ({UNSUPPORTED_ENGINES[engine]})", span)
-    if engine not in ENGINE_DEFAULTS and not is_local(engine):
-        raise EngineError(f"unknown engine {engine}")
+    reason = ENGINES[engine].unsupported
+    if reason:
+        raise UnsupportedFeature(
+            f"engine {engine} ({reason})", spec.span("inference_config", "engine")
+        )
 
 
 def local_config(spec: Spec, graph: Graph) -> LocalModelConfig:
@@ -117,7 +110,7 @@ def _local_backend(config: LocalModelConfig) -> Backend:
     return create_local_backend(config)
 
 
-def _http_backend(spec: Spec, engine: str) -> Backend:
+def _http_backend(spec: Spec, engine: Engine) -> Backend:
     from synthc.runtime.backends import create_backend, resolve_api_key
 
     inference = spec.config.inference_config

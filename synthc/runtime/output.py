@@ -20,7 +20,7 @@ from synthc.compiler.template import SampledValue
 from synthc.core.errors import SynthError
 from synthc.core.keys import KEY_VERSION
 from synthc.planning.manifest import MANIFEST_VERSION
-from synthc.planning.plan import SampleState
+from synthc.planning.plan import SampleState, Status
 
 
 class AtomicFile:
@@ -125,7 +125,7 @@ def manifest_entries(graph: Graph, state: SampleState) -> list[dict[str, Any]]:
         entry: dict[str, Any] = {
             "id": f"{rule.id}[{state.index}]",
             "sample": state.sample_key,
-            "status": state.status.get(rule.id, "blocked"),
+            "status": state.status.get(rule.id, Status.BLOCKED),
         }
         if node is not None:
             entry["key"] = node.key

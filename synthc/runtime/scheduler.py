@@ -11,7 +11,8 @@ a node that misses there is looked up on the remotes before it is sent, many
 lookups at once off the event loop; a remote hit counts as cached.
 With other builds on the same cache directory, a node is claimed before it is
 sent and one another build holds is read from the cache instead
-(:mod:`synthc.cache.claims`).
+(:mod:`synthc.cache.claims`). A tool node goes the same way, and is run by
+:class:`synthc.runtime.tools.ToolRunner` instead of the model.
 """
 
 from __future__ import annotations
@@ -30,13 +31,17 @@ from synthc.planning.conversation import target_turns
 from synthc.planning.plan import (
     UPSTREAM_FAILED,
     LLMNode,
+    Node,
     SampleState,
     Status,
+    ToolNode,
     advance,
     answer,
     found,
+    ran,
     start,
 )
+from synthc.runtime.tools import ToolRunError, ToolRunner
 
 
 class Runner(Protocol):
@@ -50,9 +55,10 @@ class Progress(Protocol):
 
     def cached(self, count: int) -> None: ...
 
-    def generated(self, node: LLMNode, completion: Completion) -> None: ...
+    def generated(self, node: Node, completion: Completion | None) -> None:
+        """``node`` was answered: by the model (``completion``) or by its executor."""
 
-    def failed(self, node: LLMNode, message: str) -> None: ...
+    def failed(self, node: Node, message: str) -> None: ...
 
 
 class NoProgress:
@@ -62,10 +68,10 @@ class NoProgress:
     def cached(self, count: int) -> None:
         pass
 
-    def generated(self, node: LLMNode, completion: Completion) -> None:
+    def generated(self, node: Node, completion: Completion | None) -> None:
         pass
 
-    def failed(self, node: LLMNode, message: str) -> None:
+    def failed(self, node: Node, message: str) -> None:
         pass
 
 
@@ -78,6 +84,7 @@ class Stats:
     input_tokens: int = 0
     output_tokens: int = 0
     engine_load_seconds: float = 0.0  # loading an in-process model, if one was loaded
+    tool_calls: int = 0  # executor calls made (a cached tool node makes none)
     samples_written: int = 0
     samples_failed: int = 0
     failures: list[tuple[str, str]] = field(default_factory=list)  # (node id, why), first few
@@ -121,7 +128,8 @@ class Scheduler:
         self._tasks: set[asyncio.Task[None]] = set()
         self._error: BaseException | None = None
         self._llm = frozenset(r.id for r in graph.llm_rules)
-        self._waiting: dict[str, list[tuple[SampleState, LLMNode]]] = {}  # key → nodes awaiting it
+        self._waiting: dict[str, list[tuple[SampleState, Node]]] = {}  # key → nodes awaiting it
+        self.tools = ToolRunner(store)
 
     async def run(self) -> Stats:
         """Build every sample; return the counts."""
@@ -136,6 +144,8 @@ class Scheduler:
                 await self._wait()
         finally:
             await self._cancel()
+            self.tools.close()
+            self.stats.tool_calls = self.tools.calls
         return self.stats
 
     async def _wait(self) -> None:
@@ -164,7 +174,7 @@ class Scheduler:
             self._error = self._error or task.exception()
             self._room.set()  # wake run() so the error surfaces
 
-    async def _send(self, node: LLMNode) -> None:
+    async def _send(self, node: Node) -> None:
         """Answer every node awaiting ``node.key``: from a remote tier, another build or the LLM.
 
         The order: ``_step`` gives each key one task, so identical nodes share one
@@ -187,7 +197,10 @@ class Scheduler:
                 return
         await self._generate(node)
 
-    async def _generate(self, node: LLMNode) -> None:
+    async def _generate(self, node: Node) -> None:
+        if isinstance(node, ToolNode):
+            await self._run_tool(node)
+            return
         try:
             outcome = await self.runner.run(node.request)
             if isinstance(outcome, Completion):
@@ -198,6 +211,7 @@ class Scheduler:
             if self.claims is not None:
                 self.claims.release(node.key)
         for i, (state, waiter) in enumerate(self._waiting.pop(node.key)):
+            assert isinstance(waiter, LLMNode)  # a key is of one kind
             if isinstance(outcome, Completion):
                 if i == 0:
                     self.stats.generated += 1
@@ -211,6 +225,33 @@ class Scheduler:
                 answer(state, waiter, None, outcome.message)
             self._step(state)
 
+    async def _run_tool(self, node: ToolNode) -> None:
+        """Run an executor call; its new state is stored before the record that names it."""
+        try:
+            answered = await self.tools.run(node)
+            if answered.state is not None:
+                self.store.put(answered.state.key, answered.state)
+            self.store.put(node.key, answered.record)
+        except ToolRunError as exc:
+            answered, error = None, str(exc)
+        finally:
+            if self.claims is not None:
+                self.claims.release(node.key)
+        for i, (state, waiter) in enumerate(self._waiting.pop(node.key)):
+            assert isinstance(waiter, ToolNode)  # a key is of one kind
+            if answered is None:
+                self._failed(waiter, error)
+                ran(state, waiter, None, error)
+            else:
+                if i == 0:
+                    self.stats.generated += 1
+                    self.progress.generated(waiter, None)
+                else:
+                    self.stats.cached += 1
+                    self.progress.cached(1)
+                ran(state, waiter, answered.ran)
+            self._step(state)
+
     def _found(self, key: str, record: Record) -> None:
         """A remote tier or another build had ``key``: its nodes are cached (counted when
         their sample ends)."""
@@ -218,7 +259,7 @@ class Scheduler:
             found(state, waiter, record)
             self._step(state)
 
-    def _failed(self, node: LLMNode, message: str) -> None:
+    def _failed(self, node: Node, message: str) -> None:
         self._note_failure(node.id, message)
         self.progress.failed(node, message)
 

@@ -207,3 +207,39 @@ def test_dry_run_prints_the_summary_and_sends_nothing(session: Session) -> None:
     assert result.exit_code == 0
     assert result.stdout.startswith("24 nodes: 20 cached, 2 to run, 2 blocked")
     assert session.server.count == before
+
+
+@pytest.mark.parametrize(
+    ("spelling", "name", "keys"),
+    [
+        (
+            "GEMINI",
+            "GOOGLE_GEMINI",
+            ["4bc9bf3654b8069a84ca922ea596316f", "5f7591661eaf027a90de724c0a920f88"],
+        ),
+        (
+            "google_gemini",
+            "GOOGLE_GEMINI",
+            ["4bc9bf3654b8069a84ca922ea596316f", "5f7591661eaf027a90de724c0a920f88"],
+        ),
+        (
+            "openai",
+            "OPENAI",
+            ["939e22848508ac0c12b310f212c45024", "20b5d428fef187cabf68040d6780498c"],
+        ),
+    ],
+)
+def test_keys_hash_the_engine_name_whatever_the_spelling(
+    tmp_path: Path, spelling: str, name: str, keys: list[str]
+) -> None:
+    """Pinned: node keys and the JSON name an engine by its enum name (oumi spells Gemini
+    ``GEMINI``); a change here would invalidate every cached result of that engine."""
+    config = tmp_path / "qa.yaml"
+    config.write_text(CONFIG)
+    result = run_cli(
+        "explain", str(config), "--format", "json", "--all", "--inference_config.engine", spelling
+    )
+    assert result.exit_code == 0, result.stderr
+    data = json.loads(result.stdout)
+    assert data["model"]["engine"] == name
+    assert [n["key"] for n in data["nodes"] if n["key"]][:2] == keys

@@ -14,9 +14,9 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from synthc.compiler.engines import Engine
 from synthc.compiler.source import PathKey
-from synthc.compiler.spec import InferenceEngineType
-from synthc.compiler.synth.source import ENGINES, MODEL_GROUPS
+from synthc.compiler.synth.source import ENGINE_SPELLINGS, MODEL_GROUPS
 from synthc.compiler.synth.text import encode
 from synthc.core.errors import ConfigError
 
@@ -159,8 +159,8 @@ def model(ic: Any) -> list[Line]:
     head = "model"
     engine = ic.get("engine")
     if engine is not None:
-        _need(isinstance(engine, str) and engine.lower() in ENGINES)
-        head += " " + InferenceEngineType(ENGINES[engine.lower()]).value.lower()
+        _need(isinstance(engine, str) and engine.lower() in ENGINE_SPELLINGS)
+        head += " " + Engine(ENGINE_SPELLINGS[engine.lower()]).value.lower()
     params = dict(ic.get("model") or {})
     _need(isinstance(ic.get("model") or {}, dict))
     if "model_name" in params:

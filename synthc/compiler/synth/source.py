@@ -15,8 +15,9 @@ from lark import Token, Transformer, v_args
 from lark.exceptions import VisitError
 from lark.tree import Meta
 
+from synthc.compiler.engines import Engine
 from synthc.compiler.source import Document, PathKey, SourceMap, _read
-from synthc.compiler.spec import GenerationParams, InferenceEngineType, ModelParams, RemoteParams
+from synthc.compiler.spec import GenerationParams, ModelParams, RemoteParams
 from synthc.compiler.synth.grammar import Comment, parse
 from synthc.compiler.synth.text import TextError, decode_long, decode_string
 from synthc.compiler.synth.tree import Node, Part, assemble, block, flatten
@@ -29,8 +30,8 @@ MODEL_GROUPS = (
     ("remote_params", set(RemoteParams.model_fields)),
     ("model", set(ModelParams.model_fields) - {"model_name"}),
 )
-ENGINES = {e.value.lower(): e.value for e in InferenceEngineType} | {
-    e.name.lower(): e.value for e in InferenceEngineType
+ENGINE_SPELLINGS = {e.value.lower(): e.value for e in Engine} | {
+    e.name.lower(): e.value for e in Engine
 }
 
 
@@ -186,9 +187,9 @@ class _ToParts(Transformer[Token, Any]):
         return parts
 
     def _engine(self, token: Token) -> Node:
-        engine = ENGINES.get(str(token).lower())
+        engine = ENGINE_SPELLINGS.get(str(token).lower())
         if engine is None:
-            names = sorted({e.value.lower() for e in InferenceEngineType})
+            names = sorted({e.value.lower() for e in Engine})
             close = difflib.get_close_matches(str(token).lower(), names, n=1)
             hint = f" (did you mean {close[0]!r}?)" if close else ""
             raise ConfigError.at(

@@ -29,6 +29,7 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
+from synthc.compiler.engines import ENGINES, Engine, EngineFacts
 from synthc.core.messages import (
     Completion,
     Message,
@@ -38,7 +39,6 @@ from synthc.core.messages import (
     ToolCall,
     Usage,
 )
-from synthc.runtime.backends import ENGINE_DEFAULTS, EngineDefaults
 from synthc.runtime.backends._http import HttpBackend, HttpClient, as_int, closed_schema
 from synthc.runtime.config import EndpointConfig
 
@@ -60,12 +60,12 @@ class AnthropicBackend(HttpBackend):
     def __init__(
         self,
         config: EndpointConfig,
-        defaults: EngineDefaults | None = None,
+        facts: EngineFacts | None = None,
         *,
         connections: int = 100,
     ):
-        defaults = defaults or ENGINE_DEFAULTS["ANTHROPIC"]
-        url = config.api_url or defaults.api_url or ""
+        facts = facts or ENGINES[Engine.ANTHROPIC]
+        url = config.api_url or facts.api_url or ""
         headers = {"anthropic-version": ANTHROPIC_VERSION}
         if config.api_key:
             headers["x-api-key"] = config.api_key

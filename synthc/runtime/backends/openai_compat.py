@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from synthc.compiler.engines import ENGINES, Engine, EngineFacts
 from synthc.core.messages import (
     Completion,
     Message,
@@ -23,15 +24,11 @@ from synthc.core.messages import (
     ToolCall,
     Usage,
 )
-from synthc.runtime.backends import ENGINE_DEFAULTS, EngineDefaults
 from synthc.runtime.backends._http import HttpBackend, HttpClient, as_int, closed_schema
 from synthc.runtime.config import EndpointConfig
 
 # oumi parameter name -> chat-completions field, copied when present
 _PLAIN_PARAMS = ("temperature", "top_p", "frequency_penalty", "presence_penalty")
-_GENERIC_SERVER = EngineDefaults(
-    backend="", api_url=None, api_key_env=None, min_p=True, max_tokens_field="max_tokens"
-)
 
 
 class OpenAICompatBackend(HttpBackend):
@@ -40,23 +37,22 @@ class OpenAICompatBackend(HttpBackend):
     def __init__(
         self,
         config: EndpointConfig,
-        defaults: EngineDefaults | None = None,
+        facts: EngineFacts | None = None,
         *,
         connections: int = 100,
     ):
-        if defaults is None:
-            defaults = ENGINE_DEFAULTS.get(config.engine.upper(), _GENERIC_SERVER)
-        url = config.api_url or defaults.api_url
+        facts = facts or ENGINES.get(config.engine, ENGINES[Engine.REMOTE])  # a generic server
+        url = config.api_url or facts.api_url
         if not url:
             raise ValueError("OpenAICompatBackend needs an api_url")
         headers = {"Authorization": f"Bearer {config.api_key}"} if config.api_key else {}
         self.engine = config.engine
-        self._max_tokens_field = defaults.max_tokens_field
-        self._min_p = defaults.min_p
+        self._max_tokens_field = facts.max_tokens_field
+        self._min_p = facts.min_p
         self._http = HttpClient(url, headers, config.connection_timeout, connections)
 
     def __repr__(self) -> str:
-        return f"OpenAICompatBackend(engine={self.engine!r}, url={self._http.url!r})"
+        return f"OpenAICompatBackend(engine={str(self.engine)!r}, url={self._http.url!r})"
 
     def parse_reply(self, reply: dict[str, Any]) -> Outcome:
         return parse_reply(reply)

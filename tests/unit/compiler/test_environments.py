@@ -1,4 +1,8 @@
-"""Tool-use environments compiled from configs: lookups, SQLite, stateful executors, grounding."""
+"""Tool-use environments compiled from configs: lookups, SQLite, stateful executors, grounding.
+
+Calls run as a build runs them: a lookup is answered as planning answers it, an
+executor call is a tool node the runtime's ToolRunner runs from the state the
+conversation's previous call left (kept in a store, as the cache keeps it)."""
 
 from __future__ import annotations
 
@@ -13,15 +17,12 @@ from typing import Any
 import pytest
 
 import synthc
-from synthc.compiler.environments import (
-    Session,
-    ToolError,
-    Toolset,
-    fill_defaults,
-    parse_simulated,
-)
-from synthc.compiler.graph import MultiturnRule
+from synthc.compiler.graph import LLMRule, MultiturnRule
+from synthc.compiler.tools import Tool, ToolError, Toolset, fill_defaults, look_up, parse_simulated
 from synthc.core.errors import ConfigError
+from synthc.core.records import Record
+from synthc.planning.plan import tool_node
+from synthc.runtime.tools import ToolRunError, ToolRunner
 from tests.conftest import OUMI_EXAMPLES, run_cli
 
 EXECUTORS = OUMI_EXAMPLES / "executors"
@@ -41,6 +42,48 @@ def _example(name: str, tmp_path: Path, *executors: str) -> Path:
     return tmp_path / name
 
 
+class _Records(dict[str, Record]):
+    """A store in memory, enough for a ToolRunner to find the states it left."""
+
+    def put(self, key: str, record: Record) -> None:
+        self[key] = record
+
+    def contains(self, key: str) -> bool:
+        return key in self
+
+    def close(self) -> None:
+        pass
+
+
+class Session:
+    """One conversation's tool calls, made one after another as a build makes them."""
+
+    def __init__(self, toolset: Toolset):
+        self.toolset = toolset
+        self.records = _Records()
+        self.runner = ToolRunner(self.records)
+        self.states = {e.id: e.state for e in toolset.environments.values()}
+
+    def run(self, tool: Tool, args: dict[str, Any]) -> Any:
+        """The call's output, or ToolError with the error the model would be told."""
+        env = self.toolset.environments[tool.env]
+        if env.kind == "lookup":
+            return look_up(env, tool, args)
+        step = LLMRule("dialog.turn2.call1", (), (), "")
+        node = tool_node(0, step, tool, env, args=args, env_state=self.states[env.id])
+        answer = self.runner.run_now(node)
+        if answer.state is not None:
+            self.records.put(answer.state.key, answer.state)
+        self.states[env.id] = answer.ran.state
+        output = json.loads(answer.ran.content)
+        if isinstance(output, dict) and set(output) == {"error"}:
+            raise ToolError(output["error"])
+        return output
+
+    def close(self) -> None:
+        self.runner.close()
+
+
 def _call(session: Session, tool: str, **args: object) -> Any:
     return session.run(session.toolset.known[tool], args)
 
@@ -51,7 +94,7 @@ def test_library_lookup_serves_the_table_after_filling_defaults(tmp_path: Path) 
         "list_book_catalog",
         "lookup_book_status",
     ]
-    session = tools.session()
+    session = Session(tools)
     assert _call(session, "lookup_book_status", book_id="B002") == {
         "title": "The Great Gatsby",
         "status": "checked_out",
@@ -70,7 +113,7 @@ def test_library_lookup_serves_the_table_after_filling_defaults(tmp_path: Path) 
 def test_lookup_fills_schema_defaults_before_matching(tmp_path: Path) -> None:
     config = tmp_path / "c.yaml"
     config.write_text(_LOOKUP_WITH_DEFAULT)
-    session = _toolset(config).session()
+    session = Session(_toolset(config))
     assert _call(session, "weather") == {"temp": 20}  # unit defaults to "C"
     assert _call(session, "weather", unit="F") == {"temp": 68}
 
@@ -113,13 +156,13 @@ def _library_status_rows() -> list[dict[str, str]]:
 
 def test_database_conversations_are_isolated_and_rolled_back(tmp_path: Path) -> None:
     tools = _toolset(_example("ehr_database_synth.yaml", tmp_path, "ehr_db.py"))
-    first, second = tools.session(), tools.session()
+    first, second = Session(tools), Session(tools)
     assert _call(first, "update_meds", pat_id=3, medication="insulin")["status"] == "ok"
     assert _call(first, "lookup_patient", pat_id=3)["meds"] == "insulin"
     assert _call(second, "lookup_patient", pat_id=3)["meds"] is None
     first.close()
     second.close()
-    assert _call(tools.session(), "lookup_patient", pat_id=3)["meds"] is None
+    assert _call(Session(tools), "lookup_patient", pat_id=3)["meds"] is None
 
 
 def test_a_read_only_database_tool_cannot_write(tmp_path: Path) -> None:
@@ -128,7 +171,7 @@ def test_a_read_only_database_tool_cannot_write(tmp_path: Path) -> None:
         "executor: ehr_db.lookup_patient", "executor: ehr_db.update_meds"
     )
     config.write_text(text)
-    session = _toolset(config).session()
+    session = Session(_toolset(config))
     with pytest.raises(ToolError) as info:
         _call(session, "lookup_patient", pat_id=1, medication="x")
     assert str(info.value) == "Tool 'lookup_patient' raised: attempt to write a readonly database"
@@ -149,7 +192,7 @@ def test_a_db_path_database_is_never_modified(tmp_path: Path) -> None:
     text = config.read_text()
     start, end = text.index("        schema_sql:"), text.index("      tools:")
     config.write_text(text[:start] + "        db_path: clinic.sqlite\n" + text[end:])
-    session = _toolset(config).session()
+    session = Session(_toolset(config))
     assert _call(session, "update_meds", pat_id=1, medication="x")["status"] == "ok"
     assert _call(session, "lookup_patient", pat_id=1)["meds"] == "x"
     session.close()
@@ -160,7 +203,7 @@ def test_a_db_path_database_is_never_modified(tmp_path: Path) -> None:
 
 def test_stateful_executors_keep_state_per_conversation(tmp_path: Path) -> None:
     tools = _toolset(_example("ehr_stateful_synth.yaml", tmp_path, "ehr.py"))
-    first, second = tools.session(), tools.session()
+    first, second = Session(tools), Session(tools)
     added = _call(first, "prescribe_medication", patient_id="P002", name="ibuprofen", dose="1")
     assert added["status"] == "ok"
     again = _call(first, "prescribe_medication", patient_id="P002", name="ibuprofen", dose="1")
@@ -182,7 +225,7 @@ def test_an_executor_output_is_checked_before_its_state(tmp_path: Path) -> None:
     config = _example("ehr_stateful_synth.yaml", tmp_path, "ehr.py")
     text = config.read_text().replace("executor: ehr.get_patient", "executor: ehr.update_allergies")
     config.write_text(text)
-    session = _toolset(config).session()
+    session = Session(_toolset(config))
     with pytest.raises(ToolError) as info:  # oumi checks the output_schema first
         _call(session, "get_patient", patient_id="P001", allergies=[])
     assert str(info.value).startswith(
@@ -254,15 +297,25 @@ def test_an_executor_that_cannot_be_found_is_located(tmp_path: Path) -> None:
         synthc.compile(config)
     spans = [d.span for d in info.value.diagnostics]
     assert len(spans) == 3  # one per tool
-    assert all("cannot load executor 'ehr_db." in d.message for d in info.value.diagnostics)
+    assert all("cannot find executor 'ehr_db." in d.message for d in info.value.diagnostics)
     assert all(s is not None and s.line > 0 for s in spans)
 
 
-def test_an_executor_module_that_fails_to_import_says_why(tmp_path: Path) -> None:
-    config = _example("ehr_database_synth.yaml", tmp_path)
-    (tmp_path / "ehr_db.py").write_text("raise RuntimeError('no database driver')\n")
-    with pytest.raises(ConfigError, match="RuntimeError: no database driver"):
-        synthc.compile(config)
+def test_an_executor_module_that_fails_to_import_says_where_when_it_runs(tmp_path: Path) -> None:
+    """Compiling reads an executor's module and never imports it; the runtime imports it
+    for the first call, and a module that fails then fails the node, with the place in
+    the config that names it."""
+    config = _example("ehr_database_synth.yaml", tmp_path, "ehr_db.py")
+    module = tmp_path / "ehr_db.py"
+    module.write_text(module.read_text() + "\nraise RuntimeError('no database driver')\n")
+    session = Session(_toolset(config))  # compiles
+    with pytest.raises(ToolRunError) as info:
+        _call(session, "lookup_patient", pat_id=2)
+    assert re.search(
+        r"ehr_database_synth\.yaml:\d+:\d+: importing .*ehr_db\.py failed: "
+        r"RuntimeError: no database driver",
+        str(info.value),
+    )
 
 
 def test_executors_can_be_named_by_file_path(tmp_path: Path) -> None:
@@ -272,15 +325,22 @@ def test_executors_can_be_named_by_file_path(tmp_path: Path) -> None:
     config.write_text(
         config.read_text().replace("executor: ehr_db.", "executor: code/db_tools.py:")
     )
-    session = _toolset(config).session()
+    session = Session(_toolset(config))
     assert _call(session, "lookup_patient", pat_id=2)["name"] == "Alice Chen"
 
 
-def test_bad_sql_is_reported_at_compile_time(tmp_path: Path) -> None:
+def test_bad_sql_fails_its_calls_saying_where(tmp_path: Path) -> None:
+    """The SQL runs first in the runtime (compiling opens no database)."""
     config = _example("ehr_database_synth.yaml", tmp_path, "ehr_db.py")
     config.write_text(config.read_text().replace("CREATE TABLE patients", "CREATE TABEL patients"))
-    with pytest.raises(ConfigError, match=r"the database cannot be set up: .*syntax error"):
-        synthc.compile(config)
+    session = Session(_toolset(config))
+    with pytest.raises(ToolRunError) as info:
+        _call(session, "lookup_patient", pat_id=2)
+    assert re.search(
+        r"ehr_database_synth\.yaml:\d+:\d+: environment 'ehr': the database "
+        r"cannot be set up: .*syntax error",
+        str(info.value),
+    )
 
 
 def test_tool_use_on_an_engine_without_tool_calling_is_refused(tmp_path: Path) -> None:
@@ -338,7 +398,7 @@ def test_environments_can_live_in_their_own_file(tmp_path: Path) -> None:
     (tmp_path / "envs" / "library.yaml").write_text(environments)
     config.write_text(text[:start] + "environment_config_path: envs/library.yaml\n" + text[end:])
     tools = _toolset(config)
-    assert _call(tools.session(), "lookup_book_status", book_id="B005")["title"] == "Dune"
+    assert _call(Session(tools), "lookup_book_status", book_id="B005")["title"] == "Dune"
 
     broken = environments.replace("env_type: deterministic", "env_type: magic")
     (tmp_path / "envs" / "library.yaml").write_text(broken)
@@ -544,7 +604,7 @@ def test_a_stateless_simulated_environment_calls_executors_with_arguments_only(
     forecast = _tool("forecast", output_schema=_CITY)
     tools = _toolset(_box(tmp_path, env_kwargs, shout, forecast))
     assert [t.simulated for t in tools.offered] == [False, True]
-    assert _call(tools.session(), "shout", text="hi") == {"text": "HI"}
+    assert _call(Session(tools), "shout", text="hi") == {"text": "HI"}
 
 
 def test_executor_results_are_refused_in_oumis_words(tmp_path: Path) -> None:
@@ -553,7 +613,7 @@ def test_executor_results_are_refused_in_oumis_words(tmp_path: Path) -> None:
         _tool("wrong", "wrong", output_schema=_VALUE),
         _tool("boom", "boom"),
     ]
-    session = _toolset(_box(tmp_path, {"tool_persona": "p"}, *tools)).session()
+    session = Session(_toolset(_box(tmp_path, {"tool_persona": "p"}, *tools)))
     assert _error(session, "peek") == (
         "Tool 'peek' raised: Tool 'peek' executor returned updated_state but the environment "
         "is stateless."
@@ -578,7 +638,7 @@ def test_stateful_results_are_refused_in_oumis_words(tmp_path: Path) -> None:
         _tool("spoil", "spoil", output_schema=_VALUE, read_only=False),
     ]
     env_kwargs = {"tool_persona": "p", "cache_by_input": False, "state_params": state}
-    session = _toolset(_box(tmp_path, env_kwargs, *tools)).session()
+    session = Session(_toolset(_box(tmp_path, env_kwargs, *tools)))
     assert _call(session, "add", by=2) == {"value": 2}
     assert _error(session, "peek") == (
         "Tool 'peek' raised: Tool 'peek' is read_only but executor returned updated_state. "
@@ -642,7 +702,7 @@ def test_database_executors_are_refused_in_oumis_words_and_rolled_back(tmp_path:
         _tool(name, name, output_schema=_VALUE, read_only=name == "count")
         for name in ("restock", "count", "sneak", "spill")
     ]
-    session = _toolset(_box(tmp_path, _SHOP, *tools, env_type="database")).session()
+    session = Session(_toolset(_box(tmp_path, _SHOP, *tools, env_type="database")))
     assert _call(session, "restock") == {"value": 2}
     assert _error(session, "sneak") == "Tool 'sneak' raised: not authorized"
     assert _error(session, "spill").startswith(

@@ -7,9 +7,9 @@ from typing import Any
 import pydantic
 import pytest
 
+from synthc.compiler.engines import Engine
 from synthc.compiler.spec import (
     GenerationParams,
-    InferenceEngineType,
     MultiTurnAttribute,
     PostprocessingParams,
     RemoteParams,
@@ -131,7 +131,7 @@ def test_role_spellings(spelling: str) -> None:
 
 @pytest.mark.parametrize("spelling", ["OPENAI", "openai", "GEMINI", "GOOGLE_GEMINI", "gemini"])
 def test_engine_spellings(spelling: str) -> None:
-    assert InferenceEngineType(spelling).name in ("OPENAI", "GOOGLE_GEMINI")
+    assert Engine(spelling).name in ("OPENAI", "GOOGLE_GEMINI")
 
 
 def test_postprocessing_regex_must_compile() -> None:
@@ -205,13 +205,13 @@ def test_every_name_oumi_0_9_adds_is_accepted() -> None:
         }
     )
     inference = config.inference_config
-    assert inference.engine is InferenceEngineType.HUGGING_FACE_ROUTER
+    assert inference.engine is Engine.HUGGING_FACE_ROUTER
     assert inference.generation.guided_decoding is not None
     assert inference.generation.guided_decoding.strict
     assert inference.remote_params.user_id == "team-a"
-    assert {InferenceEngineType(e) for e in ("CEREBRAS", "OPENROUTER")} == {
-        InferenceEngineType.CEREBRAS,
-        InferenceEngineType.OPENROUTER,
+    assert {Engine(e) for e in ("CEREBRAS", "OPENROUTER")} == {
+        Engine.CEREBRAS,
+        Engine.OPENROUTER,
     }
 
 

@@ -3,31 +3,30 @@
 from __future__ import annotations
 
 import asyncio
+import importlib
 from collections.abc import Iterator
 from email.utils import formatdate
 from typing import Any
 
 import pytest
 
+from synthc.compiler.engines import ENGINES, Engine, Wire
 from synthc.core.errors import EngineError
 from synthc.core.messages import Completion, Message, Outcome, Request, RequestFailure
-from synthc.runtime.backends import (
-    BACKENDS,
-    ENGINE_DEFAULTS,
-    UNSUPPORTED_ENGINES,
-    create_backend,
-    resolve_api_key,
-)
+from synthc.runtime.backends import create_backend, create_local_backend, resolve_api_key
 from synthc.runtime.backends._http import parse_retry_after
 from synthc.runtime.backends.anthropic import AnthropicBackend
 from synthc.runtime.backends.openai_compat import OpenAICompatBackend
-from synthc.runtime.config import EndpointConfig
+from synthc.runtime.config import EndpointConfig, LocalModelConfig
 from synthc.runtime.protocol import Backend
 from synthc.testing import FakeLLMServer, Fault
 
 KEY = "sk-secret-do-not-print"
 CHAT = "/v1/chat/completions"
 MESSAGES = "/v1/messages"
+HTTP = sorted(e for e, f in ENGINES.items() if not f.local and not f.unsupported)
+LOCAL = sorted(e for e, f in ENGINES.items() if f.local)
+UNSUPPORTED = sorted(e for e, f in ENGINES.items() if f.unsupported)
 
 
 @pytest.fixture
@@ -55,50 +54,121 @@ def _generate(
     return asyncio.run(go())
 
 
-# --- registry ---------------------------------------------------------------
+# --- registry: the rows of compiler.engines.ENGINES agree with what backends do ----------
 
 
-def test_every_engine_builds_its_backend_lazily() -> None:
-    for engine, defaults in ENGINE_DEFAULTS.items():
-        url = defaults.api_url or "http://127.0.0.1:9/v1/chat/completions"
-        backend: Backend = create_backend(EndpointConfig(engine, "m", url, "k"))
-        expected = AnthropicBackend if engine == "ANTHROPIC" else OpenAICompatBackend
-        assert type(backend) is expected, engine
-        assert BACKENDS[engine] == defaults.backend
+@pytest.mark.parametrize("engine", HTTP)
+def test_hosted_engines_build_the_http_backend_their_row_names(engine: Engine) -> None:
+    facts = ENGINES[engine]
+    url = facts.api_url or "http://127.0.0.1:9/v1/chat/completions"
+    backend: Backend = create_backend(
+        EndpointConfig(engine, "m", url if not facts.api_url else None, "k")
+    )
+    expected = AnthropicBackend if facts.wire is Wire.ANTHROPIC else OpenAICompatBackend
+    assert facts.backend == f"{expected.__module__}:{expected.__name__}"
+    assert type(backend) is expected
+    assert f"url={url!r}" in repr(backend)  # the row's default URL when the config names none
+
+
+@pytest.mark.parametrize("engine", HTTP)
+def test_hosted_engines_want_the_key_their_row_names(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    facts = ENGINES[engine]
+    url = facts.api_url or "http://127.0.0.1:9/v1/chat/completions"
+    if facts.api_key_env:
+        monkeypatch.setenv(facts.api_key_env, "from-env")
+        assert resolve_api_key(engine, None, None) == "from-env"
+        monkeypatch.delenv(facts.api_key_env)
+    assert resolve_api_key(engine, None, None) is None
+    if facts.key_required:
+        with pytest.raises(EngineError, match=f"no API key for engine {engine}"):
+            create_backend(EndpointConfig(engine, "m", url))
+    else:
+        assert create_backend(EndpointConfig(engine, "m", url)) is not None
+
+
+@pytest.mark.parametrize("engine", [e for e in HTTP if ENGINES[e].wire is Wire.OPENAI])
+def test_openai_compatible_bodies_follow_the_row(engine: Engine) -> None:
+    facts = ENGINES[engine]
+    url = facts.api_url or "http://127.0.0.1:9/v1/chat/completions"
+    backend = create_backend(EndpointConfig(engine, "m", url, "k"))
+    assert isinstance(backend, OpenAICompatBackend)
+    body = backend.build_body(_request(max_new_tokens=7, min_p=0.1))
+    assert body[facts.max_tokens_field] == 7
+    assert ("min_p" in body) is facts.min_p
+
+
+@pytest.mark.parametrize("engine", LOCAL)
+def test_local_engines_load_the_in_process_backend_their_row_names(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    facts = ENGINES[engine]
+    assert facts.backend is not None
+    module_name, _, class_name = facts.backend.partition(":")
+    module = importlib.import_module(module_name)
+    assert isinstance(getattr(module, class_name), type)
+    loaded: list[LocalModelConfig] = []
+
+    class Loaded:
+        def __init__(self, config: LocalModelConfig):
+            loaded.append(config)
+
+    monkeypatch.setattr(module, class_name, Loaded)
+    config = LocalModelConfig(engine, "m", None)
+    assert isinstance(create_local_backend(config), Loaded)
+    assert loaded == [config]
+
+
+@pytest.mark.parametrize("engine", LOCAL)
+def test_local_engines_have_no_http_backend(engine: Engine) -> None:
+    with pytest.raises(EngineError, match=f"unknown inference engine '{engine}'"):
+        create_backend(EndpointConfig(engine, "m", "http://x/v1/chat/completions", "k"))
 
 
 def test_unknown_engine_names_it_and_lists_known_ones() -> None:
     with pytest.raises(EngineError) as info:
-        create_backend(EndpointConfig("OPENAY", "m", None, "k"))
-    message = str(info.value)
-    assert "'OPENAY'" in message
-    assert "OPENAI" in message and "ANTHROPIC" in message and "REMOTE_VLLM" in message
+        create_backend(EndpointConfig("openay", "m", None, "k"))
+    assert str(info.value) == (
+        "unknown inference engine 'OPENAY'; known engines: ANTHROPIC, CEREBRAS, DEEPSEEK, "
+        "FIREWORKS, GEMINI, GOOGLE_GEMINI, GOOGLE_VERTEX, HUGGING_FACE_ROUTER, LAMBDA, OPENAI, "
+        "OPENROUTER, PARASAIL, REMOTE, REMOTE_VLLM, SAMBANOVA, SGLANG, TOGETHER"
+    )
 
 
-@pytest.mark.parametrize("engine", sorted(UNSUPPORTED_ENGINES))
-def test_in_process_engines_are_refused_with_advice(engine: str) -> None:
-    with pytest.raises(EngineError, match=f"engine {engine} is not supported"):
+@pytest.mark.parametrize("spelling", ["gemini", "GEMINI", "google_gemini", "GOOGLE_GEMINI"])
+def test_any_oumi_spelling_reaches_the_engine(spelling: str) -> None:
+    backend = create_backend(EndpointConfig(spelling, "m", None, "k"))
+    url = ENGINES[Engine.GOOGLE_GEMINI].api_url
+    assert repr(backend) == f"OpenAICompatBackend(engine='GOOGLE_GEMINI', url={url!r})"
+
+
+@pytest.mark.parametrize("engine", UNSUPPORTED)
+def test_unsupported_engines_are_refused_with_the_reason(engine: Engine) -> None:
+    reason = ENGINES[engine].unsupported
+    with pytest.raises(EngineError) as info:
         create_backend(EndpointConfig(engine, "m", "http://x/v1/chat/completions"))
+    assert str(info.value) == f"engine {engine} is not supported: {reason}"
 
 
 def test_hosted_engine_without_key_says_which_variable(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
     with pytest.raises(EngineError, match=r"set OPENAI_API_KEY or set remote_params\.api_key"):
-        create_backend(EndpointConfig("OPENAI", "gpt-4o"))
+        create_backend(EndpointConfig(Engine.OPENAI, "gpt-4o"))
 
 
 def test_remote_needs_a_url() -> None:
     with pytest.raises(EngineError, match=r"REMOTE needs remote_params\.api_url"):
-        create_backend(EndpointConfig("REMOTE", "m"))
+        create_backend(EndpointConfig(Engine.REMOTE, "m"))
 
 
 def test_api_key_precedence(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("OPENAI_API_KEY", "from-default-var")
     monkeypatch.setenv("MY_KEY", "from-named-var")
-    assert resolve_api_key("OPENAI", "explicit", "MY_KEY") == "explicit"
-    assert resolve_api_key("OPENAI", None, "MY_KEY") == "from-named-var"
-    assert resolve_api_key("openai", None, "UNSET_VAR_X") == "from-default-var"
-    assert resolve_api_key("REMOTE", None, None) is None
+    assert resolve_api_key(Engine.OPENAI, "explicit", "MY_KEY") == "explicit"
+    assert resolve_api_key(Engine.OPENAI, None, "MY_KEY") == "from-named-var"
+    assert resolve_api_key(Engine.OPENAI, None, "UNSET_VAR_X") == "from-default-var"
+    assert resolve_api_key(Engine.REMOTE, None, None) is None
 
 
 def test_sglang_native_url_is_sent_to_its_openai_route(srv: FakeLLMServer) -> None:
@@ -334,11 +404,6 @@ def test_public_api_is_pinned() -> None:
     from synthc.runtime import backends
 
     assert backends.__all__ == [
-        "BACKENDS",
-        "ENGINE_DEFAULTS",
-        "LOCAL_BACKENDS",
-        "UNSUPPORTED_ENGINES",
-        "EngineDefaults",
         "create_backend",
         "create_local_backend",
         "resolve_api_key",

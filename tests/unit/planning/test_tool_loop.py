@@ -1,4 +1,4 @@
-"""The assistant's tool loop, driven step by step through ``conversation``'s ``ask``."""
+"""The assistant's tool loop, driven step by step through a conversation's ``Ask``."""
 
 from __future__ import annotations
 
@@ -11,25 +11,19 @@ from typing import Any
 import synthc
 from synthc.compiler.graph import MultiturnRule
 from synthc.core.messages import Message, ToolCall
-from synthc.planning.conversation import STRAGGLER_NUDGE, conversation
+from synthc.planning.conversation import STRAGGLER_NUDGE, Cursor
 from tests.conftest import OUMI_EXAMPLES
+from tests.unit.planning.scripted import Reply, Scripted, converse
 
-Reply = str | Message
 
-
-class Script:
-    """Answers steps from a table; records every step asked and what it was sent."""
+class Script(Scripted):
+    """Answers steps from a table."""
 
     def __init__(self, replies: dict[str, Reply]):
+        super().__init__()
         self.replies = replies
-        self.asked: dict[str, tuple[list[Message], dict[str, Any]]] = {}
-        self.shared: dict[str, str | None] = {}
 
-    def __call__(
-        self, name: str, messages: list[Message], extra: dict[str, Any], shared: str | None = None
-    ) -> Reply | None:
-        self.asked[name] = (messages, extra)
-        self.shared[name] = shared
+    def reply(self, name: str, messages: list[Message], extra: dict[str, Any]) -> Reply | None:
         if name.startswith("plan"):
             return '{"turns": []}'
         if name in self.replies:
@@ -70,7 +64,7 @@ def test_tool_calls_are_answered_locally_then_the_model_answers(tmp_path: Path) 
             "turn2.r2": "1984 is available.",
         }
     )
-    result = conversation(rule, values, 2, script, [])
+    result = converse(rule, values, 2, script)
     assert result is not None
     messages = result[0]["messages"]
     assert [m["role"] for m in messages] == [
@@ -109,7 +103,7 @@ def test_bad_calls_come_back_to_the_model_as_errors(tmp_path: Path) -> None:
             "turn2.r2": "Sorry.",
         }
     )
-    result = conversation(rule, values, 2, script, [])
+    result = converse(rule, values, 2, script)
     assert result is not None
     errors = [
         json.loads(m["content"])["error"] for m in result[0]["messages"] if m["role"] == "tool"
@@ -124,7 +118,7 @@ def test_the_round_limit_forces_a_final_answer_without_tools(tmp_path: Path) -> 
     again = _calls(("list_book_catalog", {}))
     replies: dict[str, Reply] = {"turn2": again, **{f"turn2.r{k}": again for k in range(2, 7)}}
     script = Script({**replies, "turn2.final": "Here is the catalog."})
-    result = conversation(rule, values, 2, script, [])
+    result = converse(rule, values, 2, script)
     assert result is not None
     assert "turn2.r7" not in script.asked
     sent, extra = script.asked["turn2.final"]
@@ -138,17 +132,20 @@ def test_the_round_limit_forces_a_final_answer_without_tools(tmp_path: Path) -> 
 def test_a_pending_step_stops_the_replay(tmp_path: Path) -> None:
     rule, values = _library(tmp_path)
     script = Script({"turn2": _calls(("list_book_catalog", {}))})  # turn2.r2 unanswered
-    assert conversation(rule, values, 2, script, []) is None
+    assert converse(rule, values, 2, script) is None
     assert "turn2.r2" in script.asked
 
 
 def test_simulated_tools_are_model_steps_cached_by_input(tmp_path: Path) -> None:
+    """A round's calls are answered in call order, each once; identical calls to a tool
+    cached by input share one draw (one node for the whole build)."""
     shutil.copy(OUMI_EXAMPLES / "mcp_docs_lookup_synth.yaml", tmp_path / "mcp.yaml")
     rule, values = _rule(tmp_path / "mcp.yaml")
     react = ("resolve_library_id", {"name": "react"})
     script = Script({"turn2": _calls(react, react, ("resolve_library_id", {"name": "vue"}))})
-    assert conversation(rule, values, 2, script, []) is None  # simulations pending
-    assert sorted(n for n in script.asked if ".call" in n) == ["turn2.call1", "turn2.call3"]
+    cursor = Cursor(rule, values, 2, [])
+    assert cursor.advance(script) is None  # the first simulation is pending
+    assert [n for n in script.asked if ".call" in n] == ["turn2.call1"]
     sent, extra = script.asked["turn2.call1"]
     assert sent[0].content.startswith("You are simulating an MCP-style documentation server")
     assert "You are simulating the `resolve_library_id` tool." in sent[0].content
@@ -157,15 +154,22 @@ def test_simulated_tools_are_model_steps_cached_by_input(tmp_path: Path) -> None
         "tool": "resolve_library_id",
     }
     assert extra["guided_decoding"]["json"]["required"] == ["library_id", "candidates"]
-    # cached by input: one draw for the whole build, whichever conversation asks
     assert script.shared["turn2.call1"] == 'simulated\x1fresolve_library_id::{"name": "react"}'
-    script.replies["turn2.call1"] = '{"library_id": "/facebook/react", "candidates": []}'
+    react_says = '{"library_id": "/facebook/react", "candidates": []}'
+    script.replies["turn2.call1"] = react_says
+    assert cursor.advance(script) is None  # from where it stopped: the second call
+    assert script.shared["turn2.call2"] == script.shared["turn2.call1"]
+    assert script.asked["turn2.call2"] == script.asked["turn2.call1"]  # so one node, one key
+    script.replies["turn2.call2"] = react_says
     script.replies["turn2.call3"] = '{"library_id": "/vuejs/core"}'  # misses "candidates"
     script.replies["turn2.r2"] = "Done."
-    result = conversation(rule, values, 2, script, [])
+    before = len(script.order)
+    result = cursor.advance(script)
     assert result is not None
+    # the pending call for its answer, then the rest: nothing before it is taken again
+    assert script.order[before:] == ["turn2.call2", "turn2.call3", "turn2.r2"]
     tools = [m["content"] for m in result[0]["messages"] if m["role"] == "tool"]
-    assert tools[0] == tools[1] == '{"library_id": "/facebook/react", "candidates": []}'
+    assert tools[0] == tools[1] == react_says
     assert "'candidates' is a required property" in json.loads(tools[2])["error"]
 
 
@@ -174,7 +178,7 @@ def test_a_conversation_with_tools_lists_them_as_oumi_does(tmp_path: Path) -> No
     script = Script(
         {"turn2": _calls(("lookup_book_status", {"book_id": "B003"})), "turn2.r2": "ok"}
     )
-    result = conversation(rule, values, 2, script, [])
+    result = converse(rule, values, 2, script)
     assert result is not None
     row = result[0]
     assert list(row) == ["messages", "tools"]

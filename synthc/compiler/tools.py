@@ -1,29 +1,27 @@
-"""Run a conversation's tools: a tool call and its environment in; the tool's result out.
+"""Tool-use environments as a config defines them: tools, environments, what a call may name.
 
 oumi's environment types, each giving every conversation its own state:
 
 - ``lookup`` (``deterministic`` is oumi's older name): a table of ``input`` →
-  ``output`` per tool, matched on canonical JSON after filling schema defaults;
+  ``output`` per tool, matched on canonical JSON after filling schema defaults
+  (:func:`look_up`, pure, answered while planning);
 - ``simulated`` (``synthetic`` is oumi's older name): the model plays each
   tool under the tool's ``output_schema`` (one cached node per call), and a tool
   with an ``executor`` is run as ``executor(arguments=...)``; with
   ``state_params.initial_state`` every tool has an executor, called with a
   ``state`` too, whose ``updated_state`` becomes the conversation's state;
-- ``database``: SQLite from ``schema_sql`` + ``seed_sql`` (or a ``db_path``
-  whose writes are rolled back), one connection per conversation, executors run
-  SQL through it.
+- ``database``: SQLite from ``schema_sql`` + ``seed_sql`` (or a ``db_path``,
+  never written), each conversation with its own copy; executors run SQL on it.
 
-A call that fails comes back to the model as ``{"error": message}`` in oumi 0.9's
-words: bad arguments as jsonschema's own text, anything the environment raises
-(a lookup miss, a simulator reply that does not parse or match, an executor's
-exception or refused result) as ``Tool '<id>' raised: <what was raised>``.
-
-Tool results are computed locally and enter the next request's messages, so
-node keys cover them by content: editing a lookup table or an executor reruns
-exactly the requests that saw a different result. A conversation's tools are
-replayed from its cached steps each time it advances, which keeps state
-per-conversation without storing it. :mod:`synthc.compiler.tool_config` builds
-the environments from a config.
+Executors run in the runtime (:mod:`synthc.runtime.tools`), never here: a call
+to one is a node keyed by the environment's digest, the executor's source
+digest, the arguments and the environment state the conversation has reached
+(``Environment.state`` is the key of the state it starts from). A call that
+fails comes back to the model as ``{"error": message}`` in oumi 0.9's words: bad
+arguments as jsonschema's own text, anything the environment raises (a lookup
+miss, a simulator reply that does not parse or match, an executor's exception or
+refused result) as ``Tool '<id>' raised: <what was raised>``.
+:mod:`synthc.compiler.tool_config` builds the environments from a config.
 """
 
 from __future__ import annotations
@@ -33,15 +31,11 @@ import json
 import logging
 import random
 import re
-import sqlite3
-import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from synthc.compiler.executors import Executor, ToolResult
+from synthc.compiler.executors import ExecutorRef
 from synthc.core.messages import Message
 
 log = logging.getLogger("synthc")
@@ -100,7 +94,7 @@ class Tool:
     output_schema: dict[str, Any] | None
     read_only: bool
     env: str
-    executor: Executor | None = None
+    executor: ExecutorRef | None = None
     simulated: bool = False  # played by the model (simulated environment, no executor)
 
     def definition(self) -> dict[str, Any]:
@@ -270,6 +264,9 @@ class Environment:
     schema_sql: str | None = None
     seed_sql: str | None = None
     db_path: Path | None = None
+    digest: str = ""  # of the definition: what every executor call's key holds of it
+    state: str | None = None  # key of the state a conversation starts from (stateful kinds)
+    where: str = ""  # file:line:col of its database, for the runtime's messages
 
     @property
     def stateful(self) -> bool:
@@ -296,150 +293,21 @@ class Environment:
         return [row for row in pool if row]
 
 
-class EnvSession:
-    """One conversation's view of an environment."""
-
-    def __init__(self, env: Environment):
-        self.env = env
-        self.state = copy.deepcopy(env.initial_state)
-        self.db: sqlite3.Connection | None = None
-        if env.kind == "database":
-            self.db = open_database(env)
-
-    def run(self, tool: Tool, args: dict[str, Any]) -> Any:
-        """The output of ``tool`` called with ``args`` (already checked against its
-        parameters); raises whatever the environment or the tool's executor raises."""
-        if self.env.kind == "lookup":
-            return self._look_up(tool, args)
-        if tool.executor is None:
-            raise ToolError(f"Tool '{tool.id}' has no executor")
-        if self.db is not None:
-            return self._run_sql(tool, args)
-        if self.env.stateful:
-            return self._run_stateful(tool, args)
-        output, new_state = _checked(tool, tool.executor(arguments=args))
-        if new_state is not None:
-            raise ToolError(
-                f"Tool '{tool.id}' executor returned updated_state but the environment is "
-                "stateless."
-            )
-        return output
-
-    def _run_stateful(self, tool: Tool, args: dict[str, Any]) -> Any:
-        """oumi's stateful step: the executor sees a copy of the state; a new state is
-        refused from a read-only tool, checked against state_schema, then kept."""
-        assert tool.executor is not None
-        result = tool.executor(arguments=args, state=copy.deepcopy(self.state))
-        output, new_state = _checked(tool, result)
-        if new_state is None:
-            return output
-        if tool.read_only:
-            raise ToolError(
-                f"Tool '{tool.id}' is read_only but executor returned updated_state. "
-                "Read-only tools must not mutate state."
-            )
-        if self.env.state_schema is not None:
-            problem = validation_text(self.env.state_schema, new_state)
-            if problem:
-                raise ToolError(
-                    f"Tool '{tool.id}' updated_state failed state_schema validation: {problem}"
-                )
-        self.state = copy.deepcopy(new_state)
-        return output
-
-    def _look_up(self, tool: Tool, args: dict[str, Any]) -> Any:
-        wanted = canonical(fill_defaults(tool.parameters, args))
-        for entry_input, output in self.env.table.get(tool.id, ()):
-            if canonical(entry_input) == wanted:
-                return copy.deepcopy(output)
-        inputs = json.dumps([i for i, _ in self.env.table.get(tool.id, ())], sort_keys=True)
-        raise ToolError(
+def look_up(env: Environment, tool: Tool, args: dict[str, Any]) -> Any:
+    """A lookup environment's answer to a call (its table entry whose input equals the
+    arguments after schema defaults); raises ToolError in oumi 0.9's words on a miss."""
+    wanted = canonical(fill_defaults(tool.parameters, args))
+    for entry_input, output in env.table.get(tool.id, ()):
+        if canonical(entry_input) == wanted:
+            return copy.deepcopy(output)
+    inputs = json.dumps([i for i, _ in env.table.get(tool.id, ())], sort_keys=True)
+    raise ToolError(
+        raised(
+            tool,
             f"No lookup output matches arguments {wanted} for tool '{tool.id}'. "
-            f"Configured inputs: {inputs}"
+            f"Configured inputs: {inputs}",
         )
-
-    def _run_sql(self, tool: Tool, args: dict[str, Any]) -> Any:
-        """The executor run on the conversation's connection inside a savepoint that a
-        failure (its own or a refused result) rolls back; read-only tools cannot write."""
-        db = self.db
-        assert db is not None and tool.executor is not None
-        if tool.read_only:
-            db.execute("PRAGMA query_only = ON")
-        try:
-            with _savepoint(db):
-                output, _ = _checked(tool, tool.executor(arguments=args, context=db))
-        finally:
-            if tool.read_only:
-                with suppress(sqlite3.Error):
-                    db.execute("PRAGMA query_only = OFF")
-        return output
-
-    def close(self) -> None:
-        if self.db is not None:
-            close_database(self.db)
-
-
-def _checked(tool: Tool, result: Any) -> tuple[Any, Any]:
-    """(output, updated_state) of what an executor returned, the output checked against
-    the tool's output_schema (oumi's ``validate_executor_result``)."""
-    output, new_state = _unwrap(result)
-    if tool.output_schema is not None:
-        problem = validation_text(tool.output_schema, output)
-        if problem:
-            raise ToolError(f"Tool '{tool.id}' executor output failed schema validation: {problem}")
-    return output, new_state
-
-
-def _unwrap(result: Any) -> tuple[Any, Any]:
-    """(output, updated_state) of what an executor returned: a ToolResult (or an object
-    shaped like oumi's), else a plain output and no new state."""
-    if isinstance(result, ToolResult) or hasattr(result, "updated_state"):
-        return getattr(result, "output", None), getattr(result, "updated_state", None)
-    return result, None
-
-
-@contextmanager
-def _savepoint(db: sqlite3.Connection) -> Iterator[None]:
-    """A savepoint released on success and rolled back on failure; its name is random so
-    an executor's SQL cannot end it."""
-    name = f"synthc_call_{uuid.uuid4().hex}"
-    db.execute(f"SAVEPOINT {name}")
-    try:
-        yield
-    except BaseException:
-        with suppress(sqlite3.Error):
-            db.execute(f"ROLLBACK TO SAVEPOINT {name}")
-            db.execute(f"RELEASE SAVEPOINT {name}")
-        raise
-    db.execute(f"RELEASE SAVEPOINT {name}")
-
-
-def open_database(env: Environment) -> sqlite3.Connection:
-    """A connection for one conversation: a fresh in-memory copy, or the file, inside a
-    transaction that is never committed (as oumi 0.9: foreign keys on, and an executor's
-    BEGIN/COMMIT/ROLLBACK is refused as "not authorized")."""
-    if env.db_path is not None:
-        db = sqlite3.connect(env.db_path, isolation_level=None, check_same_thread=False)
-        db.execute("PRAGMA foreign_keys = ON")
-    else:
-        db = sqlite3.connect(":memory:", isolation_level=None, check_same_thread=False)
-        db.execute("PRAGMA foreign_keys = ON")
-        db.executescript(env.schema_sql or "")
-        if env.seed_sql:
-            db.executescript(env.seed_sql)
-    db.execute("BEGIN")
-    db.set_authorizer(_deny_transaction_control)
-    return db
-
-
-def close_database(db: sqlite3.Connection) -> None:
-    """Close ``db``; closing with its transaction open discards every write."""
-    db.set_authorizer(None)
-    db.close()
-
-
-def _deny_transaction_control(action: int, *_: str | None) -> int:
-    return sqlite3.SQLITE_DENY if action == sqlite3.SQLITE_TRANSACTION else sqlite3.SQLITE_OK
+    )
 
 
 # --- a multiturn attribute's tools ----------------------------------------------------------
@@ -472,35 +340,6 @@ class Toolset:
             facts += rng.sample(pool, min(grounding.sample_size, len(pool)))
         return facts
 
-    def session(self) -> Session:
-        return Session(self)
-
-
-class Session:
-    """One conversation's environments, opened on first use."""
-
-    def __init__(self, toolset: Toolset):
-        self.toolset = toolset
-        self._open: dict[str, EnvSession] = {}
-        self.memo: dict[str, str | None] = {}  # simulated results by (tool, arguments)
-
-    def run(self, tool: Tool, args: dict[str, Any]) -> Any:
-        """The output of ``tool`` called with ``args`` (already checked against its
-        parameters); anything raised comes back as oumi 0.9 words it, as a ToolError
-        ``Tool '<id>' raised: <str(exception)>``."""
-        env = self.toolset.environments[tool.env]
-        if env.id not in self._open:
-            self._open[env.id] = EnvSession(env)
-        try:
-            return self._open[env.id].run(tool, args)
-        except Exception as exc:
-            raise ToolError(_raised(tool, exc)) from exc
-
-    def close(self) -> None:
-        for env in self._open.values():
-            env.close()
-        self._open.clear()
-
 
 def simulator_messages(tool: Tool, persona: str, args: dict[str, Any]) -> list[Message]:
     """oumi's prompt for a model playing ``tool``."""
@@ -519,7 +358,7 @@ def parse_simulated(tool: Tool, text: str) -> Any:
     try:
         return _simulated_output(tool, text.strip())
     except ToolError as exc:
-        raise ToolError(_raised(tool, exc)) from None
+        raise ToolError(raised(tool, exc)) from None
 
 
 def _simulated_output(tool: Tool, raw: str) -> dict[str, Any]:
@@ -566,7 +405,7 @@ def json_object_in(text: str) -> dict[str, Any] | None:
     return None
 
 
-def _raised(tool: Tool, exc: Exception) -> str:
+def raised(tool: Tool, exc: Exception | str) -> str:
     """oumi's words for a tool call whose environment raised ``exc``."""
     return f"Tool '{tool.id}' raised: {exc}"
 

@@ -12,13 +12,8 @@ import pytest
 import synthc
 from synthc.compiler.graph import MultiturnRule
 from synthc.core.messages import Message
-from synthc.planning.conversation import (
-    conversation,
-    parse_plan,
-    planner_messages,
-    rounds,
-    target_turns,
-)
+from synthc.planning.conversation import parse_plan, planner_messages, rounds, target_turns
+from tests.unit.planning.scripted import Scripted, converse
 
 CONFIG = """\
 num_samples: 4
@@ -39,15 +34,11 @@ strategy_params:
 """
 
 
-class Echo:
+class Echo(Scripted):
     """Answers every step: a plan with one instruction, each turn with its prompt's last
-    message's first line; records what each step was sent."""
+    message's first line."""
 
-    def __init__(self) -> None:
-        self.asked: dict[str, list[Message]] = {}
-
-    def __call__(self, name: str, messages: list[Message], extra: dict[str, Any]) -> str:
-        self.asked[name] = messages
+    def reply(self, name: str, messages: list[Message], extra: dict[str, Any]) -> str:
         if name.startswith("plan"):
             return '{"turns": [{"turn": 1, "instruction": "greet"}]}'
         return messages[-1].content.splitlines()[0]
@@ -69,7 +60,7 @@ def test_min_and_max_turns_count_rounds_of_a_user_and_an_assistant_message(
     assert rounds(seed, 0, rule) == count
     assert target_turns(seed, 0, rule) == 2 * count
     echo = Echo()
-    result = conversation(rule, values, target_turns(seed, 0, rule), echo, [])
+    result = converse(rule, values, target_turns(seed, 0, rule), echo)
     assert result is not None
     messages = result[0]["messages"]
     assert messages[0] == {"content": "Talk about Tea.", "role": "system"}
@@ -81,7 +72,7 @@ def test_min_and_max_turns_count_rounds_of_a_user_and_an_assistant_message(
         f"You are generating turn {t} of {total} as the {'USER' if t % 2 else 'ASSISTANT'}."
         for t in range(1, total + 1)
     ]
-    assert echo.asked["turn1"][0].content == f"You ask about Tea; {total} turns in all."
+    assert echo.asked["turn1"][0][0].content == f"You ask about Tea; {total} turns in all."
     planned = planner_messages(rule, values, total, [])[-1].content
     assert planned.startswith(f"Plan a {total}-turn conversation.\nTurn order: Turn 1: USER, ")
     assert planned.count("Turn ") == total + 1  # "Turn order:" and one per message
@@ -90,10 +81,11 @@ def test_min_and_max_turns_count_rounds_of_a_user_and_an_assistant_message(
 def test_user_turns_are_stripped_and_assistant_turns_kept_as_written(tmp_path: Path) -> None:
     rule, values, _ = _rule(tmp_path, 1, 1)
 
-    def ask(name: str, messages: list[Message], extra: dict[str, Any]) -> str:
-        return '{"turns": []}' if name == "plan" else f"  {name} said\n"
+    class Padded(Scripted):
+        def reply(self, name: str, messages: list[Message], extra: dict[str, Any]) -> str:
+            return '{"turns": []}' if name == "plan" else f"  {name} said\n"
 
-    result = conversation(rule, values, 2, ask, [])
+    result = converse(rule, values, 2, Padded())
     assert result is not None
     assert [m["content"] for m in result[0]["messages"][1:]] == ["turn1 said", "  turn2 said\n"]
 
@@ -125,8 +117,8 @@ def test_the_planner_sees_persona_braces_doubled_as_oumi_sends_them(tmp_path: Pa
     planned = planner_messages(rule, values, 2, [])[-1].content
     assert '[ASSISTANT]\nAnswer as {{"a": 1}}.' in planned
     echo = Echo()
-    conversation(rule, values, 2, echo, [])
-    assert echo.asked["turn2"][0].content == 'Answer as {"a": 1}.'
+    converse(rule, values, 2, echo)
+    assert echo.asked["turn2"][0][0].content == 'Answer as {"a": 1}.'
 
 
 @pytest.mark.parametrize(
