@@ -3,7 +3,7 @@
 ``get`` asks the local tier, then each remote in order; a remote hit is
 checked (its canonical request must hash to its key) and copied to the local
 tier. A build and ``explain`` ask in two steps instead (the ``Tiered``
-protocol in :mod:`synthc.cache.store`): the local tier while planning, then
+protocol in :mod:`synthc.core.records`): the local tier while planning, then
 the remotes for the local misses, many at once from a pool of threads
 (:mod:`synthc.cache.lookups`), so round trips overlap and never stall the
 build's event loop. ``put`` writes locally and queues the record for every

@@ -4,9 +4,12 @@ Nodes are resolved sample by sample in rule order. An LLM node's key is the
 hash of its fully rendered request, so it can only be known once the values it
 reads are known: a node whose inputs are all cached is looked up at once;
 one downstream of a node that must run is *blocked* until that node answers.
+A multiturn attribute is a conversation whose :class:`~synthc.planning.conversation.Cursor`
+takes one step at a time: model steps are LLM nodes, executor calls
+:class:`ToolNode` s the runtime runs. Planning never sends or runs anything.
 ``build`` and ``explain`` both walk samples with :func:`advance`, so they
 cannot disagree about what is cached. A store with remote tiers
-(:class:`synthc.cache.store.Tiered`) is asked in two steps: ``advance`` asks
+(:class:`synthc.core.records.Tiered`) is asked in two steps: ``advance`` asks
 its local tier only, and the nodes that miss there are looked up on the
 remotes many at a time (by :func:`plan`, or by the scheduler as it sends
 them); :func:`found` marks a remote hit cached, as if ``advance`` had found it.

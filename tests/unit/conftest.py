@@ -1,4 +1,4 @@
-"""Shared fixtures for the compiler tests: write a config, run the front half on it.
+"""Shared fixtures for the unit tests: write a config, run the front half on it.
 
 Helpers are fixtures (not importable functions) because tests/ has no packages.
 """

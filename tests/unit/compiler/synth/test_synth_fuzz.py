@@ -16,7 +16,7 @@ from synthc.compiler.validate import validate
 from synthc.core.errors import ConfigError, SynthError, UnsupportedFeature
 from synthc.runtime.inputs import load_inputs
 
-EXAMPLES = Path(__file__).resolve().parents[3] / "examples"
+EXAMPLES = Path(__file__).resolve().parents[4] / "examples"
 SOURCES = [p.read_text() for p in sorted(EXAMPLES.glob("*.synth"))]
 TOKENS = [
     "{", "}", "[", "]", '"', '"""', "@", "->", "..", ",", ":", "#", "\t", "\n", " ",
