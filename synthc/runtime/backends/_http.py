@@ -22,7 +22,7 @@ import json
 import math
 import time
 from collections.abc import Sequence
-from datetime import timezone
+from datetime import UTC
 from email.utils import parsedate_to_datetime
 from typing import Any
 
@@ -75,7 +75,7 @@ class HttpClient:
             async with session.post(self.url, data=data) as resp:
                 raw = await resp.read()
                 status, headers = resp.status, resp.headers
-        except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
+        except (TimeoutError, aiohttp.ClientError, OSError) as exc:
             return RequestFailure(_describe(exc), retryable=True)
         if status >= 300:
             return http_failure(status, headers, raw)
@@ -153,7 +153,7 @@ def parse_retry_after(headers: CIMultiDictProxy[str] | dict[str, str]) -> float 
     except (TypeError, ValueError, IndexError):
         return None
     if when.tzinfo is None:  # "-0000" dates parse naive; HTTP dates are UTC
-        when = when.replace(tzinfo=timezone.utc)
+        when = when.replace(tzinfo=UTC)
     return max(0.0, when.timestamp() - time.time())
 
 
