@@ -52,7 +52,7 @@ class ToolAnswer:
 
     ran: Ran
     record: Record
-    state: Record | None  # a state the call left that the cache does not hold yet
+    state: Record | None  # the new state the call left, to store before ``record``
 
 
 class ToolRunner:
@@ -93,8 +93,7 @@ class ToolRunner:
             kind="tool",
             state=state_key or "",
         )
-        fresh = new if new is not None and self.store.get(new.key) is None else None
-        return ToolAnswer(Ran(content, state_key), record, fresh)
+        return ToolAnswer(Ran(content, state_key), record, new)
 
     def close(self) -> None:
         if self._pool is not None:
