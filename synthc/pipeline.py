@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,8 +22,7 @@ from synthc.compiler.graph import Graph
 from synthc.compiler.lower import lower
 from synthc.compiler.overrides import apply_overrides, parse_overrides
 from synthc.compiler.resolve import resolve
-from synthc.compiler.source import include_environments, load_yaml
-from synthc.compiler.synth.source import load_synth
+from synthc.compiler.source import Document, include_environments, load_yaml
 from synthc.compiler.validate import Spec, validate
 from synthc.core.errors import BuildInterrupted
 from synthc.core.records import Store
@@ -63,7 +62,13 @@ class BuildResult:
 def load(config: Path | str, overrides: Sequence[str] = ()) -> Spec:
     """Read ``config``, apply command-line ``overrides`` and validate the result."""
     path = Path(config)
-    document = load_synth(path) if path.suffix == ".synth" else load_yaml(path)
+    document: Document
+    if path.suffix == ".synth":
+        from synthc.compiler.synth.source import load_synth  # lark loads only for .synth
+
+        document = load_synth(path)
+    else:
+        document = load_yaml(path)
     data, source_map = apply_overrides(
         document.data, document.source_map, parse_overrides(overrides)
     )
@@ -141,7 +146,8 @@ def build(
     claims = Claims.open(default_cache_dir(spec.path, cache_dir), store.local)
     stats = Stats()
     try:
-        result = asyncio.run(_build(spec, graph, store, progress, stats, claims=claims))
+        with asyncio.Runner(loop_factory=_loop_factory()) as runner:
+            result = runner.run(_build(spec, graph, store, progress, stats, claims=claims))
     except KeyboardInterrupt:  # Ctrl-C: close() below still writes every answer received
         raise BuildInterrupted(stats.generated) from None
     finally:
@@ -152,6 +158,15 @@ def build(
                 claims.close()  # after every answer is on disk, so the others find it
     result.stats.remote_hits = store.remote_hits()
     return result
+
+
+def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """uvloop's event loop when it is installed (less CPU per request), else asyncio's."""
+    try:
+        import uvloop
+    except ImportError:
+        return None
+    return uvloop.new_event_loop
 
 
 def cache_store(

@@ -11,10 +11,11 @@ of a JSON value or of a base64 SQLite image).
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
+
+import orjson
 
 from synthc.core.keys import node_key
 
@@ -40,7 +41,7 @@ class Record:
         for name, default in _OMITTED:  # an LLM record without tool calls keeps its old bytes
             if fields[name] == default:
                 del fields[name]
-        return json.dumps(fields, ensure_ascii=False, separators=(",", ":")).encode()
+        return orjson.dumps(fields)
 
     def hashes_to(self, key: str) -> bool:
         """Whether this record was made for ``key``: its request hashes to it under its kind."""
@@ -49,7 +50,7 @@ class Record:
     @classmethod
     def from_bytes(cls, data: bytes) -> Record:
         """Parse a stored record; raise ValueError if it is not one this synthc can read."""
-        raw = json.loads(data)
+        raw = orjson.loads(data)
         if not isinstance(raw, dict):
             raise ValueError("not a record")
         if raw.get("version") != RECORD_VERSION:

@@ -15,6 +15,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import IO, Any
 
+import orjson
+
 from synthc.compiler.graph import Graph, LLMRule, Rule
 from synthc.compiler.template import SampledValue
 from synthc.core.errors import SynthError
@@ -140,4 +142,4 @@ def manifest_entries(graph: Graph, state: SampleState) -> list[dict[str, Any]]:
 
 
 def manifest_line(entry: dict[str, Any]) -> str:
-    return json.dumps(entry, ensure_ascii=False, separators=(",", ":"), sort_keys=True) + "\n"
+    return orjson.dumps(entry, option=orjson.OPT_SORT_KEYS | orjson.OPT_APPEND_NEWLINE).decode()

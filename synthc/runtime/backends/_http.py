@@ -27,6 +27,7 @@ from email.utils import parsedate_to_datetime
 from typing import Any
 
 import aiohttp
+import orjson
 from multidict import CIMultiDictProxy
 
 from synthc.core.messages import Outcome, Request, RequestFailure
@@ -70,7 +71,7 @@ class HttpClient:
 
     async def _post(self, body: dict[str, Any]) -> dict[str, Any] | RequestFailure:
         session = self._session or self._open()
-        data = json.dumps(body, ensure_ascii=False).encode()
+        data = orjson.dumps(body)
         try:
             async with session.post(self.url, data=data) as resp:
                 raw = await resp.read()
@@ -80,7 +81,7 @@ class HttpClient:
         if status >= 300:
             return http_failure(status, headers, raw)
         try:
-            parsed = json.loads(raw)
+            parsed = orjson.loads(raw)
         except ValueError:
             return RequestFailure(f"HTTP {status}: reply is not JSON", True, status)
         if not isinstance(parsed, dict):

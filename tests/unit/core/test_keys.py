@@ -8,6 +8,8 @@ import math
 
 import pytest
 import xxhash
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from synthc.core.keys import (
     KEY_VERSION,
@@ -126,3 +128,25 @@ def test_canonical_json_refuses_non_json() -> None:
 
 def test_node_id() -> None:
     assert node_id("answer", 17) == "answer[17]"
+
+
+JSON = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**70), max_value=2**70)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(),
+    lambda children: st.lists(children, max_size=4)
+    | st.dictionaries(st.text(max_size=6), children, max_size=4),
+    max_leaves=20,
+)
+
+
+@settings(max_examples=500, deadline=None)
+@given(JSON)
+def test_canonical_json_is_json_dumps_text_whichever_encoder_writes_it(value: object) -> None:
+    """Keys hash json.dumps's text; the fast path must write the very same bytes."""
+    expected = json.dumps(
+        value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+    ).encode("utf-8")
+    assert canonical_json(value) == expected
