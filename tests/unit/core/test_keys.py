@@ -8,7 +8,7 @@ import math
 
 import pytest
 import xxhash
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from synthc.core.keys import (
@@ -144,6 +144,9 @@ JSON = st.recursive(
 
 @settings(max_examples=500, deadline=None)
 @given(JSON)
+@example(6.103515625e-05)  # orjson: 0.00006103515625
+@example([1e-05, 0.0001, 1e16, 1.2345678901234568e16, 5e-324, -1e-7, 1e-4 * 0.999])
+@example({"a": "1e-7 in a string", "b": 0.0000001})
 def test_canonical_json_is_json_dumps_text_whichever_encoder_writes_it(value: object) -> None:
     """Keys hash json.dumps's text; the fast path must write the very same bytes."""
     expected = json.dumps(
