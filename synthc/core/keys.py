@@ -33,31 +33,33 @@ def canonical_json(value: Any) -> bytes:
     such as an enum) is written by ``json.dumps``, which refuses NaN.
     """
     if _plain(value):
-        return orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
+        try:  # a non-str key or an integer beyond 64 bits: TypeError, and json.dumps
+            return orjson.dumps(value, option=_ORJSON)
+        except TypeError:
+            pass
     return json.dumps(
         value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
     ).encode("utf-8")
 
 
+_ORJSON = orjson.OPT_SORT_KEYS | orjson.OPT_PASSTHROUGH_SUBCLASS
+
+
 def _plain(value: Any) -> bool:
-    """Whether orjson writes ``value`` exactly as ``json.dumps`` does (see canonical_json)."""
+    """Whether every value in ``value`` is one orjson writes as ``json.dumps`` does (see
+    canonical_json); its keys and integers orjson checks itself."""
     stack = [value]
     while stack:
         item = stack.pop()
         kind = type(item)
-        if kind is str or kind is bool or item is None:
+        if kind is str or kind is int or kind is bool or item is None:
             continue
-        if kind is int:
-            if not -(2**63) <= item < 2**64:
-                return False
-        elif kind is float:
+        if kind is float:
             if item != 0 and not 1e-4 <= abs(item) < 1e16:  # NaN and infinities fail too
                 return False
         elif kind is list or kind is tuple:
             stack.extend(item)
         elif kind is dict:
-            if any(type(k) is not str for k in item):
-                return False
             stack.extend(item.values())
         else:
             return False

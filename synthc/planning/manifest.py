@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import orjson
+
 from synthc.core.keys import KEY_VERSION
 
 MANIFEST_VERSION = 1
@@ -42,7 +44,7 @@ def load_manifest(path: Path) -> Manifest | None:
                 return None  # keys are not comparable: every node is new
             nodes = {}
             for line in lines:
-                entry = json.loads(line)
+                entry = orjson.loads(line)
                 nodes[entry["id"]] = entry
     except (OSError, StopIteration):
         return None
