@@ -48,17 +48,28 @@ def _rows(path: Path) -> list[dict[str, Any]]:
 
 
 def test_429_with_retry_after_and_500s_still_complete(tmp_path: Path) -> None:
+    # Faults by each request's own attempt, not the server's global count: every other
+    # request is throttled on its first attempt and every sixth then fails its second
+    # too, so none needs more than three of the five attempts max_retries allows,
+    # whatever the interleaving of the four workers.
+    attempts: dict[str, int] = {}
+
     def faults(body: dict[str, Any], index: int) -> Fault | None:
-        if index % 4 == 0:
+        prompt = json.dumps(body["messages"], sort_keys=True)
+        attempt = attempts[prompt] = attempts.get(prompt, 0) + 1
+        order = list(attempts).index(prompt)
+        if attempt == 1 and order % 2 == 0:
             return Fault(status=429, retry_after=0.05)
-        if index % 5 == 1:
+        if attempt == 2 and order % 6 == 0:
             return Fault(status=500)
         return None
 
     with FakeLLMServer(faults=faults) as server:
         result = run_cli("build", str(_config(tmp_path, server)))
         assert result.exit_code == 0, result.stderr
-        assert server.count > 20  # the faulted attempts were retried
+        # 20 requests; 10 throttled once, 4 of those failing once more, each retried
+        assert len(attempts) == 20
+        assert server.count == 20 + 10 + 4
         rows = _rows(tmp_path / "out.jsonl")
         assert [row["item"] for row in rows] == [f"item-{i}" for i in range(10)]
         assert all(row["question"] and row["answer"] for row in rows)
