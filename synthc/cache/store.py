@@ -14,6 +14,7 @@ import logging
 import os
 import sqlite3
 import threading
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
@@ -118,13 +119,27 @@ class LocalStore:
         self._guarded(lambda cache: cache.set(key, data), "write to")
 
     def put_many(self, items: list[tuple[str, Record]]) -> None:
-        """Write several records in one transaction (one commit, not one per record)."""
+        """Write several records in one transaction: one upsert statement for them all.
+
+        The rows are diskcache's own (a ``str`` key, the value inline), so every reader
+        and maintenance command sees them as if ``Cache.set`` had written them; its
+        triggers keep the count and size. A value file an older row pointed to is
+        removed once the transaction commits, as ``Cache.set`` would. A record too
+        large to keep inline goes through ``Cache.set``, into a value file.
+        """
         encoded = [(key, record.to_bytes()) for key, record in items]
 
         def write(cache: Any) -> None:
+            now, inline = time.time(), cache.disk_min_file_size
+            rows = [(key, now, now, data) for key, data in encoded if len(data) < inline]
+            large = [(key, data) for key, data in encoded if len(data) >= inline]
             with cache.transact():
-                for key, data in encoded:
+                stale = _value_files(cache, [key for key, *_ in rows])
+                cache._con.executemany(_UPSERT, rows)
+                for key, data in large:
                     cache.set(key, data)
+            for name in stale:
+                cache._disk.remove(name)
 
         self._guarded(write, "write to")
 
@@ -159,6 +174,30 @@ class LocalStore:
     def volume(self) -> int:
         """Bytes the cache takes on disk."""
         return int(self._cache.volume())
+
+
+# a record as diskcache stores a str key and bytes kept inline (raw key, MODE_RAW value)
+_UPSERT = (
+    "INSERT INTO Cache (key, raw, store_time, expire_time, access_time, access_count, tag, "
+    "size, mode, filename, value) VALUES (?, 1, ?, NULL, ?, 0, NULL, 0, 1, NULL, ?) "
+    "ON CONFLICT (key, raw) DO UPDATE SET store_time = excluded.store_time, "
+    "expire_time = NULL, access_time = excluded.access_time, size = 0, mode = 1, "
+    "filename = NULL, value = excluded.value"
+)
+
+
+def _value_files(cache: Any, keys: list[str]) -> list[str]:
+    """The value files the rows of ``keys`` point to now (large values diskcache wrote)."""
+    files: list[str] = []
+    for start in range(0, len(keys), 500):
+        chunk = keys[start : start + 500]
+        marks = ",".join("?" * len(chunk))
+        query = (
+            "SELECT filename FROM Cache WHERE raw = 1 AND filename IS NOT NULL "
+            f"AND key IN ({marks})"
+        )
+        files += [name for (name,) in cache._con.execute(query, chunk)]
+    return files
 
 
 class MissingValueFile(Exception):

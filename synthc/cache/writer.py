@@ -18,12 +18,14 @@ from __future__ import annotations
 
 import queue
 import threading
+import time
 from typing import Any
 
 from synthc.core.errors import CacheError
 from synthc.core.records import Record
 
 MAX_BATCH = 512
+GATHER = 0.005  # seconds the writer waits for more records before it commits
 MAX_PENDING = 64  # queued, not yet committed records before put() waits for the writer
 
 
@@ -83,9 +85,10 @@ class WriteBehind:
         stop = False
         while not stop:
             keys = [self._queue.get()]
-            while len(keys) < MAX_BATCH:
+            deadline = time.monotonic() + GATHER
+            while len(keys) < MAX_BATCH and keys[-1] is not None:
                 try:
-                    keys.append(self._queue.get_nowait())
+                    keys.append(self._queue.get(timeout=max(0.0, deadline - time.monotonic())))
                 except queue.Empty:
                     break
             stop = None in keys

@@ -59,6 +59,25 @@ def test_put_many(store: LocalStore) -> None:
     assert [store.get(k) for k, _ in records] == [r for _, r in records]
 
 
+def test_put_many_rows_read_as_diskcache_wrote_them(tmp_path: Path) -> None:
+    """put_many writes diskcache's rows itself: diskcache reads them; counts, sizes agree."""
+    directory = tmp_path / "cache"
+    local = LocalStore(directory)
+    local.put(KEY, _record(KEY, "x" * 100_000))  # large: diskcache keeps it in a value file
+    value_files = list(directory.rglob("*.val"))
+    assert len(value_files) == 1
+    local.put_many([(KEY, _record(KEY, "small")), (OTHER, _record(OTHER, "b"))])
+    assert not value_files[0].exists()  # the replaced row's file went with it
+    assert local.get(KEY) == _record(KEY, "small")
+    local.close()
+    with diskcache.Cache(str(directory)) as cache:
+        assert len(cache) == 2
+        assert sorted(cache.iterkeys()) == sorted([KEY, OTHER])
+        assert Record.from_bytes(cache.get(OTHER)) == _record(OTHER, "b")
+        assert cache.check() == []  # diskcache's own consistency check: count, size, files
+        assert cache.volume() > 0
+
+
 def test_records_survive_reopening(tmp_path: Path) -> None:
     first = LocalStore(tmp_path / "c")
     first.put(KEY, _record())
