@@ -32,7 +32,7 @@ from synthc.cache.pusher import Pusher, Tier
 from synthc.cache.remote import Remote, open_remote
 from synthc.cache.store import LocalStore
 from synthc.cache.writer import WriteBehind
-from synthc.core.records import Lookup, Record
+from synthc.core.records import Lookup, Record, get_many
 
 LOCAL = "local"
 REMOTE_ENV = "SYNTHC_REMOTE_CACHE"
@@ -88,6 +88,22 @@ class LayeredStore:
         if record is not None:
             self.hits[LOCAL] += 1
         return record
+
+    def get_many(self, keys: Sequence[str]) -> dict[str, Record]:
+        """:meth:`get` for each of ``keys``: the local tier in one query, then the remotes
+        for its misses with their round trips overlapping."""
+        found = self.get_local_many(keys)
+        if self.tiers:
+            found.update(self.get_remote_many(key for key in keys if key not in found))
+        return found
+
+    def get_local_many(self, keys: Sequence[str]) -> dict[str, Record]:
+        """:meth:`get_local` for each of ``keys``, in one query where the local tier can."""
+        unique = list(dict.fromkeys(keys))
+        found = get_many(self.local, unique)
+        self.lookups[LOCAL] += len(unique)
+        self.hits[LOCAL] += len(found)
+        return found
 
     def get_remote(self, key: str) -> Record | None:
         """Ask each remote that is up, in order; copy a checked hit to the local tier."""
@@ -198,6 +214,9 @@ class _LocalTier:
 
     def get(self, key: str) -> Record | None:
         return self._store.get_local(key)
+
+    def get_many(self, keys: Sequence[str]) -> dict[str, Record]:
+        return self._store.get_local_many(keys)
 
 
 def remote_urls(

@@ -15,11 +15,12 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
 import diskcache
+from diskcache.core import MODE_RAW
 
 from synthc.core.errors import CacheError
 from synthc.core.records import Record
@@ -97,6 +98,27 @@ class LocalStore:
         except Exception as exc:  # diskcache could not decode the value (a garbled pickle)
             self._evict(key, exc)
             return None
+        return self._checked(key, data)
+
+    def get_many(self, keys: Sequence[str]) -> dict[str, Record]:
+        """The records of those ``keys`` that are here, by key: one query per 500 keys.
+
+        Rows kept inline (every record ``put_many`` writes) are read straight from the
+        query; any other row (a value file, a value diskcache would decode) through
+        :meth:`get`, so a missing file or a garbled value is handled exactly as there.
+        """
+        unique = list(dict.fromkeys(keys))
+        chunks = [unique[start : start + 500] for start in range(0, len(unique), 500)]
+        rows = self._guarded(lambda cache: [row for c in chunks for row in _rows(cache, c)], "read")
+        found: dict[str, Record] = {}
+        for key, mode, value in rows:
+            record = self._checked(key, value) if mode == MODE_RAW else self.get(key)
+            if record is not None:
+                found[key] = record
+        return found
+
+    def _checked(self, key: str, data: Any) -> Record | None:
+        """The record ``data`` holds if it is one, filed under ``key``; else evicted."""
         if data is None:
             return None
         try:
@@ -176,6 +198,8 @@ class LocalStore:
         return int(self._cache.volume())
 
 
+_SELECT_MANY = "SELECT key, mode, value FROM Cache WHERE raw = 1 AND key IN ({marks})"
+
 # a record as diskcache stores a str key and bytes kept inline (raw key, MODE_RAW value)
 _UPSERT = (
     "INSERT INTO Cache (key, raw, store_time, expire_time, access_time, access_count, tag, "
@@ -184,6 +208,12 @@ _UPSERT = (
     "expire_time = NULL, access_time = excluded.access_time, size = 0, mode = 1, "
     "filename = NULL, value = excluded.value"
 )
+
+
+def _rows(cache: Any, keys: list[str]) -> list[tuple[str, int, Any]]:
+    """(key, mode, value) of the rows of ``keys`` (at most SQLite's 999 parameters)."""
+    query = _SELECT_MANY.format(marks=",".join("?" * len(keys)))
+    return list(cache._con.execute(query, keys))
 
 
 def _value_files(cache: Any, keys: list[str]) -> list[str]:

@@ -19,6 +19,7 @@ from __future__ import annotations
 import queue
 import threading
 import time
+from collections.abc import Sequence
 from typing import Any
 
 from synthc.core.errors import CacheError
@@ -51,6 +52,14 @@ class WriteBehind:
         with self._lock:
             record = self._pending.get(key)
         return record if record is not None else self.store.get(key)
+
+    def get_many(self, keys: Sequence[str]) -> dict[str, Record]:
+        """The records of ``keys`` queued or stored, by key; the store is asked once."""
+        self._raise_if_failed()
+        with self._lock:
+            queued = {key: self._pending[key] for key in keys if key in self._pending}
+        rest = [key for key in keys if key not in queued]
+        return {**self.store.get_many(rest), **queued} if rest else queued
 
     def contains(self, key: str) -> bool:
         with self._lock:

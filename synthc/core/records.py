@@ -11,7 +11,7 @@ of a JSON value or of a base64 SQLite image).
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
@@ -76,6 +76,26 @@ class Lookup(Protocol):
     """What planning asks of a store: the record filed under a key, or None."""
 
     def get(self, key: str) -> Record | None: ...
+
+
+@runtime_checkable
+class ManyLookup(Lookup, Protocol):
+    """A lookup that answers many keys in one call (one query, not one per key)."""
+
+    def get_many(self, keys: Sequence[str]) -> dict[str, Record]: ...
+
+
+def get_many(store: Lookup, keys: Sequence[str]) -> dict[str, Record]:
+    """The records of those ``keys`` that ``store`` has, by key: in one call where the
+    store can, else one ``get`` per key."""
+    if isinstance(store, ManyLookup):
+        return store.get_many(keys)
+    found = {}
+    for key in dict.fromkeys(keys):
+        record = store.get(key)
+        if record is not None:
+            found[key] = record
+    return found
 
 
 class Store(Lookup, Protocol):

@@ -8,17 +8,17 @@ A multiturn attribute is a conversation whose :class:`~synthc.planning.conversat
 takes one step at a time: model steps are LLM nodes, executor calls
 :class:`ToolNode` s the runtime runs. Planning never sends or runs anything.
 ``build`` and ``explain`` both walk samples with :func:`advance`, so they
-cannot disagree about what is cached. A store with remote tiers
-(:class:`synthc.core.records.Tiered`) is asked in two steps: ``advance`` asks
-its local tier only, and the nodes that miss there are looked up on the
-remotes many at a time (by :func:`plan`, or by the scheduler as it sends
-them); :func:`found` marks a remote hit cached, as if ``advance`` had found it.
+cannot disagree about what is cached; :func:`resolve` advances a batch of
+samples with one lookup per round for all of them (a single ``SELECT`` on the
+local tier, remote round trips overlapping), and :func:`found` marks a node
+cached as if ``advance`` had found it. A build resolves against the local tier
+only and asks the remotes as it sends (:class:`synthc.core.records.Tiered`).
 """
 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
@@ -30,7 +30,7 @@ from synthc.compiler.template import SampledValue, TemplateError, render
 from synthc.compiler.tools import Environment, Tool
 from synthc.core.keys import NodeId, NodeKey, derive_seed, digest, node_id, node_key
 from synthc.core.messages import Message, Request, ToolCall
-from synthc.core.records import Lookup, Record, Tiered, remote_tiers
+from synthc.core.records import Lookup, Record, get_many
 from synthc.planning.conversation import Cursor, Ran, step_rule, target_turns
 from synthc.planning.derive import postprocess, transform
 from synthc.planning.steps import Step
@@ -422,7 +422,7 @@ class Plan:
         return sum(self.counts[r.id][status] for r in rules)
 
 
-PLAN_BATCH = 256  # samples planned together when their remote lookups can overlap
+PLAN_BATCH = 256  # samples resolved together: their lookups batched, remote ones overlapping
 
 
 def plan(graph: Graph, store: Lookup, visit: Callable[[SampleState], None] | None = None) -> Plan:
@@ -441,33 +441,50 @@ def plan(graph: Graph, store: Lookup, visit: Callable[[SampleState], None] | Non
 
 
 def _resolved(graph: Graph, store: Lookup) -> Iterator[SampleState]:
-    """Every sample, in order, resolved as far as the cache allows; with remote tiers,
-    :data:`PLAN_BATCH` samples at a time so that their remote lookups overlap."""
-    tiered = remote_tiers(store)
-    if tiered is None:
-        for index in range(graph.num_samples):
-            state = start(graph, index)
-            advance(graph, state, store)
-            yield state
-        return
+    """Every sample, in order, resolved as far as the cache allows, :data:`PLAN_BATCH` at a
+    time so that their lookups are batched (and remote round trips overlap)."""
     for first in range(0, graph.num_samples, PLAN_BATCH):
-        last = min(first + PLAN_BATCH, graph.num_samples)
-        states = [start(graph, index) for index in range(first, last)]
-        _resolve_remotely(graph, states, tiered)
+        states = [start(graph, i) for i in range(first, min(first + PLAN_BATCH, graph.num_samples))]
+        resolve(graph, states, store)
         yield from states
 
 
-def _resolve_remotely(graph: Graph, states: list[SampleState], store: Tiered) -> None:
-    """Advance ``states`` against the local tier, then look their misses up on the remotes
-    all at once; again for the nodes the hits unblock, until no remote has more."""
-    pending = [(state, advance(graph, state, store.local_tier)) for state in states]
+class _Unknown:
+    """A lookup that has nothing: :func:`advance` against it queues every node it meets,
+    for :func:`resolve` to look up together."""
+
+    def get(self, key: str) -> Record | None:
+        return None
+
+
+_UNKNOWN = _Unknown()
+
+
+def resolve(graph: Graph, states: Sequence[SampleState], store: Lookup) -> list[list[Node]]:
+    """:func:`advance` each of ``states`` as far as ``store`` allows; per state, the nodes
+    to run.
+
+    The store is asked once per round for every node the states reached (one query
+    where it batches, round trips overlapping on remote tiers); the hits are taken as
+    cached and their states advanced again, until a round finds nothing more.
+    """
+    to_run: list[list[Node]] = [[] for _ in states]
+    reached = [(i, advance(graph, state, _UNKNOWN)) for i, state in enumerate(states)]
+    pending = [(i, nodes) for i, nodes in reached if nodes]
     while pending:
-        hits = store.get_remote_many(node.key for _, nodes in pending for node in nodes)
-        unblocked = []
-        for state, nodes in pending:
-            answered = [node for node in nodes if node.key in hits]
-            for node in answered:
-                found(state, node, hits[node.key])
-            if answered:
-                unblocked.append((state, advance(graph, state, store.local_tier)))
-        pending = unblocked
+        hits = get_many(store, [node.key for _, nodes in pending for node in nodes])
+        again = []
+        for i, nodes in pending:
+            answered = False
+            for node in nodes:
+                record = hits.get(node.key)
+                if record is None:
+                    to_run[i].append(node)
+                else:
+                    found(states[i], node, record)
+                    answered = True
+            more = advance(graph, states[i], _UNKNOWN) if answered else []
+            if more:
+                again.append((i, more))
+        pending = again
+    return to_run

@@ -29,6 +29,7 @@ from synthc.core.messages import Completion, Outcome, Request
 from synthc.core.records import Lookup, Record, Store, remote_tiers
 from synthc.planning.conversation import target_turns
 from synthc.planning.plan import (
+    PLAN_BATCH,
     UPSTREAM_FAILED,
     LLMNode,
     Node,
@@ -39,6 +40,7 @@ from synthc.planning.plan import (
     answer,
     found,
     ran,
+    resolve,
     start,
 )
 from synthc.runtime.tools import ToolRunError, ToolRunner
@@ -135,11 +137,17 @@ class Scheduler:
         """Build every sample; return the counts."""
         self.progress.begin(expected_nodes(self.graph))
         try:
-            for index in range(self.graph.num_samples):
+            index, total = 0, self.graph.num_samples
+            while index < total:
                 while self._open >= self.window:
                     await self._wait()
-                self._open += 1
-                self._step(start(self.graph, index))
+                count = min(self.window - self._open, PLAN_BATCH, total - index)
+                states = [start(self.graph, i) for i in range(index, index + count)]
+                self._open += count
+                index += count
+                to_send = resolve(self.graph, states, self._planning)
+                for state, nodes in zip(states, to_send, strict=True):
+                    self._dispatch(state, nodes)
             while self._open:
                 await self._wait()
         finally:
@@ -155,7 +163,10 @@ class Scheduler:
             raise self._error
 
     def _step(self, state: SampleState) -> None:
-        nodes = advance(self.graph, state, self._planning)
+        self._dispatch(state, advance(self.graph, state, self._planning))
+
+    def _dispatch(self, state: SampleState, nodes: list[Node]) -> None:
+        """Send ``nodes`` (each key once); finish ``state`` if it needs nothing more."""
         for node in nodes:
             waiting = self._waiting.get(node.key)
             if waiting is not None:  # the same request is in flight: share its answer

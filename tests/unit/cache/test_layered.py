@@ -108,6 +108,22 @@ def _records(count: int) -> list[Record]:
     return [_record(request={**REQUEST, "n": i}) for i in range(count)]
 
 
+def test_get_many_asks_local_then_remotes_for_its_misses(tmp_path: Path) -> None:
+    mine, theirs, nowhere = _records(3)
+    shared = DirRemote(tmp_path / "shared")
+    shared.put(theirs.key, theirs.to_bytes())
+    store = open_store(tmp_path / "mine", [str(tmp_path / "shared")])
+    store.put(mine.key, mine)
+    keys = [mine.key, theirs.key, nowhere.key, mine.key]
+    assert store.local_tier.get_many(keys) == {mine.key: mine}  # planning: local only
+    assert store.get_many(keys) == {mine.key: mine, theirs.key: theirs}
+    assert store.local_tier.get_many(keys) == {mine.key: mine, theirs.key: theirs}  # copied
+    # each distinct key counted once per ask; the remote asked for local misses only
+    assert (store.lookups[LOCAL], store.hits[LOCAL]) == (9, 4)
+    assert (store.lookups[shared.name], store.hits[shared.name]) == (2, 1)
+    store.close()
+
+
 def test_remote_lookups_overlap(tmp_path: Path) -> None:
     """64 lookups on a remote 100 ms away, together and from an event loop: far under 6.4 s."""
     records = _records(64)

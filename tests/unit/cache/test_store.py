@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import diskcache
@@ -36,6 +36,18 @@ def store(tmp_path: Path) -> Iterator[LocalStore]:
     local = LocalStore(tmp_path / "cache")
     yield local
     local.close()
+
+
+# a record read alone, or among others in one query: both check and evict alike
+READS: dict[str, Callable[[LocalStore, str], Record | None]] = {
+    "get": lambda store, key: store.get(key),
+    "get_many": lambda store, key: store.get_many([OTHER, key, key]).get(key),
+}
+
+
+@pytest.fixture(params=list(READS))
+def read(request: pytest.FixtureRequest) -> Callable[[LocalStore, str], Record | None]:
+    return READS[request.param]
 
 
 def _raw_set(directory: Path, key: str, value: object) -> None:
@@ -76,6 +88,18 @@ def test_put_many_rows_read_as_diskcache_wrote_them(tmp_path: Path) -> None:
         assert Record.from_bytes(cache.get(OTHER)) == _record(OTHER, "b")
         assert cache.check() == []  # diskcache's own consistency check: count, size, files
         assert cache.volume() > 0
+
+
+def test_get_many_reads_inline_rows_and_value_files_in_one_call(store: LocalStore) -> None:
+    big, small = _record(KEY, "x" * 100_000), _record(OTHER, "small")
+    store.put(KEY, big)  # large: a value file
+    store.put_many([(OTHER, small)])  # inline
+    missing = "0" * 32
+    assert store.get_many([missing, KEY, OTHER, KEY]) == {KEY: big, OTHER: small}
+    assert store.get_many([]) == {}
+    keys = [f"{i:032x}" for i in range(1200)]  # more than one query's worth of parameters
+    store.put_many([(key, _record(key, key)) for key in keys])
+    assert store.get_many(keys) == {key: _record(key, key) for key in keys}
 
 
 def test_records_survive_reopening(tmp_path: Path) -> None:
@@ -124,14 +148,17 @@ def test_record_is_json_not_pickle() -> None:
     ids=["binary", "text", "list", "no-text", "str", "dict", "int"],
 )
 def test_garbled_record_is_evicted_with_warning(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture, junk: object
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+    read: Callable[[LocalStore, str], Record | None],
+    junk: object,
 ) -> None:
     directory = tmp_path / "cache"
     _raw_set(directory, KEY, junk)
     store = LocalStore(directory)
     try:
         with caplog.at_level(logging.WARNING, logger="synthc.cache"):
-            assert store.get(KEY) is None
+            assert read(store, KEY) is None
         assert not store.contains(KEY)  # evicted, so the next build regenerates it
         (warning,) = caplog.records
         assert warning.levelno == logging.WARNING
@@ -143,7 +170,11 @@ def test_garbled_record_is_evicted_with_warning(
         store.close()
 
 
-def test_corrupt_pickle_is_evicted(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+def test_corrupt_pickle_is_evicted(
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+    read: Callable[[LocalStore, str], Record | None],
+) -> None:
     directory = tmp_path / "cache"
     _raw_set(directory, KEY, {"placeholder": True})  # stored by diskcache as a pickle
     with sqlite3.connect(directory / "cache.db") as db:
@@ -152,7 +183,7 @@ def test_corrupt_pickle_is_evicted(tmp_path: Path, caplog: pytest.LogCaptureFixt
     store = LocalStore(directory)
     try:
         with caplog.at_level(logging.WARNING, logger="synthc.cache"):
-            assert store.get(KEY) is None
+            assert read(store, KEY) is None
         assert not store.contains(KEY)
         assert len(caplog.records) == 1
     finally:
@@ -160,14 +191,16 @@ def test_corrupt_pickle_is_evicted(tmp_path: Path, caplog: pytest.LogCaptureFixt
 
 
 def test_record_under_the_wrong_key_is_refused(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+    read: Callable[[LocalStore, str], Record | None],
 ) -> None:
     directory = tmp_path / "cache"
     _raw_set(directory, KEY, _record(key=OTHER).to_bytes())
     store = LocalStore(directory)
     try:
         with caplog.at_level(logging.WARNING, logger="synthc.cache"):
-            assert store.get(KEY) is None
+            assert read(store, KEY) is None
         assert f"record filed under another key ({OTHER})" in caplog.text
         assert not store.contains(KEY)
     finally:
