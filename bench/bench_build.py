@@ -11,8 +11,8 @@
    1,000 requests and their ratio (target 1.2): the figure that says where time
    goes, and that carries between machines far better than a rate.
 2. cached: wall time of a fully cached rebuild of 10,000 samples × 2 attributes
-   (target < 2 s), the CLI's own work end to end, in a fresh process; and of
-   `synthc explain` on the same fully cached config (target < 2 s).
+   (target < 1.5 s), the CLI's own work end to end, in a fresh process; and of
+   `synthc explain` on the same fully cached config (target < 1.5 s).
 3. memory: peak RSS of a 100,000-sample × 2-attribute build (target < 150 MB),
    in a fresh process.
 4. imports: the time a fresh interpreter takes to import ``synthc.pipeline`` (what
