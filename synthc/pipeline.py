@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Sequence
+import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from synthc.cache.claims import Claims
 from synthc.cache.layered import LayeredStore, open_store, readonly_setting, remote_urls
@@ -24,7 +25,7 @@ from synthc.compiler.overrides import apply_overrides, parse_overrides
 from synthc.compiler.resolve import resolve
 from synthc.compiler.source import Document, include_environments, load_yaml
 from synthc.compiler.validate import Spec, validate
-from synthc.core.errors import BuildInterrupted
+from synthc.core.errors import BuildInterrupted, ConfigError
 from synthc.core.records import Store
 from synthc.planning.derive import build_row
 from synthc.planning.explain import DEFAULT_NODE_LIMIT, Explanation
@@ -41,7 +42,17 @@ from synthc.runtime.output import (
     manifest_line,
     row_line,
 )
-from synthc.runtime.scheduler import Progress, Scheduler, Stats
+from synthc.runtime.scheduler import (
+    NoProgress,
+    Progress,
+    Scheduler,
+    Stats,
+    loop_factory,
+    window_for,
+)
+
+if TYPE_CHECKING:
+    from synthc.cluster.shards import ShardAnswers
 
 PREVIEW_ROWS = 5
 
@@ -129,6 +140,9 @@ def why(
         store.close()
 
 
+EXECUTORS = ("local", "ray")
+
+
 def build(
     config: Path | str,
     overrides: Sequence[str] = (),
@@ -137,16 +151,30 @@ def build(
     progress: Progress | None = None,
     remote_cache: Sequence[str] | str | None = None,
     remote_cache_readonly: bool | None = None,
+    executor: str = "local",
+    ray_address: str | None = None,
+    shards: int | None = None,
 ) -> BuildResult:
-    """Build the dataset ``config`` describes, reusing every cached node (local, then remote)."""
+    """Build the dataset ``config`` describes, reusing every cached node (local, then remote).
+
+    ``executor="ray"`` spreads the samples over ``shards`` Ray tasks (default: the
+    cluster's CPUs) on the cluster at ``ray_address`` (``"local"`` starts one here;
+    None: Ray's own rule) that share the cache; the output is the same bytes.
+    """
+    if executor not in EXECUTORS:
+        expected = " or ".join(EXECUTORS)
+        raise ConfigError.at(f"unknown executor {executor!r}: expected {expected}")
     path = Path(config)
     spec, graph = _compile(path, overrides)
+    if executor == "ray":
+        remote = remote_cache, remote_cache_readonly
+        return _build_on_ray(spec, graph, cache_dir, remote, progress, ray_address, shards)
     store = cache_store(spec, cache_dir, remote_cache, remote_cache_readonly, building=True)
     # Other builds on this cache directory: claims keep us from sending what they send.
     claims = Claims.open(default_cache_dir(spec.path, cache_dir), store.local)
     stats = Stats()
     try:
-        with asyncio.Runner(loop_factory=_loop_factory()) as runner:
+        with asyncio.Runner(loop_factory=loop_factory()) as runner:
             result = runner.run(_build(spec, graph, store, progress, stats, claims=claims))
     except KeyboardInterrupt:  # Ctrl-C: close() below still writes every answer received
         raise BuildInterrupted(stats.generated) from None
@@ -160,13 +188,37 @@ def build(
     return result
 
 
-def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
-    """uvloop's event loop when it is installed (less CPU per request), else asyncio's."""
+def _build_on_ray(  # noqa: PLR0917 - build()'s own arguments, passed on
+    spec: Spec,
+    graph: Graph,
+    cache_dir: str | None,
+    remote: tuple[Sequence[str] | str | None, bool | None],
+    progress: Progress | None,
+    address: str | None,
+    shards: int | None,
+) -> BuildResult:
+    """Shards on Ray fill the cache; then a local pass over it writes the rows and the
+    manifest, sending nothing (:class:`synthc.cluster.shards.ShardAnswers`)."""
+    from synthc.cluster.on_ray import run_shards  # imports Ray: only for --executor ray
+    from synthc.cluster.shards import ShardAnswers, ShardJob, merge_stats
+
+    started = time.perf_counter()
+    urls, readonly = _remotes(spec, *remote)
+    directory = default_cache_dir(spec.path, cache_dir).resolve()
+    job = ShardJob(spec, graph, directory, urls, readonly, build=uuid.uuid4().hex[:16])
+    run = run_shards(job, address=address, shards=shards, progress=progress or NoProgress())
+    answers = ShardAnswers({key: f for r in run.reports for key, f in r.failures.items()})
+    store = cache_store(spec, cache_dir, *remote, building=True)
     try:
-        import uvloop
-    except ImportError:
-        return None
-    return uvloop.new_event_loop
+        with asyncio.Runner(loop_factory=loop_factory()) as runner:
+            assembly = _build(spec, graph, store, None, Stats(), runner=answers, build=job.build)
+            result = runner.run(assembly)
+    finally:
+        store.close()
+    result.stats = merge_stats(run.reports, result.stats, run.engine_load_seconds)
+    result.stats.remote_hits = store.remote_hits()
+    result.elapsed = time.perf_counter() - started
+    return result
 
 
 def cache_store(
@@ -178,16 +230,26 @@ def cache_store(
     building: bool = False,
 ) -> LayeredStore:
     """The local cache for ``spec``, with the remotes the command line, env or config names."""
-    settings = spec.config.synthc
+    urls, readonly = _remotes(spec, remote_cache, remote_cache_readonly)
     return open_store(
         default_cache_dir(spec.path, cache_dir),
-        remote_urls(remote_cache, settings.remote_cache if settings else None),
-        readonly=readonly_setting(
-            remote_cache_readonly, settings.remote_cache_readonly if settings else False
-        ),
+        urls,
+        readonly=readonly,
         write_behind=building,
         record_stats=building,
     )
+
+
+def _remotes(
+    spec: Spec, remote_cache: Sequence[str] | str | None, remote_cache_readonly: bool | None
+) -> tuple[tuple[str, ...], bool]:
+    """The remote cache tiers the command line, env or config names; whether read-only."""
+    settings = spec.config.synthc
+    urls = remote_urls(remote_cache, settings.remote_cache if settings else None)
+    readonly = readonly_setting(
+        remote_cache_readonly, settings.remote_cache_readonly if settings else False
+    )
+    return tuple(urls), readonly
 
 
 def output_path(spec: Spec) -> Path:
@@ -210,9 +272,11 @@ async def _build(
     stats: Stats,
     *,
     claims: Claims | None = None,
+    runner: LazyRunner | ShardAnswers | None = None,
+    build: str = "",
 ) -> BuildResult:
     started = time.perf_counter()
-    dispatcher = LazyRunner(spec, graph, progress)
+    dispatcher = runner if runner is not None else LazyRunner(spec, graph, progress)
     preview: list[dict[str, Any]] = []
     rows = AtomicFile(output_path(spec))
     manifest = AtomicFile(manifest_path(spec))
@@ -228,16 +292,16 @@ async def _build(
 
     manifest.write(manifest_line(manifest_header(graph, spec.path)))
     try:
-        window = max(256, 8 * spec.config.inference_config.remote_params.num_workers)
         await Scheduler(
             graph,
             store,
             dispatcher,
             emit,
             progress=progress,
-            window=window,
+            window=window_for(spec.config.inference_config.remote_params.num_workers),
             stats=stats,
             claims=claims,
+            build=build,
         ).run()
         stats.engine_load_seconds = dispatcher.load_seconds
     except BaseException:

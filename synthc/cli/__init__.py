@@ -98,6 +98,26 @@ def _split(config_opt: str | None, args: Sequence[str]) -> tuple[str, list[str]]
 @_remote_args
 @click.option("-q", "--quiet", is_flag=True, help="Print only errors and the summary line.")
 @click.option("--dry-run", is_flag=True, help="Print what would run (explain's summary) and exit.")
+@click.option(
+    "--executor",
+    type=click.Choice(["local", "ray"]),
+    default="local",
+    show_default=True,
+    help="local: this process. ray: spread the samples over a Ray cluster's processes "
+    "(pip install 'synthc[ray]'; docs/scale-out.md); same output, same cache.",
+)
+@click.option(
+    "--ray-address",
+    metavar="ADDRESS",
+    help="With --executor ray: 'local' starts Ray on this machine, 'auto' joins the "
+    "cluster running here, ray://HOST:PORT a remote one. Default: RAY_ADDRESS, else a "
+    "running cluster, else a new local one.",
+)
+@click.option(
+    "--shards",
+    type=click.IntRange(min=1),
+    help="With --executor ray: how many tasks share the samples (default: the cluster's CPUs).",
+)
 def build(
     *,
     args: tuple[str, ...],
@@ -108,6 +128,9 @@ def build(
     remote_cache_readonly: bool | None,
     quiet: bool,
     dry_run: bool,
+    executor: str,
+    ray_address: str | None,
+    shards: int | None,
 ) -> None:
     """Build the dataset CONFIG describes (an oumi synth YAML file).
 
@@ -115,6 +138,8 @@ def build(
     Writes the JSONL output (oumi's row shape) and a manifest of every node.
     """
     config, overrides = _split(config_opt, args)
+    if executor != "ray" and (ray_address is not None or shards is not None):
+        raise click.UsageError("--ray-address and --shards go with --executor ray")
     setup_logging(log_level)
     from synthc import pipeline
     from synthc.cli.render import BuildProgress
@@ -136,7 +161,14 @@ def build(
     with errors_to_exit_codes():
         with BuildProgress(enabled=sys.stderr.isatty(), quiet=quiet) as progress:
             result = pipeline.build(
-                config, overrides, cache_dir=cache_dir, progress=progress, **remote
+                config,
+                overrides,
+                cache_dir=cache_dir,
+                progress=progress,
+                executor=executor,
+                ray_address=ray_address,
+                shards=shards,
+                **remote,
             )
         _report(result, quiet)
 

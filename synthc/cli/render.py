@@ -52,6 +52,11 @@ class BuildProgress:
     def failed(self, node: Node, message: str) -> None:
         self.n_failed += 1
 
+    def counted(self, generated: int, failed: int, output_tokens: int) -> None:
+        self.n_generated += generated
+        self.n_failed += failed
+        self.tokens += output_tokens
+
     def loading(self, what: str) -> None:
         self.status = what
         if not self.enabled and not self.quiet:

@@ -146,6 +146,13 @@ class CacheError(SynthError):
     exit_code = 2
 
 
+class ClusterError(SynthError):
+    """A build spread over a cluster could not run: Ray is missing or unreachable, or a
+    shard failed more often than it is retried. What the shards built is in the cache."""
+
+    exit_code = 1
+
+
 class BuildFailed(SynthError):
     """Some nodes failed for good; everything else was built and saved."""
 

@@ -35,6 +35,7 @@ class Record:
     tool_calls: list[dict[str, str]] = field(default_factory=list)  # {id, name, arguments}
     kind: str = "llm"  # "llm" | "tool" | "state": what made it, and how its key is hashed
     state: str = ""  # a tool record: the key of the environment state the call left
+    build: str = ""  # the id of the build that made it (its manifest calls it generated)
 
     def to_bytes(self) -> bytes:
         fields = {name: getattr(self, name) for name in self.__dataclass_fields__}  # no deep copy
@@ -65,11 +66,18 @@ class Record:
             raise ValueError("record with malformed tool_calls")
         if raw.get("kind", "llm") not in KINDS or not isinstance(raw.get("state", ""), str):
             raise ValueError(f"record of unknown kind {raw.get('kind')!r}")
+        if not isinstance(raw.get("build", ""), str):
+            raise ValueError("record with a malformed build id")
         return cls(**raw)
 
 
 KINDS = ("llm", "tool", "state")
-_OMITTED: tuple[tuple[str, Any], ...] = (("tool_calls", []), ("kind", "llm"), ("state", ""))
+_OMITTED: tuple[tuple[str, Any], ...] = (
+    ("tool_calls", []),
+    ("kind", "llm"),
+    ("state", ""),
+    ("build", ""),
+)
 
 
 class Lookup(Protocol):

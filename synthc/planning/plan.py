@@ -108,6 +108,8 @@ class SampleState:
     running: int = 0
     cursors: dict[str, Cursor] = field(default_factory=dict)  # conversations under way
     steps: dict[str, Step] = field(default_factory=dict)  # a conversation step's node → its step
+    build: str = ""  # the build planning it: the records that build made count as generated
+    reused: int = 0  # nodes found in the cache that this very build made (by another process)
 
     @property
     def complete(self) -> bool:
@@ -118,9 +120,10 @@ class SampleState:
         return not self.errors
 
 
-def start(graph: Graph, index: int) -> SampleState:
+def start(graph: Graph, index: int, build: str = "") -> SampleState:
+    """Sample ``index`` before anything is looked up, planned by ``build`` (its id)."""
     values = graph.sampler.draw(index)
-    return SampleState(index, values, graph.sampler.sample_key(index, values))
+    return SampleState(index, values, graph.sampler.sample_key(index, values), build=build)
 
 
 def advance(graph: Graph, state: SampleState, store: Lookup) -> list[Node]:
@@ -266,7 +269,11 @@ def _use(state: SampleState, node: Node, record: Record) -> None:
     else:
         calls = tuple(ToolCall(**call) for call in record.tool_calls)
         state.values[node.rule.id] = _reply(record.text, calls)
-    state.status[node.rule.id] = Status.CACHED
+    if record.build and record.build == state.build:  # made by this build's other processes
+        state.status[node.rule.id] = Status.GENERATED
+        state.reused += 1
+    else:
+        state.status[node.rule.id] = Status.CACHED
 
 
 def found(state: SampleState, node: Node, record: Record) -> None:

@@ -30,7 +30,7 @@ from dataclasses import replace
 from synthc.core.errors import EngineError
 from synthc.core.messages import Completion, Outcome, Request, RequestFailure, Usage
 from synthc.runtime.config import Limits
-from synthc.runtime.limits import RateLimiter, Reservation, estimate_tokens
+from synthc.runtime.limits import Limiter, RateLimiter, Reservation, estimate_tokens
 from synthc.runtime.protocol import Backend
 
 RETRY_AFTER_JITTER = 0.1  # fraction of a server-given Retry-After added at random
@@ -39,13 +39,12 @@ RETRY_AFTER_JITTER = 0.1  # fraction of a server-given Retry-After added at rand
 class Dispatcher:
     """Runs requests against one backend with bounded concurrency, pacing and retries."""
 
-    def __init__(self, backend: Backend, limits: Limits, *, limiter: RateLimiter | None = None):
+    def __init__(self, backend: Backend, limits: Limits, *, limiter: Limiter | None = None):
         self.backend = backend
         self.limits = limits
         self._slots = asyncio.Semaphore(max(1, limits.num_workers))
         self._limiter = limiter if limiter is not None else RateLimiter.from_limits(limits)
         self._limited = self._limiter.active
-        self._resume_at = 0.0  # monotonic time before which nothing is sent (after a 429)
         self._batcher = _Batcher(self) if backend.max_batch > 1 else None
 
     async def run(self, request: Request) -> Outcome:
@@ -84,10 +83,9 @@ class Dispatcher:
             self._slots.release()
 
     async def _wait_for_budget(self, requests: Sequence[Request]) -> Reservation | None:
-        if self._resume_at:
-            pause = self._resume_at - time.monotonic()
-            if pause > 0:
-                await asyncio.sleep(pause)
+        pause = self._limiter.paused_for()
+        if pause > 0:
+            await asyncio.sleep(pause)
         if not self._limited:
             return None
         tokens = sum(estimate_tokens(r) for r in requests)
@@ -101,7 +99,7 @@ class Dispatcher:
             return replace(outcome, latency=latency)
         assert isinstance(outcome, RequestFailure)
         if outcome.status == 429 and outcome.retry_after:
-            self._resume_at = max(self._resume_at, time.monotonic() + outcome.retry_after)
+            self._limiter.pause(outcome.retry_after)
         return outcome
 
     async def run_batch(self, batch: list[tuple[Request, asyncio.Future[Outcome]]]) -> None:

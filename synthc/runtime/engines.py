@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from dataclasses import replace
 from typing import Any, Protocol
 
 from synthc.compiler.engines import ENGINES, Engine
@@ -20,6 +21,7 @@ from synthc.core.errors import UnsupportedFeature
 from synthc.core.messages import Outcome, Request
 from synthc.runtime.config import EndpointConfig, Limits, LocalModelConfig
 from synthc.runtime.dispatch import Dispatcher
+from synthc.runtime.limits import Limiter
 from synthc.runtime.protocol import Backend
 
 MODEL_OPTIONS = (
@@ -32,6 +34,9 @@ MODEL_OPTIONS = (
 )
 
 
+LOCAL_LIMITS = Limits(num_workers=1, max_retries=0)  # in-process engines: one batch at a time
+
+
 class LoadReporter(Protocol):
     def loading(self, what: str) -> None: ...
 
@@ -39,12 +44,30 @@ class LoadReporter(Protocol):
 
 
 class LazyRunner:
-    """A Dispatcher whose backend is created on first use."""
+    """A Dispatcher whose backend is created on first use.
 
-    def __init__(self, spec: Spec, graph: Graph, reporter: Any = None):
+    A shard of a build spread over several processes sends with ``num_workers`` of
+    the endpoint's workers (its share) and the ``limiter`` every shard shares; for an
+    in-process engine it is given the ``backend`` (a handle on a model loaded
+    elsewhere, once for every shard) instead of loading the model itself.
+    """
+
+    def __init__(
+        self,
+        spec: Spec,
+        graph: Graph,
+        reporter: Any = None,
+        *,
+        num_workers: int | None = None,
+        limiter: Limiter | None = None,
+        backend: Backend | None = None,
+    ):
         self._spec = spec
         self._graph = graph
         self._reporter = reporter
+        self._num_workers = num_workers
+        self._limiter = limiter
+        self._backend = backend
         self._dispatcher: Dispatcher | None = None
         self._lock = asyncio.Lock()
         self.load_seconds = 0.0
@@ -62,16 +85,22 @@ class LazyRunner:
     async def _create(self) -> Dispatcher:
         inference = self._graph.inference
         if not ENGINES[inference.engine].local:
-            return Dispatcher(_http_backend(self._spec, inference.engine), _limits(self._spec))
+            limits = endpoint_limits(self._spec)
+            if self._num_workers is not None:
+                limits = replace(limits, num_workers=self._num_workers)
+            backend = _http_backend(self._spec, inference.engine, limits.num_workers)
+            return Dispatcher(backend, limits, limiter=self._limiter)
+        if self._backend is not None:
+            return Dispatcher(self._backend, LOCAL_LIMITS)
         config = local_config(self._spec, self._graph)
         _report(self._reporter, "loading", f"Loading {config.name} with {inference.engine}")
         started = time.perf_counter()
         try:
-            backend = await asyncio.to_thread(_local_backend, config)
+            backend = await asyncio.to_thread(load_local_backend, config)
         finally:
             self.load_seconds = time.perf_counter() - started
             _report(self._reporter, "loaded")
-        return Dispatcher(backend, Limits(num_workers=1, max_retries=0))
+        return Dispatcher(backend, LOCAL_LIMITS)
 
     async def aclose(self) -> None:
         if self._dispatcher is not None:
@@ -104,13 +133,15 @@ def local_config(spec: Spec, graph: Graph) -> LocalModelConfig:
     return LocalModelConfig(inference.engine, inference.model, inference.path, options)
 
 
-def _local_backend(config: LocalModelConfig) -> Backend:
+def load_local_backend(config: LocalModelConfig) -> Backend:
+    """Load ``config``'s model into this process (a build's, or a sharded build's engine
+    actor's)."""
     from synthc.runtime.backends import create_local_backend
 
     return create_local_backend(config)
 
 
-def _http_backend(spec: Spec, engine: Engine) -> Backend:
+def _http_backend(spec: Spec, engine: Engine, connections: int) -> Backend:
     from synthc.runtime.backends import create_backend, resolve_api_key
 
     inference = spec.config.inference_config
@@ -124,10 +155,11 @@ def _http_backend(spec: Spec, engine: Engine) -> Backend:
         user_id=remote.user_id,
         prompt_cache_ttl=inference.generation.prompt_cache_ttl,
     )
-    return create_backend(endpoint, connections=remote.num_workers)
+    return create_backend(endpoint, connections=connections)
 
 
-def _limits(spec: Spec) -> Limits:
+def endpoint_limits(spec: Spec) -> Limits:
+    """The endpoint's concurrency, pacing, retry and rate settings (oumi's remote_params)."""
     remote = spec.config.inference_config.remote_params
     return Limits(
         num_workers=remote.num_workers,

@@ -32,7 +32,7 @@ import asyncio
 import math
 import time
 from collections.abc import Callable
-from typing import NamedTuple
+from typing import NamedTuple, Protocol
 
 from synthc.core.messages import Request, Usage
 from synthc.runtime.config import Limits
@@ -74,6 +74,25 @@ class Reservation(NamedTuple):
     input_estimate: int = 0  # the input count before scaling
 
 
+class Limiter(Protocol):
+    """An endpoint's budgets and pauses, as the dispatcher uses them: this process's own
+    (:class:`RateLimiter`) or one shared by every process sending to the endpoint."""
+
+    active: bool  # whether any budget is set (else ``acquire`` need not be called)
+
+    async def acquire(
+        self, requests: int, input_tokens: int, max_output: int | None = None
+    ) -> Reservation: ...
+
+    def settle(self, reservation: Reservation, usage: Usage, replies: int = 1) -> None: ...
+
+    def pause(self, seconds: float) -> None:
+        """Send nothing to the endpoint for ``seconds`` (a 429 with ``Retry-After``)."""
+
+    def paused_for(self) -> float:
+        """Seconds left of the current pause (0 when there is none)."""
+
+
 class RateLimiter:
     """Request and token budgets for one endpoint; ``acquire`` before each send."""
 
@@ -94,6 +113,7 @@ class RateLimiter:
         self._input = budget(input_tokens_per_minute)
         self._output = budget(output_tokens_per_minute)
         self._clock = clock
+        self._resume_at = -math.inf  # nothing is sent before this (after a 429)
         self._output_seen = 0
         self._replies = 0
         self._input_reported = 0
@@ -149,6 +169,12 @@ class RateLimiter:
             self._input.adjust(max(0, usage.input_tokens - reservation.input_tokens), now)
         if self._output is not None:
             self._output.adjust(max(0, usage.output_tokens - reservation.output_tokens), now)
+
+    def pause(self, seconds: float) -> None:
+        self._resume_at = max(self._resume_at, self._clock() + seconds)
+
+    def paused_for(self) -> float:
+        return max(0.0, self._resume_at - self._clock())
 
     def _input_charge(self, estimate: int) -> int:
         """``estimate`` scaled by reported / estimated input so far (within 4x either way)."""

@@ -62,6 +62,9 @@ class Progress(Protocol):
 
     def failed(self, node: Node, message: str) -> None: ...
 
+    def counted(self, generated: int, failed: int, output_tokens: int) -> None:
+        """Nodes answered (``generated``) or failed by a build's other processes, in bulk."""
+
 
 class NoProgress:
     def begin(self, total: int) -> None:
@@ -74,6 +77,9 @@ class NoProgress:
         pass
 
     def failed(self, node: Node, message: str) -> None:
+        pass
+
+    def counted(self, generated: int, failed: int, output_tokens: int) -> None:
         pass
 
 
@@ -91,6 +97,7 @@ class Stats:
     samples_failed: int = 0
     failures: list[tuple[str, str]] = field(default_factory=list)  # (node id, why), first few
     remote_hits: dict[str, int] = field(default_factory=dict)  # cached nodes each remote served
+    reused: int = 0  # nodes found in the cache that this build made in another process
 
     @property
     def nodes(self) -> int:
@@ -98,6 +105,20 @@ class Stats:
 
 
 MAX_FAILURES_KEPT = 50
+
+
+def window_for(num_workers: int) -> int:
+    """How many samples a build keeps open: enough to keep ``num_workers`` busy."""
+    return max(256, 8 * num_workers)
+
+
+def loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """uvloop's event loop when it is installed (less CPU per request), else asyncio's."""
+    try:
+        import uvloop
+    except ImportError:
+        return None
+    return uvloop.new_event_loop
 
 
 class Scheduler:
@@ -112,8 +133,12 @@ class Scheduler:
         window: int = 1024,
         stats: Stats | None = None,
         claims: Claims | None = None,
+        samples: range | None = None,
+        build: str = "",
     ):
         self.graph = graph
+        self.samples = samples if samples is not None else range(graph.num_samples)
+        self.build = build  # stamped on the records it makes, when the build spans processes
         self.store = store
         self.runner = runner
         self.emit = emit
@@ -125,24 +150,24 @@ class Scheduler:
         self._planning: Lookup = self._remotes.local_tier if self._remotes is not None else store
         self._open = 0
         self._finished: dict[int, SampleState] = {}
-        self._next = 0
+        self._next = self.samples.start
         self._room = asyncio.Event()
         self._tasks: set[asyncio.Task[None]] = set()
         self._error: BaseException | None = None
         self._llm = frozenset(r.id for r in graph.llm_rules)
         self._waiting: dict[str, list[tuple[SampleState, Node]]] = {}  # key → nodes awaiting it
-        self.tools = ToolRunner(store)
+        self.tools = ToolRunner(store, build)
 
     async def run(self) -> Stats:
-        """Build every sample; return the counts."""
-        self.progress.begin(expected_nodes(self.graph))
+        """Build every sample (of ``samples``, when given); return the counts."""
+        self.progress.begin(expected_nodes(self.graph, self.samples))
         try:
-            index, total = 0, self.graph.num_samples
+            index, total = self.samples.start, self.samples.stop
             while index < total:
                 while self._open >= self.window:
                     await self._wait()
                 count = min(self.window - self._open, PLAN_BATCH, total - index)
-                states = [start(self.graph, i) for i in range(index, index + count)]
+                states = [start(self.graph, i, self.build) for i in range(index, index + count)]
                 self._open += count
                 index += count
                 to_send = resolve(self.graph, states, self._planning)
@@ -215,7 +240,7 @@ class Scheduler:
         try:
             outcome = await self.runner.run(node.request)
             if isinstance(outcome, Completion):
-                self.store.put(node.key, _record(node, outcome))
+                self.store.put(node.key, _record(node, outcome, self.build))
                 self.stats.input_tokens += outcome.usage.input_tokens
                 self.stats.output_tokens += outcome.usage.output_tokens
         finally:
@@ -308,6 +333,7 @@ class Scheduler:
             elif not any(step.startswith(f"{rule.id}.") for step in failed_steps):
                 self._note_failure(f"{rule.id}[{state.index}]", message)
         self.stats.cached += cached
+        self.stats.reused += state.reused
         if cached:
             self.progress.cached(cached)
 
@@ -318,18 +344,19 @@ class Scheduler:
             await asyncio.gather(*self._tasks, return_exceptions=True)
 
 
-def expected_nodes(graph: Graph) -> int:
-    """Requests a build of ``graph`` makes at least: each LLM rule once per sample, and
-    per conversation its plan and one request per turn (tool rounds and plan retries
-    come on top)."""
-    total = graph.num_samples * len(graph.llm_rules)
+def expected_nodes(graph: Graph, samples: range | None = None) -> int:
+    """Requests a build of ``graph`` (of its ``samples``, when given) makes at least: each
+    LLM rule once per sample, and per conversation its plan and one request per turn
+    (tool rounds and plan retries come on top)."""
+    samples = samples if samples is not None else range(graph.num_samples)
+    total = len(samples) * len(graph.llm_rules)
     for rule in graph.rules:
         if isinstance(rule, MultiturnRule):
-            total += sum(1 + target_turns(graph.seed, i, rule) for i in range(graph.num_samples))
+            total += sum(1 + target_turns(graph.seed, i, rule) for i in samples)
     return total
 
 
-def _record(node: LLMNode, completion: Completion) -> Record:
+def _record(node: LLMNode, completion: Completion, build: str) -> Record:
     return Record(
         key=node.key,
         text=completion.text,
@@ -342,4 +369,5 @@ def _record(node: LLMNode, completion: Completion) -> Record:
         latency=completion.latency,
         created=time.time(),
         tool_calls=[call.to_dict() for call in completion.tool_calls],
+        build=build,
     )

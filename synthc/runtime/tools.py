@@ -58,8 +58,9 @@ class ToolAnswer:
 class ToolRunner:
     """Runs tool nodes against the states in ``store``; counts the executor calls."""
 
-    def __init__(self, store: Lookup):
+    def __init__(self, store: Lookup, build: str = ""):
         self.store = store
+        self.build = build  # stamped on the records it makes
         self.calls = 0  # executor calls made: a cached conversation makes none
         self._modules: dict[Path, ModuleType] = {}
         self._pool: ThreadPoolExecutor | None = None
@@ -92,6 +93,7 @@ class ToolRunner:
             created=time.time(),
             kind="tool",
             state=state_key or "",
+            build=self.build,
         )
         return ToolAnswer(Ran(content, state_key), record, new)
 

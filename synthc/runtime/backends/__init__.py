@@ -38,6 +38,15 @@ def create_local_backend(config: LocalModelConfig) -> Backend:
     return backend
 
 
+def local_max_batch(engine: Engine) -> int:
+    """How many requests one call to ``engine``'s in-process backend takes (no model loaded)."""
+    try:
+        batch: int = _backend_class(engine).max_batch
+    except ImportError as exc:
+        raise EngineError(f"cannot load engine {engine}: {exc}") from None
+    return batch
+
+
 def create_backend(config: EndpointConfig, *, connections: int = 100) -> Backend:
     """The backend for ``config.engine``, with the engine's default URL and key filled in.
 

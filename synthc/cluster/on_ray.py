@@ -1,0 +1,320 @@
+"""Run a build's shards as Ray tasks, with the endpoint's budgets in one Ray actor.
+
+Ray is what vLLM itself uses to spread a model over GPUs and what Ray Data's
+LLM batch inference runs on, so a cluster that serves a model already runs it.
+Here, per build:
+
+- the driver puts the compiled job (spec and graph) in Ray's object store once
+  and starts one task per shard (:func:`synthc.cluster.shards.plan_shards`);
+  a task that dies with its worker is run again by Ray (``max_retries``), and
+  the rerun finds what the dead one already answered in the cache;
+- an :class:`EndpointBudget` actor holds the endpoint's request and token
+  budgets (the same GCRA buckets a local build keeps, :mod:`synthc.runtime.limits`)
+  and its pause after a 429 with ``Retry-After``, so limits are global: each
+  request reserves its send time there, and each shard looks up the pause
+  every :data:`PAUSE_POLL` seconds (and pauses at once when it got the 429
+  itself); ``num_workers`` is split between the shards;
+- an in-process engine (vLLM, llama.cpp, transformers) is loaded once per
+  :class:`EngineActor`: one per GPU, or per tensor-parallel group of
+  ``tensor_parallel_size`` GPUs, or one on a cluster without GPUs. Shards feed
+  them their micro-batches, two shards per engine by default so that an engine
+  always has the next batch waiting; on a GPU cluster only the resources differ;
+- a :class:`Tally` actor gathers the shards' counts for the driver's progress bar.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from synthc.cluster.shards import (
+    Counts,
+    Shard,
+    ShardJob,
+    ShardReport,
+    plan_shards,
+    run_shard,
+)
+from synthc.compiler.engines import ENGINES
+from synthc.core.errors import ClusterError, SynthError
+from synthc.core.messages import Outcome, Request, Usage
+from synthc.runtime.backends import local_max_batch
+from synthc.runtime.config import LocalModelConfig
+from synthc.runtime.engines import endpoint_limits, load_local_backend, local_config
+from synthc.runtime.limits import RateLimiter, Reservation
+from synthc.runtime.protocol import Backend
+from synthc.runtime.scheduler import Progress, expected_nodes
+
+try:
+    import ray
+    from ray.exceptions import RayError, RayTaskError
+except ImportError as exc:  # pragma: no cover - the extra is installed in CI
+    raise ClusterError("--executor ray needs Ray: pip install 'synthc[ray]'") from exc
+
+PAUSE_POLL = 0.25  # seconds between a shard's looks at the endpoint's pause
+REPORT_EVERY = 0.25  # seconds between a shard's progress reports
+SHARD_RETRIES = 3  # runs of a shard after its worker died
+log = logging.getLogger("synthc.cluster")
+
+
+@ray.remote(num_cpus=0)
+class EndpointBudget:
+    """One endpoint's budgets and pause, for every shard of a build."""
+
+    def __init__(self, requests: int | None, input_tokens: int | None, output_tokens: int | None):
+        self._limiter = RateLimiter(requests, input_tokens, output_tokens)
+
+    def reserve(
+        self, requests: int, input_tokens: int, max_output: int | None
+    ) -> tuple[float, Reservation]:
+        return self._limiter.reserve(requests, input_tokens, max_output)
+
+    def settle(self, reservation: Reservation, usage: Usage, replies: int) -> None:
+        self._limiter.settle(reservation, usage, replies)
+
+    def pause(self, seconds: float) -> None:
+        self._limiter.pause(seconds)
+
+    def paused_for(self) -> float:
+        return self._limiter.paused_for()
+
+
+class SharedLimiter:
+    """A shard's view of the :class:`EndpointBudget` (a :class:`~synthc.runtime.limits.Limiter`)."""
+
+    def __init__(self, budget: Any, active: bool):
+        self._budget = budget
+        self.active = active
+        self._resume_at = 0.0  # monotonic: nothing is sent before this
+
+    async def acquire(
+        self, requests: int, input_tokens: int, max_output: int | None = None
+    ) -> Reservation:
+        delay, reservation = await self._budget.reserve.remote(requests, input_tokens, max_output)
+        if delay > 0:
+            await asyncio.sleep(delay)
+        return Reservation(*reservation)
+
+    def settle(self, reservation: Reservation, usage: Usage, replies: int = 1) -> None:
+        self._budget.settle.remote(reservation, usage, replies)
+
+    def pause(self, seconds: float) -> None:
+        self._resume_at = max(self._resume_at, time.monotonic() + seconds)
+        self._budget.pause.remote(seconds)
+
+    def paused_for(self) -> float:
+        return max(0.0, self._resume_at - time.monotonic())
+
+    async def watch(self) -> None:
+        """Keep up with pauses other shards started."""
+        while True:
+            left = await self._budget.paused_for.remote()
+            if left > 0:
+                self._resume_at = max(self._resume_at, time.monotonic() + left)
+            await asyncio.sleep(PAUSE_POLL)
+
+
+@ray.remote(max_restarts=SHARD_RETRIES, max_task_retries=SHARD_RETRIES)
+class EngineActor:
+    """An in-process engine's model, answering every shard's batches in turn (one at a
+    time: ``max_concurrency=1``). The model loads with the first batch, so a build that
+    finds everything cached loads none. An actor that dies is restarted by Ray and the
+    batch it had is sent again (each request carries its seed: the same answers)."""
+
+    def __init__(self, config: LocalModelConfig):
+        self._config = config
+        self._backend: Backend | None = None
+        self.load_seconds = 0.0
+
+    def loaded_in(self) -> float:
+        """Seconds the model took to load (0 if it never had to)."""
+        return self.load_seconds
+
+    async def generate(self, requests: list[Request]) -> list[Outcome]:
+        if self._backend is None:
+            started = time.perf_counter()
+            self._backend = load_local_backend(self._config)
+            self.load_seconds = time.perf_counter() - started
+        return await self._backend.generate(requests)
+
+
+class ActorBackend:
+    """A shard's :class:`~synthc.runtime.protocol.Backend` on an :class:`EngineActor`."""
+
+    def __init__(self, engine: Any, max_batch: int):
+        self._engine = engine
+        self.max_batch = max_batch
+
+    async def generate(self, requests: Sequence[Request]) -> list[Outcome]:
+        outcomes: list[Outcome] = await self._engine.generate.remote(list(requests))
+        return outcomes
+
+    async def aclose(self) -> None:
+        pass  # the driver stops the engine once every shard is done
+
+
+@ray.remote(num_cpus=0)
+class Tally:
+    """The shards' counts since the driver last looked."""
+
+    def __init__(self) -> None:
+        self._counts = Counts()
+
+    def add(self, counts: Counts) -> None:
+        self._counts.cached += counts.cached
+        self._counts.generated += counts.generated
+        self._counts.failed += counts.failed
+        self._counts.output_tokens += counts.output_tokens
+
+    def take(self) -> Counts:
+        return self._counts.drain()
+
+
+@ray.remote(max_retries=SHARD_RETRIES, retry_exceptions=False)
+def synthc_shard(  # noqa: PLR0917 - a Ray task's arguments are positional
+    job: ShardJob,
+    shard: Shard,
+    budget: Any,
+    active: bool,
+    tally: Any,
+    engine: tuple[Any, int] | None,
+) -> ShardReport:
+    """One shard, in a Ray worker (its process title is ``ray::synthc_shard``)."""
+    limiter = SharedLimiter(budget, active)
+    backend = ActorBackend(*engine) if engine is not None else None
+    counts = Counts()
+
+    async def report() -> None:
+        while True:
+            await asyncio.sleep(REPORT_EVERY)
+            tally.add.remote(counts.drain())
+
+    result = run_shard(
+        job, shard, limiter=limiter, backend=backend, counts=counts, beside=(limiter.watch, report)
+    )
+    ray.get(tally.add.remote(counts.drain()))
+    return result
+
+
+def run_shards(
+    job: ShardJob,
+    *,
+    address: str | None = None,
+    shards: int | None = None,
+    progress: Progress,
+) -> ClusterRun:
+    """Build ``job`` on a Ray cluster, ``shards`` tasks (default: the cluster's CPUs, or
+    two per engine for an in-process engine); every shard's report once all are done."""
+    started_here = _connect(address)
+    try:
+        return _run(job, shards, progress)
+    finally:
+        if started_here:
+            ray.shutdown()
+
+
+def _connect(address: str | None) -> bool:
+    """Join the cluster at ``address`` (``local`` starts one on this machine; None: Ray's
+    own rule, RAY_ADDRESS or a running cluster or a new local one); whether we started it."""
+    if ray.is_initialized():
+        return False
+    try:
+        ray.init(
+            address=address,
+            include_dashboard=False,
+            logging_level=logging.WARNING,
+            log_to_driver=False,
+        )
+    except (ConnectionError, RuntimeError, ValueError) as exc:
+        raise ClusterError(f"cannot reach the Ray cluster at {address or 'auto'}: {exc}") from exc
+    return True
+
+
+@dataclass
+class ClusterRun:
+    """What the shards of one build did, and how long its engines took to load."""
+
+    reports: list[ShardReport]
+    engine_load_seconds: float = 0.0
+
+
+def _run(job: ShardJob, count: int | None, progress: Progress) -> ClusterRun:
+    limits = endpoint_limits(job.spec)
+    engines = _engines(job) if ENGINES[job.graph.inference.engine].local else []
+    if count is None:  # two shards per engine keep its next batch waiting
+        cpus = int(ray.cluster_resources().get("CPU", 1))  # type: ignore[no-untyped-call]
+        count = 2 * len(engines) if engines else max(1, cpus)
+    # an engine's shards send one batch at a time each; HTTP shards split num_workers
+    plan = plan_shards(job.graph.num_samples, count, count if engines else limits.num_workers)
+    active = not engines and RateLimiter.from_limits(limits).active
+    budget = EndpointBudget.remote(  # type: ignore[attr-defined]
+        limits.requests_per_minute, limits.input_tokens_per_minute, limits.output_tokens_per_minute
+    )
+    tally = Tally.remote()  # type: ignore[attr-defined]
+    progress.begin(expected_nodes(job.graph))
+    job_ref = ray.put(job)
+    batch = local_max_batch(job.graph.inference.engine) if engines else 0
+    refs = [
+        synthc_shard.remote(
+            job_ref,
+            shard,
+            budget,
+            active,
+            tally,
+            (engines[shard.index % len(engines)], batch) if engines else None,
+        )
+        for shard in plan
+    ]
+    log.info("building %d samples in %d shards on Ray", job.graph.num_samples, len(plan))
+    try:
+        pending = list(refs)
+        while pending:
+            _, pending = ray.wait(pending, num_returns=len(pending), timeout=REPORT_EVERY)
+            _show(ray.get(tally.take.remote()), progress)
+        reports = _results(refs)
+        _show(ray.get(tally.take.remote()), progress)
+        loads = ray.get([engine.loaded_in.remote() for engine in engines])
+        return ClusterRun(reports, max(loads, default=0.0))
+    finally:
+        for ref in refs:
+            ray.cancel(ref, force=False)
+        for actor in (budget, tally, *engines):
+            ray.kill(actor)
+
+
+def _engines(job: ShardJob) -> list[Any]:
+    """One engine actor per GPU, or per ``tensor_parallel_size`` GPUs; one without GPUs."""
+    config = local_config(job.spec, job.graph)
+    group = max(1, int(config.options.get("tensor_parallel_size") or 1))
+    gpus = int(ray.cluster_resources().get("GPU", 0))  # type: ignore[no-untyped-call]
+    resources = {"num_gpus": group, "num_cpus": 0} if gpus else {"num_cpus": 0}
+    count = max(1, gpus // group) if gpus else 1
+    actor = EngineActor.options(max_concurrency=1, **resources)  # type: ignore[attr-defined]
+    return [actor.remote(config) for _ in range(count)]
+
+
+def _show(counts: Counts, progress: Progress) -> None:
+    if counts.cached:
+        progress.cached(counts.cached)
+    if counts.generated or counts.failed:
+        progress.counted(counts.generated, counts.failed, counts.output_tokens)
+
+
+def _results(refs: Sequence[Any]) -> list[ShardReport]:
+    """The shards' reports; a shard's own error (a SynthError) as itself."""
+    try:
+        return list(ray.get(list(refs)))
+    except RayTaskError as exc:
+        cause = exc.cause
+        if isinstance(cause, SynthError):
+            raise cause from None
+        raise ClusterError(f"a shard failed: {cause!r}") from None
+    except RayError as exc:
+        raise ClusterError(
+            f"a shard failed {SHARD_RETRIES + 1} times ({type(exc).__name__}); what it built is "
+            "in the cache. Run the same command again to resume."
+        ) from None
