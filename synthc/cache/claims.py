@@ -62,10 +62,13 @@ class Local(Protocol):
 class Claims:
     """This build's claims on one cache directory; see the module's docstring."""
 
-    def __init__(self, directory: Path, registry: Registry, local: Local, guard: int):
+    def __init__(
+        self, directory: Path, registry: Registry, local: Local, guard: int, siblings: str = ""
+    ):
         self.directory = directory
         self.registry = registry
         self.id = registry.id
+        self._siblings = f"{siblings}." if siblings else None  # ids of builds that are not peers
         self._local = local
         self._writes = local if isinstance(local, WriteBehind) else None
         self._guard = guard
@@ -84,9 +87,14 @@ class Claims:
         self._thread = threading.Thread(target=self._watch, name="synthc-claims", daemon=True)
 
     @classmethod
-    def open(cls, cache_dir: Path, local: Local) -> Claims | None:
-        """Register on ``cache_dir`` and start watching; None where claims cannot work."""
-        registry = Registry.join(cache_dir)
+    def open(cls, cache_dir: Path, local: Local, *, siblings: str = "") -> Claims | None:
+        """Register on ``cache_dir`` and start watching; None where claims cannot work.
+
+        ``siblings`` names a group of processes that never need the same node (the shards
+        of one build whose samples share none): they do not count as each other's peers,
+        so among themselves they claim nothing, while any other build is still met.
+        """
+        registry = Registry.join(cache_dir, siblings)
         if registry is None:
             return None
         try:
@@ -97,7 +105,7 @@ class Claims:
             log.debug("cannot claim nodes in %s (%s)", cache_dir, exc)
             registry.leave()
             return None
-        claims = cls(directory, registry, local, guard)
+        claims = cls(directory, registry, local, guard, siblings)
         claims._tick()  # see the builds already running before sending anything
         claims._thread.start()
         return claims
@@ -246,6 +254,8 @@ class Claims:
         except OSError as exc:
             log.debug("cannot look for other builds (%s)", exc)
             return
+        if self._siblings is not None:
+            peers = {p: acked for p, acked in peers.items() if not p.startswith(self._siblings)}
         now = time.monotonic()
         with self._lock:
             for peer in peers.keys() - self._seen.keys():

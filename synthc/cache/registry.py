@@ -35,8 +35,9 @@ class Registry:
         self._fd: int | None = fd
 
     @classmethod
-    def join(cls, cache_dir: Path) -> Registry | None:
-        """Register a build on ``cache_dir``; None where registrations cannot work."""
+    def join(cls, cache_dir: Path, group: str = "") -> Registry | None:
+        """Register a build on ``cache_dir``; None where registrations cannot work.
+        A ``group`` (one sharded build's processes) prefixes the id: ``group.pid-token``."""
         if sys.platform == "win32":
             return None
         directory = cache_dir / BUILDS
@@ -44,6 +45,7 @@ class Registry:
             directory.mkdir(parents=True, exist_ok=True)
             for _ in range(JOIN_ATTEMPTS):
                 build_id = f"{os.getpid()}-{secrets.token_hex(4)}"
+                build_id = f"{group}.{build_id}" if group else build_id
                 fd = _create_locked(directory / build_id)
                 if fd is not None:
                     return cls(directory, build_id, fd)

@@ -19,20 +19,23 @@ Here, per build:
   ``tensor_parallel_size`` GPUs, or one on a cluster without GPUs. Shards feed
   them their micro-batches, two shards per engine by default so that an engine
   always has the next batch waiting; on a GPU cluster only the resources differ;
-- a :class:`Tally` actor gathers the shards' counts for the driver's progress bar.
+- each shard is a streaming task: it yields its counts every :data:`REPORT_EVERY`
+  seconds (the driver's progress bar) and its report last.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from synthc.cluster.shards import (
     Counts,
+    LiveCounts,
     Shard,
     ShardJob,
     ShardReport,
@@ -63,9 +66,16 @@ log = logging.getLogger("synthc.cluster")
 
 @ray.remote(num_cpus=0)
 class EndpointBudget:
-    """One endpoint's budgets and pause, for every shard of a build."""
+    """One endpoint's budgets and pause, for every shard of a build. A driver keeps one
+    for all its builds (starting an actor costs a process) and resets it for each."""
 
-    def __init__(self, requests: int | None, input_tokens: int | None, output_tokens: int | None):
+    def __init__(self) -> None:
+        self._limiter = RateLimiter()
+
+    def reset(
+        self, requests: int | None, input_tokens: int | None, output_tokens: int | None
+    ) -> None:
+        """Fresh budgets and no pause, for a new build."""
         self._limiter = RateLimiter(requests, input_tokens, output_tokens)
 
     def reserve(
@@ -84,7 +94,10 @@ class EndpointBudget:
 
 
 class SharedLimiter:
-    """A shard's view of the :class:`EndpointBudget` (a :class:`~synthc.runtime.limits.Limiter`)."""
+    """A shard's view of its build's :class:`EndpointBudget` (a
+    :class:`~synthc.runtime.limits.Limiter`): with per-minute limits every request
+    reserves its send time there; a 429's pause is recorded there at once and looked
+    up by every shard every :data:`PAUSE_POLL` seconds."""
 
     def __init__(self, budget: Any, active: bool):
         self._budget = budget
@@ -109,13 +122,20 @@ class SharedLimiter:
     def paused_for(self) -> float:
         return max(0.0, self._resume_at - time.monotonic())
 
+    def join(self) -> None:
+        """Take on the pause under way, if any, before sending anything (a shard that
+        starts late, or again after its worker died, must not send into it)."""
+        self._pause_for(ray.get(self._budget.paused_for.remote()))
+
     async def watch(self) -> None:
         """Keep up with pauses other shards started."""
         while True:
-            left = await self._budget.paused_for.remote()
-            if left > 0:
-                self._resume_at = max(self._resume_at, time.monotonic() + left)
+            self._pause_for(await self._budget.paused_for.remote())
             await asyncio.sleep(PAUSE_POLL)
+
+    def _pause_for(self, left: float) -> None:
+        if left > 0:
+            self._resume_at = max(self._resume_at, time.monotonic() + left)
 
 
 @ray.remote(max_restarts=SHARD_RETRIES, max_task_retries=SHARD_RETRIES)
@@ -157,47 +177,49 @@ class ActorBackend:
         pass  # the driver stops the engine once every shard is done
 
 
-@ray.remote(num_cpus=0)
-class Tally:
-    """The shards' counts since the driver last looked."""
+@ray.remote(num_returns="streaming", max_retries=SHARD_RETRIES, retry_exceptions=False)
+def synthc_shard(
+    job: ShardJob, shard: Shard, limiter: SharedLimiter, engine: tuple[Any, int] | None
+) -> Iterator[Counts | ShardReport]:
+    """One shard, in a Ray worker (its process title is ``ray::synthc_shard``): its
+    counts every :data:`REPORT_EVERY` seconds for the driver's progress, then its report.
 
-    def __init__(self) -> None:
-        self._counts = Counts()
-
-    def add(self, counts: Counts) -> None:
-        self._counts.cached += counts.cached
-        self._counts.generated += counts.generated
-        self._counts.failed += counts.failed
-        self._counts.output_tokens += counts.output_tokens
-
-    def take(self) -> Counts:
-        return self._counts.drain()
-
-
-@ray.remote(max_retries=SHARD_RETRIES, retry_exceptions=False)
-def synthc_shard(  # noqa: PLR0917 - a Ray task's arguments are positional
-    job: ShardJob,
-    shard: Shard,
-    budget: Any,
-    active: bool,
-    tally: Any,
-    engine: tuple[Any, int] | None,
-) -> ShardReport:
-    """One shard, in a Ray worker (its process title is ``ray::synthc_shard``)."""
-    limiter = SharedLimiter(budget, active)
+    The shard runs in a thread of its own; if the driver cancels the task, the shard is
+    stopped and commits what it received before the cancellation goes on.
+    """
+    counts, stop = LiveCounts(), threading.Event()
     backend = ActorBackend(*engine) if engine is not None else None
-    counts = Counts()
+    limiter.join()
+    done: list[ShardReport | BaseException] = []
 
-    async def report() -> None:
-        while True:
-            await asyncio.sleep(REPORT_EVERY)
-            tally.add.remote(counts.drain())
+    def run() -> None:
+        try:
+            report = run_shard(
+                job,
+                shard,
+                limiter=limiter,
+                backend=backend,
+                counts=counts,
+                beside=(limiter.watch,),
+                stop=stop,
+            )
+            done.append(report)
+        except BaseException as exc:  # handed to the task's own thread, raised there
+            done.append(exc)
 
-    result = run_shard(
-        job, shard, limiter=limiter, backend=backend, counts=counts, beside=(limiter.watch, report)
-    )
-    ray.get(tally.add.remote(counts.drain()))
-    return result
+    thread = threading.Thread(target=run, name=f"synthc-shard-{shard.index}")
+    thread.start()
+    try:
+        while thread.is_alive():
+            thread.join(REPORT_EVERY)
+            yield counts.drain()
+    finally:
+        stop.set()
+        thread.join()
+    if isinstance(done[0], BaseException):
+        raise done[0]
+    yield counts.drain()
+    yield done[0]
 
 
 def run_shards(
@@ -250,40 +272,69 @@ def _run(job: ShardJob, count: int | None, progress: Progress) -> ClusterRun:
         count = 2 * len(engines) if engines else max(1, cpus)
     # an engine's shards send one batch at a time each; HTTP shards split num_workers
     plan = plan_shards(job.graph.num_samples, count, count if engines else limits.num_workers)
-    active = not engines and RateLimiter.from_limits(limits).active
-    budget = EndpointBudget.remote(  # type: ignore[attr-defined]
-        limits.requests_per_minute, limits.input_tokens_per_minute, limits.output_tokens_per_minute
+    budgets = (
+        limits.requests_per_minute,
+        limits.input_tokens_per_minute,
+        limits.output_tokens_per_minute,
     )
-    tally = Tally.remote()  # type: ignore[attr-defined]
+    active = not engines and RateLimiter.from_limits(limits).active
+    limiter = SharedLimiter(_fresh_budget(budgets), active)
+    batch = local_max_batch(job.graph.inference.engine) if engines else 0
     progress.begin(expected_nodes(job.graph))
     job_ref = ray.put(job)
-    batch = local_max_batch(job.graph.inference.engine) if engines else 0
-    refs = [
+    streams = {
         synthc_shard.remote(
             job_ref,
             shard,
-            budget,
-            active,
-            tally,
+            limiter,
             (engines[shard.index % len(engines)], batch) if engines else None,
-        )
+        ): shard
         for shard in plan
-    ]
+    }
     log.info("building %d samples in %d shards on Ray", job.graph.num_samples, len(plan))
     try:
-        pending = list(refs)
-        while pending:
-            _, pending = ray.wait(pending, num_returns=len(pending), timeout=REPORT_EVERY)
-            _show(ray.get(tally.take.remote()), progress)
-        reports = _results(refs)
-        _show(ray.get(tally.take.remote()), progress)
+        reports = _follow(list(streams), progress)
         loads = ray.get([engine.loaded_in.remote() for engine in engines])
         return ClusterRun(reports, max(loads, default=0.0))
     finally:
-        for ref in refs:
-            ray.cancel(ref, force=False)
-        for actor in (budget, tally, *engines):
-            ray.kill(actor)
+        for stream in streams:
+            ray.cancel(stream)
+        for engine in engines:
+            ray.kill(engine)
+
+
+def _follow(streams: list[Any], progress: Progress) -> list[ShardReport]:
+    """Show the shards' counts as they come; their reports, in shard order."""
+    reports: dict[int, ShardReport] = {}
+    pending = list(streams)
+    while pending:
+        ready, pending = ray.wait(pending, num_returns=1, timeout=REPORT_EVERY)
+        for stream in ready:
+            try:
+                item = _get(next(stream))  # type: ignore[arg-type]  # a generator
+            except StopIteration:
+                continue
+            if isinstance(item, ShardReport):
+                reports[item.shard.index] = item
+            else:
+                _show(item, progress)
+            pending.append(stream)
+    return [reports[index] for index in sorted(reports)]
+
+
+_budgets: dict[str, Any] = {}  # the driver's node in this Ray instance → its budget actor
+
+
+def _fresh_budget(budgets: tuple[int | None, int | None, int | None]) -> Any:
+    """This driver's budget actor, reset for a new build; started with the first build on
+    a Ray instance (a node id is new with every instance, so a handle on an instance shut
+    down since is never used)."""
+    node = ray.get_runtime_context().get_node_id()
+    if node not in _budgets:
+        _budgets.clear()
+        _budgets[node] = EndpointBudget.remote()  # type: ignore[attr-defined]
+    ray.get(_budgets[node].reset.remote(*budgets))  # before any shard asks it anything
+    return _budgets[node]
 
 
 def _engines(job: ShardJob) -> list[Any]:
@@ -304,10 +355,10 @@ def _show(counts: Counts, progress: Progress) -> None:
         progress.counted(counts.generated, counts.failed, counts.output_tokens)
 
 
-def _results(refs: Sequence[Any]) -> list[ShardReport]:
-    """The shards' reports; a shard's own error (a SynthError) as itself."""
+def _get(ref: Any) -> Any:
+    """What a shard sent; a shard's own error (a SynthError) as itself."""
     try:
-        return list(ray.get(list(refs)))
+        return ray.get(ref)
     except RayTaskError as exc:
         cause = exc.cause
         if isinstance(cause, SynthError):

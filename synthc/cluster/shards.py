@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import threading
 from collections.abc import Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,11 +29,13 @@ from synthc.compiler.validate import Spec
 from synthc.core.errors import ClusterError
 from synthc.core.keys import digest
 from synthc.core.messages import Completion, Outcome, Request, RequestFailure
-from synthc.planning.plan import Node
+from synthc.planning.plan import Node, samples_share_nodes
 from synthc.runtime.engines import LazyRunner
 from synthc.runtime.limits import Limiter
 from synthc.runtime.protocol import Backend
 from synthc.runtime.scheduler import Scheduler, Stats, loop_factory, window_for
+
+STOP_POLL = 0.1  # seconds between a shard's looks at whether it is to stop
 
 
 @dataclass(frozen=True)
@@ -72,43 +75,49 @@ class ShardJob:
 
 @dataclass
 class Counts:
-    """A shard's progress since it was last drained (a scheduler Progress)."""
+    """Nodes a shard cached, answered and failed (and the tokens answered) since last asked."""
 
     cached: int = 0
     generated: int = 0
     failed: int = 0
     output_tokens: int = 0
 
+
+class LiveCounts:
+    """A shard's running :class:`Counts`: the scheduler's Progress, drained from another
+    thread to report to the driver."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._counts = Counts()
+
     def drain(self) -> Counts:
         """The counts so far; zero from now on."""
-        counts = dataclasses.replace(self)
-        self.cached = self.generated = self.failed = self.output_tokens = 0
+        with self._lock:
+            counts, self._counts = self._counts, Counts()
         return counts
-
-
-class _Progress:
-    """Feeds the scheduler's reports into :class:`Counts`."""
-
-    def __init__(self, counts: Counts):
-        self.counts = counts
 
     def begin(self, total: int) -> None:
         pass
 
     def cached(self, count: int) -> None:
-        self.counts.cached += count
+        with self._lock:
+            self._counts.cached += count
 
     def generated(self, node: Node, completion: Completion | None) -> None:
-        self.counts.generated += 1
-        self.counts.output_tokens += completion.usage.output_tokens if completion else 0
+        with self._lock:
+            self._counts.generated += 1
+            self._counts.output_tokens += completion.usage.output_tokens if completion else 0
 
     def failed(self, node: Node, message: str) -> None:
-        self.counts.failed += 1
+        with self._lock:
+            self._counts.failed += 1
 
     def counted(self, generated: int, failed: int, output_tokens: int) -> None:
-        self.counts.generated += generated
-        self.counts.failed += failed
-        self.counts.output_tokens += output_tokens
+        with self._lock:
+            self._counts.generated += generated
+            self._counts.failed += failed
+            self._counts.output_tokens += output_tokens
 
 
 @dataclass
@@ -145,20 +154,24 @@ def run_shard(
     *,
     limiter: Limiter | None = None,
     backend: Backend | None = None,
-    counts: Counts | None = None,
+    counts: LiveCounts | None = None,
     beside: Sequence[Callable[[], Coroutine[Any, Any, None]]] = (),
+    stop: threading.Event | None = None,
 ) -> ShardReport:
     """Build ``shard``'s samples into the shared cache; its report.
 
     ``limiter`` holds the endpoint's budgets when several processes share them;
     ``backend`` is an in-process engine's model, loaded once for all shards elsewhere;
     ``counts`` is kept up to date as nodes are cached, answered and failed; each of
-    ``beside`` runs alongside and is cancelled when the shard is done (to report
-    progress, to follow the endpoint's pauses).
+    ``beside`` runs alongside and is cancelled when the shard is done (to follow the
+    endpoint's pauses); setting ``stop`` (from another thread) cancels the shard, which
+    still commits every answer it received.
     """
     store = open_store(job.cache_dir, job.remotes, readonly=job.readonly, write_behind=True)
-    claims = Claims.open(job.cache_dir, store.local)  # shards meet here and send a key once
-    counts = counts if counts is not None else Counts()
+    # shards that may need the same node claim it, as separate builds do, to send it once
+    siblings = "" if samples_share_nodes(job.graph) else job.build
+    claims = Claims.open(job.cache_dir, store.local, siblings=siblings)
+    counts = counts if counts is not None else LiveCounts()
     failures: dict[str, RequestFailure] = {}
 
     async def run() -> Stats:
@@ -170,13 +183,15 @@ def run_shard(
             store,
             _Recording(runner, failures),
             lambda state: None,  # rows are the driver's: it reads them back from the cache
-            progress=_Progress(counts),
+            progress=counts,
             window=window_for(shard.num_workers),
             claims=claims,
             samples=shard.samples,
             build=job.build,
         )
         tasks = [asyncio.create_task(task()) for task in beside]
+        if stop is not None:
+            tasks.append(asyncio.create_task(_cancel_when(stop, asyncio.current_task())))
         try:
             return await scheduler.run()
         finally:
@@ -195,6 +210,13 @@ def run_shard(
             if claims is not None:
                 claims.close()
     return ShardReport(shard, stats, failures)
+
+
+async def _cancel_when(stop: threading.Event, task: asyncio.Task[Any] | None) -> None:
+    while not stop.is_set():
+        await asyncio.sleep(STOP_POLL)
+    if task is not None:
+        task.cancel()
 
 
 class ShardAnswers:

@@ -328,6 +328,19 @@ def _llm_node(graph: Graph, state: SampleState, rule: LLMRule) -> LLMNode | None
     return make_node(graph, state, rule, messages)
 
 
+def samples_share_nodes(graph: Graph) -> bool:
+    """Whether two samples of ``graph`` can ever need the same node.
+
+    Above temperature 0 every model request carries its sample's own draw seed (see
+    :func:`make_node`), so none is shared; at temperature 0, and in conversations with
+    tools (executor calls are keyed by their arguments and state, simulated tools may
+    share a draw), samples can meet on one node.
+    """
+    return graph.inference.temperature <= 0 or any(
+        isinstance(rule, MultiturnRule) and rule.toolset is not None for rule in graph.rules
+    )
+
+
 def make_node(
     graph: Graph,
     state: SampleState,

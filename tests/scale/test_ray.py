@@ -26,7 +26,7 @@ import ray
 
 import synthc
 from synthc.compiler.resolve import smollm2_path
-from synthc.testing.server import FakeLLMServer
+from synthc.testing.server import FakeLLMServer, Fault
 from tests.conftest import REPO, pointed_at
 from tests.functional.test_vllm_engine import CONFIG as VLLM_CONFIG
 from tests.reliability.helpers import write_config
@@ -100,6 +100,31 @@ def test_a_ray_build_sends_what_a_local_build_sends_and_writes_the_same_bytes(
         assert server.count == 0
         assert (again.stats.generated, again.stats.cached) == (0, 2 * SAMPLES)
         assert again.output_path.read_bytes() == rows
+
+
+# the attributes of the engine configs below, 200 samples, on a server at temperature 0
+SHARED = VLLM_CONFIG.replace("num_samples: 6", "num_samples: 200").split("inference_config:")[0] + (
+    "inference_config:\n  model: {model_name: m}\n  engine: REMOTE\n"
+    "  generation: {temperature: 0}\n  remote_params: {num_workers: 8, api_url: URL}\n"
+)
+
+
+def test_shards_that_need_the_same_node_send_it_once(cluster: None, tmp_path: Path) -> None:
+    """At temperature 0 the 200 samples ask 2 questions and get 2 answers: 4 requests
+    locally, and 4 on Ray, though both shards need all four at once (they claim them)."""
+    with FakeLLMServer(latency=0.2) as server:
+        config = tmp_path / "shared.yaml"
+        config.write_text(SHARED.replace("URL", server.url("/v1/chat/completions")))
+        local = synthc.build(config, cache_dir=str(tmp_path / "local-cache"))
+        assert server.count == 4
+        rows = local.output_path.read_bytes()
+        server.reset()
+        built = synthc.build(
+            config, cache_dir=str(tmp_path / "ray-cache"), executor="ray", shards=2
+        )
+        assert server.count == 4
+    assert built.output_path.read_bytes() == rows
+    assert (built.stats.generated, built.stats.cached) == (4, 396)
 
 
 def _shard_processes() -> list[int]:
@@ -178,6 +203,29 @@ def test_requests_per_minute_is_the_endpoints_across_shards(cluster: None, tmp_p
             allowed = burst + rate * (arrivals[j] - start + 0.1)  # 100 ms of RPC and loop jitter
             worst = max(worst, (j - i + 1) / allowed)
     assert worst <= 1.0, worst
+
+
+def test_a_429_with_retry_after_pauses_every_shard(cluster: None, tmp_path: Path) -> None:
+    """The 151st request (one shard's) gets a 429 with Retry-After 1.5 s. The server then
+    sees nothing from either shard from 0.6 s after it (a shard looks for pauses every
+    0.25 s) until the pause is over; a pause held by the shard that got the 429 alone
+    would leave the other one sending all along."""
+    paused_at: list[float] = []
+
+    def fault(body: dict[str, Any], index: int) -> Fault | None:
+        if index == 150:
+            paused_at.append(time.monotonic())
+            return Fault(status=429, retry_after=1.5)
+        return None
+
+    with FakeLLMServer(latency=0.02, faults=fault) as server:
+        config = write_config(tmp_path / "qa.yaml", server, samples=400, workers=8)
+        built = synthc.build(config, executor="ray", shards=2)
+        arrivals = server.arrivals
+    assert built.ok and paused_at
+    start = paused_at[0]
+    assert [t - start for t in arrivals if start + 0.6 < t < start + 1.5] == []
+    assert sum(t > start + 1.5 for t in arrivals) > 100  # and the build went on after it
 
 
 @pytest.mark.parametrize("config", ["library_agent.yaml", "library_agent.synth"])

@@ -17,8 +17,9 @@ from synthc.cluster.shards import ShardAnswers, plan_shards, request_digest
 from synthc.core.errors import ClusterError
 from synthc.core.messages import Message, Request, RequestFailure
 from synthc.core.records import Record
-from synthc.planning.plan import Status, advance, start
+from synthc.planning.plan import Status, advance, samples_share_nodes, start
 from synthc.testing.server import FakeLLMServer
+from tests.conftest import REPO
 from tests.reliability.helpers import write_config
 
 
@@ -71,3 +72,15 @@ def test_the_assembly_answers_a_shards_failures_and_stops_on_anything_else() -> 
     other = Request("m", (Message("user", "hi"),), {"temperature": 0.5}, seed=4)
     with pytest.raises(ClusterError, match="Run the same command again"):
         asyncio.run(answers.run(other))
+
+
+def test_only_temperature_zero_and_tools_let_samples_share_nodes(tmp_path: Path) -> None:
+    with FakeLLMServer() as server:
+        drawn = synthc.compile(write_config(tmp_path / "a.yaml", server, samples=2))
+        greedy = synthc.compile(
+            write_config(tmp_path / "b.yaml", server, samples=2, temperature=0.0)
+        )
+    tools = synthc.compile(REPO / "examples" / "library_agent.yaml")
+    assert not samples_share_nodes(drawn)
+    assert samples_share_nodes(greedy)
+    assert samples_share_nodes(tools)
