@@ -282,18 +282,18 @@ def _run(job: ShardJob, count: int | None, progress: Progress) -> ClusterRun:
     batch = local_max_batch(job.graph.inference.engine) if engines else 0
     progress.begin(expected_nodes(job.graph))
     job_ref = ray.put(job)
-    streams = {
+    streams = [
         synthc_shard.remote(
             job_ref,
             shard,
             limiter,
             (engines[shard.index % len(engines)], batch) if engines else None,
-        ): shard
+        )
         for shard in plan
-    }
+    ]
     log.info("building %d samples in %d shards on Ray", job.graph.num_samples, len(plan))
     try:
-        reports = _follow(list(streams), progress)
+        reports = _follow(streams, progress)
         loads = ray.get([engine.loaded_in.remote() for engine in engines])
         return ClusterRun(reports, max(loads, default=0.0))
     finally:
@@ -366,6 +366,6 @@ def _get(ref: Any) -> Any:
         raise ClusterError(f"a shard failed: {cause!r}") from None
     except RayError as exc:
         raise ClusterError(
-            f"a shard failed {SHARD_RETRIES + 1} times ({type(exc).__name__}); what it built is "
-            "in the cache. Run the same command again to resume."
+            f"a shard could not finish, Ray's retries spent ({type(exc).__name__}); what it "
+            "built is in the cache. Run the same command again to resume."
         ) from None

@@ -9,7 +9,9 @@ a local build writes it (durable before the sample ends, so a killed shard
 loses only what it had in flight). The driver then builds locally over the
 filled cache with :class:`ShardAnswers` as its runner: every node is a cache
 hit except those that failed, which it answers with the failure the shard got,
-so the JSONL and the manifest are byte for byte a local build's.
+so the JSONL is byte for byte a local build's, and the manifest too but for its
+header's time (docs/scale-out.md says where a label may differ). An executor
+call that failed is run again by the driver (it is user code, not a request).
 """
 
 from __future__ import annotations

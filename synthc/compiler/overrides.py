@@ -71,7 +71,7 @@ def _parse_path(name: str, text: str) -> PathKey:
         if index is not None:
             parts.append(int(index))
         else:
-            parts.append(int(key) if key.isdigit() else key)
+            parts.append(int(key) if key.isdecimal() else key)  # "¹" is a digit, not a number
         pos = match.end()
     if pos != len(name) or not parts or isinstance(parts[0], int):
         raise ConfigError.at(f"cannot read the path {name!r}", Span(f"override {text}", 0, 0))

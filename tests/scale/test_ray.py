@@ -127,6 +127,23 @@ def test_shards_that_need_the_same_node_send_it_once(cluster: None, tmp_path: Pa
     assert (built.stats.generated, built.stats.cached) == (4, 396)
 
 
+def test_shards_fill_the_team_cache_a_teammate_builds_from(cluster: None, tmp_path: Path) -> None:
+    """With a remote tier (a shared directory here), the shards push what they make to it:
+    a teammate's local build, with a local cache of its own, sends nothing."""
+    with FakeLLMServer() as server:
+        config = write_config(tmp_path / "qa.yaml", server, samples=200)
+        remote = str(tmp_path / "team-cache")
+        built = synthc.build(
+            config, cache_dir=str(tmp_path / "mine"), remote_cache=remote, executor="ray"
+        )
+        assert built.ok and server.count == 400
+        rows = built.output_path.read_bytes()
+        teammate = synthc.build(config, cache_dir=str(tmp_path / "theirs"), remote_cache=remote)
+        assert server.count == 400
+    assert teammate.stats.remote_hits == {remote: 400}
+    assert teammate.output_path.read_bytes() == rows
+
+
 def _shard_processes() -> list[int]:
     """Ray workers running a shard now (Ray titles them ``ray::synthc_shard``)."""
     found = []
@@ -248,6 +265,30 @@ def test_conversations_with_tools_build_the_same_on_ray(
     ray_manifest = _manifest(built.manifest_path)
     assert _shared_keys_unlabelled(ray_manifest) == _shared_keys_unlabelled(manifest)
     assert built.stats.tool_calls == local.stats.tool_calls > 0
+
+
+def test_a_killed_driver_is_resumed_by_running_the_command_again(tmp_path: Path) -> None:
+    """SIGKILL `synthc build --executor ray` a quarter of the way in, then run it again:
+    the output is a local build's, and what was sent twice is at most what was in flight
+    or not yet committed (8 workers, each with at most one of each)."""
+    workers = 8
+    with FakeLLMServer(latency=0.02) as server:
+        config = write_config(tmp_path / "qa.yaml", server, samples=500, workers=workers)
+        rows = synthc.build(config, cache_dir=str(tmp_path / "local")).output_path.read_bytes()
+        server.reset()
+        command = [sys.executable, "-m", "synthc", "build", str(config), "-q", *RAY_LOCAL]
+        driver = subprocess.Popen(command, cwd=tmp_path, stderr=subprocess.DEVNULL)
+        while server.count < 250 and driver.poll() is None:
+            time.sleep(0.01)
+        driver.kill()
+        driver.wait()
+        assert server.count < 1000, "the build finished before it could be killed"
+        again = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, check=False)
+        assert again.returncode == 0, again.stderr
+        bodies = _bodies(server)
+    assert (tmp_path / "out.jsonl").read_bytes() == rows
+    assert len(bodies) == 1000
+    assert sum(bodies.values()) - len(bodies) <= 2 * workers
 
 
 def test_the_command_starts_ray_on_this_machine(tmp_path: Path) -> None:

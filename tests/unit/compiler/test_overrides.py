@@ -251,3 +251,11 @@ def test_override_span_renders_without_position() -> None:
     override = Override(("num_samples",), 1, "--num_samples 1")
     assert override.span == Span("override --num_samples 1", 0, 0)
     assert str(override.span) == "override --num_samples 1"
+
+
+def test_a_digit_that_is_not_a_number_is_a_name() -> None:
+    """ "¹" is a digit to str.isdigit but not to int(): found by the hostile-input fuzzing."""
+    (override,) = parse_overrides(["--a.¹=5"])
+    assert override.path == ("a", "¹")
+    (override,) = parse_overrides(["--a.٣=5"])  # an Arabic-Indic three is a number
+    assert override.path == ("a", 3)
