@@ -38,6 +38,11 @@ with the calls before them as the real APIs insist (else a 400 with the real
 message). The server records request bodies, arrival times and the peak number
 of requests in flight, so tests can check what a client sent and how fast.
 
+The same server speaks both providers' batch APIs (:mod:`synthc.testing.batches`:
+OpenAI's files and batches, Anthropic's message batches) with time compressed to
+``batch_seconds``; a batch's line is answered exactly as the same body online,
+faults included, and counts as a request.
+
 As a script it serves until killed and prints the bound port on stdout:
 
     python -m synthc.testing.server --port 0 --latency 0.02
@@ -60,6 +65,7 @@ from aiohttp import web
 
 from synthc.cache.appserver import AppServer
 from synthc.testing._wire import ANTHROPIC, OPENAI, Dialect, as_turn, default_turn
+from synthc.testing.batches import BatchDesk, ExpireHook
 
 OPENAI_PATH = "/v1/chat/completions"
 ANTHROPIC_PATH = "/v1/messages"
@@ -140,6 +146,8 @@ class FakeLLMServer(AppServer):
         host: str = "127.0.0.1",
         port: int = 0,
         record: bool = True,
+        batch_seconds: float = 0.2,
+        expire: ExpireHook | None = None,
     ):
         super().__init__(host, port)
         self.latency = latency
@@ -147,6 +155,9 @@ class FakeLLMServer(AppServer):
         self.faults = faults
         self.api_key = api_key
         self._stats = _Stats(record)
+        self.batches = BatchDesk(
+            self._batch_line, batch_seconds=batch_seconds, expire=expire, base_url=self.url
+        )
 
     def url(self, path: str = "") -> str:
         """``http://127.0.0.1:<port><path>``, e.g. ``srv.url("/v1/chat/completions")``."""
@@ -186,6 +197,7 @@ class FakeLLMServer(AppServer):
         app = web.Application()
         app.router.add_post(OPENAI_PATH, self._openai)
         app.router.add_post(ANTHROPIC_PATH, self._anthropic)
+        self.batches.routes(app)
         return app
 
     async def _openai(self, request: web.Request) -> web.StreamResponse:
@@ -213,24 +225,39 @@ class FakeLLMServer(AppServer):
     ) -> web.StreamResponse:
         if self.api_key and not dialect.authorized(request, self.api_key):
             return _json_response(401, dialect.error(401, "invalid API key"))
-        missing = [name for name in dialect.required if name not in body]
-        if missing or not isinstance(body["messages"], list):
-            problem = f"{missing[0]}: Field required" if missing else "messages: must be a list"
-            return _json_response(400, dialect.error(400, problem))
-        invalid = dialect.check(body)
-        if invalid is not None:
-            return _json_response(400, dialect.error(400, invalid))
+        refused = _refusal(dialect, body)
+        if refused is not None:
+            return _json_response(*refused)
         fault = self.faults(body, index) if self.faults else None
         delay = self.latency + (fault.delay if fault else 0.0)
         if delay > 0:
             await asyncio.sleep(delay)
         if fault is not None and (fault.reset or fault.status is not None):
             return _fault_response(request, dialect, fault)
+        return _json_response(*self._reply(dialect, body, index))
+
+    def _reply(self, dialect: Dialect, body: dict[str, Any], index: int) -> tuple[int, Any]:
         try:
-            payload = dialect.reply(body, as_turn(self.reply(body)), index)
+            return 200, dialect.reply(body, as_turn(self.reply(body)), index)
         except ValueError as exc:  # a ReplyError, or a schema the default reply cannot fill
-            return _json_response(500, dialect.error(500, f"reply hook: {exc}"))
-        return _json_response(200, payload)
+            return 500, dialect.error(500, f"reply hook: {exc}")
+
+    def _batch_line(self, dialect: Dialect, body: dict[str, Any]) -> tuple[int, Any]:
+        """A batch's line answered as the same body online would be (faults as statuses)."""
+        stats = self._stats
+        index = stats.arrive(body)
+        try:
+            refused = _refusal(dialect, body)
+            if refused is not None:
+                return refused
+            fault = self.faults(body, index) if self.faults else None
+            if fault is not None and (fault.reset or fault.status is not None):
+                status = fault.status or 500
+                error = fault.body if isinstance(fault.body, dict) else None
+                return status, error or dialect.error(status, f"fault {status}")
+            return self._reply(dialect, body, index)
+        finally:
+            stats.leave()
 
     async def __aenter__(self) -> FakeLLMServer:
         await self.start_async()
@@ -238,6 +265,18 @@ class FakeLLMServer(AppServer):
 
     async def __aexit__(self, *exc: object) -> None:
         await self.stop_async()
+
+
+def _refusal(dialect: Dialect, body: dict[str, Any]) -> tuple[int, Any] | None:
+    """The 400 the API gives a body it does not accept, or None."""
+    missing = [name for name in dialect.required if name not in body]
+    if missing or not isinstance(body["messages"], list):
+        problem = f"{missing[0]}: Field required" if missing else "messages: must be a list"
+        return 400, dialect.error(400, problem)
+    invalid = dialect.check(body)
+    if invalid is not None:
+        return 400, dialect.error(400, invalid)
+    return None
 
 
 def _fault_response(request: web.Request, dialect: Dialect, fault: Fault) -> web.StreamResponse:
