@@ -27,7 +27,7 @@ import json
 import re
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -82,9 +82,11 @@ class BatchDesk:
         batch_seconds: float,
         expire: ExpireHook | None,
         base_url: Callable[[str], str],
+        authorized: Callable[[web.Request, Dialect], bool],
     ):
         self._answer = answer
         self._url = base_url
+        self._authorized = authorized
         self.batch_seconds = batch_seconds
         self._expire = expire
         self._lock = threading.Lock()
@@ -100,18 +102,32 @@ class BatchDesk:
             return self._created
 
     def routes(self, app: web.Application) -> None:
-        add = app.router
-        add.add_post("/v1/files", self._upload)
-        add.add_get("/v1/files/{id}", self._file)
-        add.add_get("/v1/files/{id}/content", self._file_content)
-        add.add_post("/v1/batches", self._openai_create)
-        add.add_get("/v1/batches", self._openai_list)
-        add.add_get("/v1/batches/{id}", self._openai_retrieve)
-        add.add_post("/v1/batches/{id}/cancel", self._openai_cancel)
-        add.add_post("/v1/messages/batches", self._anthropic_create)
-        add.add_get("/v1/messages/batches/{id}", self._anthropic_retrieve)
-        add.add_get("/v1/messages/batches/{id}/results", self._anthropic_results)
-        add.add_post("/v1/messages/batches/{id}/cancel", self._anthropic_cancel)
+        for method, path, handler, dialect in (
+            ("POST", "/v1/files", self._upload, OPENAI),
+            ("GET", "/v1/files/{id}", self._file, OPENAI),
+            ("GET", "/v1/files/{id}/content", self._file_content, OPENAI),
+            ("POST", "/v1/batches", self._openai_create, OPENAI),
+            ("GET", "/v1/batches", self._openai_list, OPENAI),
+            ("GET", "/v1/batches/{id}", self._openai_retrieve, OPENAI),
+            ("POST", "/v1/batches/{id}/cancel", self._openai_cancel, OPENAI),
+            ("POST", "/v1/messages/batches", self._anthropic_create, ANTHROPIC),
+            ("GET", "/v1/messages/batches/{id}", self._anthropic_retrieve, ANTHROPIC),
+            ("GET", "/v1/messages/batches/{id}/results", self._anthropic_results, ANTHROPIC),
+            ("POST", "/v1/messages/batches/{id}/cancel", self._anthropic_cancel, ANTHROPIC),
+        ):
+            app.router.add_route(method, path, self._guarded(handler, dialect))
+
+    def _guarded(
+        self, handler: Callable[[web.Request], Awaitable[web.Response]], dialect: Dialect
+    ) -> Callable[[web.Request], Awaitable[web.Response]]:
+        """``handler``, answering 401 to a request without the server's API key."""
+
+        async def guarded(request: web.Request) -> web.Response:
+            if not self._authorized(request, dialect):
+                return _error(dialect, 401, "invalid API key")
+            return await handler(request)
+
+        return guarded
 
     # --- OpenAI: files ------------------------------------------------------------
 

@@ -156,7 +156,13 @@ class FakeLLMServer(AppServer):
         self.api_key = api_key
         self._stats = _Stats(record)
         self.batches = BatchDesk(
-            self._batch_line, batch_seconds=batch_seconds, expire=expire, base_url=self.url
+            self._batch_line,
+            batch_seconds=batch_seconds,
+            expire=expire,
+            base_url=self.url,
+            authorized=lambda request, dialect: (
+                not self.api_key or dialect.authorized(request, self.api_key)
+            ),
         )
 
     def url(self, path: str = "") -> str:

@@ -170,3 +170,16 @@ def test_anthropic_results_say_errored_expired_and_canceled() -> None:
         assert kinds == {"n0": "canceled", "n1": "canceled"}
         with pytest.raises(anthropic.BadRequestError):
             client.messages.batches.create(requests=[{"custom_id": "bad id!", "params": {}}])
+
+
+def test_the_batch_endpoints_want_the_servers_api_key() -> None:
+    with FakeLLMServer(api_key="right") as server:
+        wrong = openai.OpenAI(base_url=server.url("/v1"), api_key="wrong", max_retries=0)
+        with wrong, pytest.raises(openai.AuthenticationError):
+            wrong.files.create(file=("in.jsonl", _openai_file(BODIES)), purpose="batch")
+        right = openai.OpenAI(base_url=server.url("/v1"), api_key="right", max_retries=0)
+        with right:
+            assert _openai_batch(right, _openai_file(BODIES)).status == "validating"
+        other = anthropic.Anthropic(base_url=server.url(), api_key="wrong", max_retries=0)
+        with other, pytest.raises(anthropic.AuthenticationError):
+            other.messages.batches.create(requests=_anthropic_requests(BODIES))
