@@ -79,7 +79,12 @@ def test_requests_per_window_as_seen_by_the_server(srv: FakeLLMServer) -> None:
     assert all(isinstance(o, Completion) for o in outcomes)
     arrivals = srv.arrivals
     assert _max_in_window(arrivals, 1.0) <= 40
-    assert _max_in_window(arrivals, 0.01) <= 8
+    # in every interval, at most the burst and 32/s: the limiter's bound, allowing the
+    # 50 ms a loaded machine may add between a send and its arrival (the burst's 8 may
+    # arrive late enough to meet the 9th, sent 31 ms after them)
+    for i, start in enumerate(arrivals):
+        for j in range(i, len(arrivals)):
+            assert j - i + 1 <= 8 + 32 * (arrivals[j] - start + 0.05), (i, j)
     assert arrivals[-1] - arrivals[0] >= (60 - 8) / 32 - 0.05  # 32/s after the burst
 
 
