@@ -333,18 +333,15 @@ def test_cold_build_from_a_slow_remote_overlaps_its_lookups(
     with CacheServer(tmp_path / "remote", None) as cache, SlowProxy(cache.url, DELAY) as slow:
         assert _build(llm_server, a, "--remote-cache", cache.url, *more)[0] == nodes
 
-        started = time.perf_counter()
         sent, summary = _build(llm_server, b, "--remote-cache", slow.url, *more)
-        elapsed = time.perf_counter() - started
         assert sent == 0
         assert summary.startswith(f"{nodes} nodes: {nodes} cached (0 local, {nodes} remote)")
-        assert elapsed < nodes * DELAY / 4, f"{elapsed:.1f}s: the lookups did not overlap"
         assert slow.count == nodes  # one GET per node, none repeated
-        assert slow.max_concurrency > 1
+        assert slow.max_concurrency >= 8, "the lookups did not overlap"  # up to 32 at once
 
-        started = time.perf_counter()
-        explained = run_cli("explain", str(c), "--remote-cache", slow.url, *more)
-        assert time.perf_counter() - started < nodes * DELAY / 4
+        with SlowProxy(cache.url, DELAY) as again:  # its own counts
+            explained = run_cli("explain", str(c), "--remote-cache", again.url, *more)
+        assert again.max_concurrency >= 8, "explain's lookups did not overlap"
         assert explained.exit_code == 0, explained.stderr
         assert f"{nodes} nodes: {nodes} cached (0 local, {nodes} remote), 0 to run" in (
             explained.stdout

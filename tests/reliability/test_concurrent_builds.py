@@ -201,11 +201,11 @@ def test_interrupted_and_killed_builds_block_no_later_build(tmp_path: Path) -> N
 
             missing = 2 * samples - len(cached_keys(cache))
             server.reset()
-            started = time.monotonic()
+            # the dead build's claims do not hold us for their age limit (an hour): the
+            # command's timeout would trip first
             done = run_synthc("build", "c.yaml", "-q", "--cache-dir", str(cache), cwd=tmp_path)
             assert done.returncode == 0, done.stderr
             assert server.count == missing  # the dead build's claimed nodes were sent
-            assert time.monotonic() - started < 30
             assert _claims_left(cache) == []
             assert [p.name for p in (cache / BUILDS).iterdir()] == [peer.id]
         finally:

@@ -223,26 +223,27 @@ def test_requests_per_minute_is_the_endpoints_across_shards(cluster: None, tmp_p
 
 
 def test_a_429_with_retry_after_pauses_every_shard(cluster: None, tmp_path: Path) -> None:
-    """The 151st request (one shard's) gets a 429 with Retry-After 1.5 s. The server then
-    sees nothing from either shard from 0.6 s after it (a shard looks for pauses every
-    0.25 s) until the pause is over; a pause held by the shard that got the 429 alone
-    would leave the other one sending all along."""
+    """The 151st request (one shard's) gets a 429 with Retry-After 3 s. The server then
+    sees nothing from either shard from 1.5 s after it (a shard looks for pauses every
+    0.25 s: six looks of slack for a loaded machine) until the pause is over; a pause
+    held by the shard that got the 429 alone would leave the other one sending all along
+    (each shard has 1,000 samples to go at 4 requests in flight)."""
     paused_at: list[float] = []
 
     def fault(body: dict[str, Any], index: int) -> Fault | None:
         if index == 150:
             paused_at.append(time.monotonic())
-            return Fault(status=429, retry_after=1.5)
+            return Fault(status=429, retry_after=3.0)
         return None
 
     with FakeLLMServer(latency=0.02, faults=fault) as server:
-        config = write_config(tmp_path / "qa.yaml", server, samples=400, workers=8)
+        config = write_config(tmp_path / "qa.yaml", server, samples=SAMPLES, workers=8)
         built = synthc.build(config, executor="ray", shards=2)
         arrivals = server.arrivals
     assert built.ok and paused_at
     start = paused_at[0]
-    assert [t - start for t in arrivals if start + 0.6 < t < start + 1.5] == []
-    assert sum(t > start + 1.5 for t in arrivals) > 100  # and the build went on after it
+    assert [t - start for t in arrivals if start + 1.5 < t < start + 3.0] == []
+    assert sum(t > start + 3.0 for t in arrivals) > 100  # and the build went on after it
 
 
 @pytest.mark.parametrize("config", ["library_agent.yaml", "library_agent.synth"])

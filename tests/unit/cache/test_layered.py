@@ -132,14 +132,13 @@ def test_remote_lookups_overlap(tmp_path: Path) -> None:
     with CacheServer(tmp_path / "remote", None) as server, SlowProxy(server.url, 0.1) as slow:
         store = open_store(tmp_path / "mine", [slow.url], record_stats=True)
         assert remote_tiers(store) is store and store.local_tier.get(records[0].key) is None
-        started = time.perf_counter()
         found = store.get_remote_many(r.key for r in records[:32])
 
         async def one_by_one() -> list[Record | None]:
             return await asyncio.gather(*(store.fetch_remote(r.key) for r in records[32:]))
 
         fetched = asyncio.run(one_by_one())
-        assert time.perf_counter() - started < 64 * 0.1 / 4
+        assert slow.max_concurrency >= 8  # the lookups overlap (counted at the proxy)
         store.close()
     assert found == {r.key: r for r in records[:32]}
     assert fetched == records[32:48] + [None] * 16
@@ -207,7 +206,6 @@ def test_slow_push_does_not_hold_close_forever(
 ) -> None:
     class Slow(Flaky):
         def put(self, key: str, data: bytes) -> None:
-            import time
 
             time.sleep(0.5)
 

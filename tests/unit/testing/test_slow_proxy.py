@@ -39,10 +39,11 @@ def test_forwards_method_path_headers_and_body_late(tmp_path: Path) -> None:
 
 def test_requests_wait_together(tmp_path: Path) -> None:
     requests = 8
-    with CacheServer(tmp_path, "t") as server, SlowProxy(server.url, 0.3) as slow:
-        started = time.perf_counter()
-        with ThreadPoolExecutor(requests) as pool:
-            codes = list(pool.map(lambda _: _call(f"{slow.url}/v1/{KEY}")[0], range(requests)))
-        assert time.perf_counter() - started < requests * 0.3 / 2
+    with (
+        CacheServer(tmp_path, "t") as server,
+        SlowProxy(server.url, 0.3) as slow,
+        ThreadPoolExecutor(requests) as pool,
+    ):
+        codes = list(pool.map(lambda _: _call(f"{slow.url}/v1/{KEY}")[0], range(requests)))
     assert codes == [404] * requests
-    assert slow.max_concurrency > 1
+    assert slow.max_concurrency >= requests // 2  # held together, not one after another
