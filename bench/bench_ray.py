@@ -22,7 +22,6 @@ Every figure is from this run; compare ratios, not absolute rates, across machin
 
 from __future__ import annotations
 
-import logging
 import sys
 import tempfile
 import time
@@ -34,6 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import bench_build
 
 import synthc
+from synthc.cluster.on_ray import connect
 
 
 def timed_build(config: Path, cache: Path, **how: object) -> float:
@@ -68,13 +68,7 @@ def compare(work: Path, samples: int, latency: float, workers: int) -> dict[str,
 
 
 def main() -> None:
-    ray.init(
-        address="local",
-        num_cpus=2,
-        include_dashboard=False,
-        log_to_driver=False,
-        logging_level=logging.WARNING,
-    )
+    connect("local", num_cpus=2)
     try:
         with tempfile.TemporaryDirectory() as tmp:
             work = Path(tmp)

@@ -231,7 +231,7 @@ def run_shards(
 ) -> ClusterRun:
     """Build ``job`` on a Ray cluster, ``shards`` tasks (default: the cluster's CPUs, or
     two per engine for an in-process engine); every shard's report once all are done."""
-    started_here = _connect(address)
+    started_here = connect(address)
     try:
         return _run(job, shards, progress)
     finally:
@@ -239,14 +239,16 @@ def run_shards(
             ray.shutdown()
 
 
-def _connect(address: str | None) -> bool:
-    """Join the cluster at ``address`` (``local`` starts one on this machine; None: Ray's
-    own rule, RAY_ADDRESS or a running cluster or a new local one); whether we started it."""
+def connect(address: str | None, num_cpus: int | None = None) -> bool:
+    """Join the cluster at ``address`` (``local`` starts one on this machine, with
+    ``num_cpus`` if given; None: Ray's own rule, RAY_ADDRESS or a running cluster or a new
+    local one), quietly; whether this call started it (False if Ray was already up)."""
     if ray.is_initialized():
         return False
     try:
         ray.init(
             address=address,
+            num_cpus=num_cpus,
             include_dashboard=False,
             logging_level=logging.WARNING,
             log_to_driver=False,

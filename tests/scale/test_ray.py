@@ -8,7 +8,6 @@ loopback LLM server in this process that counts what it receives.
 from __future__ import annotations
 
 import json
-import logging
 import os
 import shutil
 import signal
@@ -25,6 +24,7 @@ import pytest
 import ray
 
 import synthc
+from synthc.cluster.on_ray import connect
 from synthc.compiler.resolve import smollm2_path
 from synthc.testing.server import FakeLLMServer, Fault
 from tests.conftest import REPO, pointed_at
@@ -37,13 +37,7 @@ RAY_LOCAL = ("--executor", "ray", "--ray-address", "local", "--shards", "2")
 
 @pytest.fixture(scope="module")
 def cluster() -> Iterator[None]:
-    ray.init(
-        address="local",
-        num_cpus=2,
-        include_dashboard=False,
-        log_to_driver=False,
-        logging_level=logging.WARNING,
-    )
+    connect("local", num_cpus=2)
     try:
         yield
     finally:
