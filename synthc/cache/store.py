@@ -108,8 +108,7 @@ class LocalStore:
         :meth:`get`, so a missing file or a garbled value is handled exactly as there.
         """
         unique = list(dict.fromkeys(keys))
-        chunks = [unique[start : start + 500] for start in range(0, len(unique), 500)]
-        rows = self._guarded(lambda cache: [row for c in chunks for row in _rows(cache, c)], "read")
+        rows = self._guarded(lambda cache: _select_in(cache, _SELECT_MANY, unique), "read")
         found: dict[str, Record] = {}
         for key, mode, value in rows:
             record = self._checked(key, value) if mode == MODE_RAW else self.get(key)
@@ -198,7 +197,9 @@ class LocalStore:
         return int(self._cache.volume())
 
 
-_SELECT_MANY = "SELECT key, mode, value FROM Cache WHERE raw = 1 AND key IN ({marks})"
+_SELECT_MANY = "SELECT key, mode, value FROM Cache WHERE raw = 1"
+_SELECT_FILES = "SELECT filename FROM Cache WHERE raw = 1 AND filename IS NOT NULL"
+KEYS_PER_QUERY = 500  # SQLite allows at most 999 parameters
 
 # a record as diskcache stores a str key and bytes kept inline (raw key, MODE_RAW value)
 _UPSERT = (
@@ -210,24 +211,20 @@ _UPSERT = (
 )
 
 
-def _rows(cache: Any, keys: list[str]) -> list[tuple[str, int, Any]]:
-    """(key, mode, value) of the rows of ``keys`` (at most SQLite's 999 parameters)."""
-    query = _SELECT_MANY.format(marks=",".join("?" * len(keys)))
-    return list(cache._con.execute(query, keys))
+def _select_in(cache: Any, select: str, keys: list[str]) -> list[tuple[Any, ...]]:
+    """The rows of ``select`` (a query ending in its WHERE conditions) whose key is one of
+    ``keys``, :data:`KEYS_PER_QUERY` keys a query."""
+    rows: list[tuple[Any, ...]] = []
+    for start in range(0, len(keys), KEYS_PER_QUERY):
+        chunk = keys[start : start + KEYS_PER_QUERY]
+        marks = ",".join("?" * len(chunk))
+        rows += cache._con.execute(f"{select} AND key IN ({marks})", chunk)
+    return rows
 
 
 def _value_files(cache: Any, keys: list[str]) -> list[str]:
     """The value files the rows of ``keys`` point to now (large values diskcache wrote)."""
-    files: list[str] = []
-    for start in range(0, len(keys), 500):
-        chunk = keys[start : start + 500]
-        marks = ",".join("?" * len(chunk))
-        query = (
-            "SELECT filename FROM Cache WHERE raw = 1 AND filename IS NOT NULL "
-            f"AND key IN ({marks})"
-        )
-        files += [name for (name,) in cache._con.execute(query, chunk)]
-    return files
+    return [name for (name,) in _select_in(cache, _SELECT_FILES, keys)]
 
 
 class MissingValueFile(Exception):
