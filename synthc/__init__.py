@@ -6,6 +6,7 @@ and builds it incrementally against an on-disk cache::
     import synthc
     result = synthc.build("config.yaml", ["--num_samples", "50"])
     report = synthc.explain("config.yaml")    # what would run and why, sending nothing
+    synthc.build("config.yaml", batch=True)   # through the provider's batch API, half price
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ if TYPE_CHECKING:
     from synthc.compiler.lower import lower
     from synthc.compiler.validate import Spec
     from synthc.core.errors import (
+        BatchesPending,
         BuildFailed,
         CacheError,
         ConfigError,
@@ -49,6 +51,7 @@ _EXPORTS = {
     "Status": "synthc.planning.plan",
     "plan": "synthc.planning.plan",
     "Spec": "synthc.compiler.validate",
+    "BatchesPending": "synthc.core.errors",
     "BuildFailed": "synthc.core.errors",
     "CacheError": "synthc.core.errors",
     "ConfigError": "synthc.core.errors",
@@ -69,6 +72,7 @@ _EXPORTS = {
 
 __all__ = [
     "KEY_VERSION",
+    "BatchesPending",
     "BuildFailed",
     "BuildResult",
     "CacheError",

@@ -25,7 +25,7 @@ from synthc.compiler.overrides import apply_overrides, parse_overrides
 from synthc.compiler.resolve import resolve
 from synthc.compiler.source import Document, include_environments, load_yaml
 from synthc.compiler.validate import Spec, validate
-from synthc.core.errors import BuildInterrupted, ConfigError
+from synthc.core.errors import BatchesPending, BuildInterrupted, ConfigError
 from synthc.core.records import Store
 from synthc.planning.derive import build_row
 from synthc.planning.explain import DEFAULT_NODE_LIMIT, Explanation
@@ -33,7 +33,7 @@ from synthc.planning.explain import explain as explain_graph
 from synthc.planning.explain import why as why_node
 from synthc.planning.manifest import load_manifest
 from synthc.planning.plan import SampleState
-from synthc.runtime.engines import LazyRunner, check_engine
+from synthc.runtime.engines import LazyRunner, check_batch_engine, check_engine
 from synthc.runtime.inputs import load_inputs
 from synthc.runtime.output import (
     AtomicFile,
@@ -53,6 +53,7 @@ from synthc.runtime.scheduler import (
 
 if TYPE_CHECKING:
     from synthc.cluster.shards import ShardAnswers
+    from synthc.runtime.batching import BatchRunner
 
 PREVIEW_ROWS = 5
 
@@ -64,10 +65,11 @@ class BuildResult:
     stats: Stats
     elapsed: float
     preview: list[dict[str, Any]] = field(default_factory=list)
+    pending: BatchesPending | None = None  # batch=True, wait=False: not built yet
 
     @property
     def ok(self) -> bool:
-        return self.stats.failed == 0 and self.stats.samples_failed == 0
+        return self.pending is None and self.stats.failed == 0 and self.stats.samples_failed == 0
 
 
 def load(config: Path | str, overrides: Sequence[str] = ()) -> Spec:
@@ -108,14 +110,19 @@ def explain(
     prices: dict[str, tuple[float, float]] | None = None,
     remote_cache: Sequence[str] | str | None = None,
     remote_cache_readonly: bool | None = None,
+    batch: bool | None = None,
 ) -> Explanation:
     """What a build would do now and why, decided against the cache and the last
-    build's manifest; sends nothing (remote cache hits are copied to the local tier)."""
+    build's manifest; sends nothing (remote cache hits are copied to the local tier).
+    A batch build (``batch``, else the config's ``synthc.batch``) is priced as one."""
     spec, graph = _compile(config, overrides)
+    batched = batch_setting(spec, graph, batch)
     store = cache_store(spec, cache_dir, remote_cache, remote_cache_readonly)
     try:
         previous = load_manifest(manifest_path(spec))
-        report = explain_graph(graph, store, previous, node_limit=node_limit, prices=prices)
+        report = explain_graph(
+            graph, store, previous, node_limit=node_limit, prices=prices, batch=batched
+        )
         report.remote_hits = store.remote_hits()
         return report
     finally:
@@ -154,28 +161,43 @@ def build(
     executor: str = "local",
     ray_address: str | None = None,
     shards: int | None = None,
+    batch: bool | None = None,
+    wait: bool = True,
 ) -> BuildResult:
     """Build the dataset ``config`` describes, reusing every cached node (local, then remote).
 
     ``executor="ray"`` spreads the samples over ``shards`` Ray tasks (default: the
     cluster's CPUs) on the cluster at ``ray_address`` (``"local"`` starts one here;
     None: Ray's own rule) that share the cache; the output is the same bytes.
+    ``batch`` (else the config's ``synthc.batch``) sends the requests through the
+    provider's batch API (docs/batch.md); with ``wait=False`` the build returns once
+    nothing more can happen without waiting for the provider, ``pending`` set.
     """
     if executor not in EXECUTORS:
         expected = " or ".join(EXECUTORS)
         raise ConfigError.at(f"unknown executor {executor!r}: expected {expected}")
     path = Path(config)
     spec, graph = _compile(path, overrides)
+    batched = batch_setting(spec, graph, batch)
     if executor == "ray":
+        if batched:
+            raise ConfigError.at("a batch build runs in one process: leave out --executor ray")
         remote = remote_cache, remote_cache_readonly
         return _build_on_ray(spec, graph, cache_dir, remote, progress, ray_address, shards)
+    directory = default_cache_dir(spec.path, cache_dir)
     store = cache_store(spec, cache_dir, remote_cache, remote_cache_readonly, building=True)
     # Other builds on this cache directory: claims keep us from sending what they send.
-    claims = Claims.open(default_cache_dir(spec.path, cache_dir), store.local)
+    claims = Claims.open(directory, store.local)
+    batches: BatchRunner | None = None
     stats = Stats()
+    completed = False  # every sample ended: the batch answers it received are all cached
     try:
+        if batched:
+            batches = _batch_runner(spec, graph, directory, store, progress, wait, claims)
         with asyncio.Runner(loop_factory=loop_factory()) as runner:
-            result = runner.run(_build(spec, graph, store, progress, stats, claims=claims))
+            work = _build(spec, graph, store, progress, stats, claims=claims, runner=batches)
+            result = runner.run(_pending_as_result(work, spec, stats))
+        completed = result.pending is None
     except KeyboardInterrupt:  # Ctrl-C: close() below still writes every answer received
         raise BuildInterrupted(stats.generated) from None
     finally:
@@ -184,7 +206,57 @@ def build(
         finally:
             if claims is not None:
                 claims.close()  # after every answer is on disk, so the others find it
+            if batches is not None:
+                batches.close(settle=completed)
     result.stats.remote_hits = store.remote_hits()
+    return result
+
+
+def batch_setting(spec: Spec, graph: Graph, batch: bool | None) -> bool:
+    """Whether to use the provider's batch API: ``batch`` if given, else the config's
+    ``synthc.batch``; refused for an engine without one."""
+    settings = spec.config.synthc
+    batched = batch if batch is not None else bool(settings and settings.batch)
+    if batched:
+        check_batch_engine(spec, graph)
+    return batched
+
+
+def _batch_runner(  # noqa: PLR0917 - build()'s own arguments, passed on
+    spec: Spec,
+    graph: Graph,
+    directory: Path,
+    store: LayeredStore,
+    progress: Any,
+    wait: bool,
+    claims: Claims | None,
+) -> BatchRunner:
+    """The runner of a batch build, over the cache directory's batch journal; the build's
+    registration tells the other builds on the directory whether it still runs."""
+    from synthc.cache.batches import BatchJournal
+    from synthc.runtime.batching import BatchRunner
+
+    journal = BatchJournal.open(directory)
+    journal.prune(lambda keys: store.get_local_many(keys).keys())
+    registry = claims.registry if claims is not None else None
+    return BatchRunner(
+        spec,
+        graph,
+        journal,
+        progress,
+        wait=wait,
+        owner=registry.id if registry is not None else "",
+        is_live=registry.is_live if registry is not None else None,
+    )
+
+
+async def _pending_as_result(work: Any, spec: Spec, stats: Stats) -> BuildResult:
+    """``work``'s result; a no-wait batch build that stopped with requests at the provider
+    becomes a result saying so (nothing written)."""
+    try:
+        result: BuildResult = await work
+    except BatchesPending as pending:
+        return BuildResult(output_path(spec), manifest_path(spec), stats, 0.0, pending=pending)
     return result
 
 
@@ -260,6 +332,13 @@ def output_path(spec: Spec) -> Path:
     return Path(f"{spec.path.stem}.jsonl")
 
 
+def _window(spec: Spec, runner: Any) -> int:
+    """Samples open at once: the runner's own figure (a batch runner wants big waves),
+    else enough to keep the workers busy."""
+    window: int | None = getattr(runner, "window", None)
+    return window or window_for(spec.config.inference_config.remote_params.num_workers)
+
+
 def manifest_path(spec: Spec) -> Path:
     return spec.path.resolve().parent / ".synthc" / "manifests" / f"{spec.path.stem}.jsonl"
 
@@ -272,7 +351,7 @@ async def _build(
     stats: Stats,
     *,
     claims: Claims | None = None,
-    runner: LazyRunner | ShardAnswers | None = None,
+    runner: LazyRunner | ShardAnswers | BatchRunner | None = None,
     build: str = "",
 ) -> BuildResult:
     started = time.perf_counter()
@@ -298,7 +377,7 @@ async def _build(
             dispatcher,
             emit,
             progress=progress,
-            window=window_for(spec.config.inference_config.remote_params.num_workers),
+            window=_window(spec, dispatcher),
             stats=stats,
             claims=claims,
             build=build,

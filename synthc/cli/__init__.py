@@ -118,6 +118,20 @@ def _split(config_opt: str | None, args: Sequence[str]) -> tuple[str, list[str]]
     type=click.IntRange(min=1),
     help="With --executor ray: how many tasks share the samples (default: the cluster's CPUs).",
 )
+@click.option(
+    "--batch/--no-batch",
+    default=None,
+    help="Send the requests through the provider's batch API (OPENAI, ANTHROPIC, "
+    "OpenAI-compatible servers): about half the price, results within 24 h; the same "
+    "rows and cache as online. Default: the config's synthc.batch (docs/batch.md).",
+)
+@click.option(
+    "--wait/--no-wait",
+    default=True,
+    show_default=True,
+    help="With --batch: poll until every batch ends, or submit what is ready and exit "
+    "(run the same command again to collect the results; nothing is paid twice).",
+)
 def build(
     *,
     args: tuple[str, ...],
@@ -131,6 +145,8 @@ def build(
     executor: str,
     ray_address: str | None,
     shards: int | None,
+    batch: bool | None,
+    wait: bool,
 ) -> None:
     """Build the dataset CONFIG describes (an oumi synth YAML file).
 
@@ -154,7 +170,7 @@ def build(
             from synthc.cli.explain import summary_text
 
             data = pipeline.explain(
-                config, overrides, cache_dir=cache_dir, node_limit=0, **remote
+                config, overrides, cache_dir=cache_dir, node_limit=0, batch=batch, **remote
             ).to_json()
             click.echo(summary_text(data))
         return
@@ -168,9 +184,11 @@ def build(
                 executor=executor,
                 ray_address=ray_address,
                 shards=shards,
+                batch=batch,
+                wait=wait,
                 **remote,
             )
-        _report(result, quiet)
+        _report(result, quiet, config)
 
 
 @main.command(
@@ -197,6 +215,12 @@ def build(
     help="YAML/JSON file: model name → {input: $, output: $} per million tokens.",
 )
 @click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write here, not stdout.")
+@click.option(
+    "--batch/--no-batch",
+    default=None,
+    help="Price the build as a batch build (half the online price). Default: the config's "
+    "synthc.batch.",
+)
 def explain(
     *,
     args: tuple[str, ...],
@@ -211,6 +235,7 @@ def explain(
     nodes: bool,
     prices: str | None,
     output: str | None,
+    batch: bool | None,
 ) -> None:
     """Show what `synthc build CONFIG` would do, and why, without sending a request.
 
@@ -236,6 +261,7 @@ def explain(
             prices=prices,
             remote_cache=remote_cache,
             remote_cache_readonly=remote_cache_readonly,
+            batch=batch,
         )
         if output:
             with open(output, "w", encoding="utf-8") as file:
@@ -244,9 +270,18 @@ def explain(
             click.echo(text, nl=not text.endswith("\n"))
 
 
-def _report(result: BuildResult, quiet: bool) -> None:
-    from synthc.cli.render import print_failures, print_preview, summary_line, training_hint
+def _report(result: BuildResult, quiet: bool, config: str) -> None:
+    from synthc.cli.render import (
+        pending_text,
+        print_failures,
+        print_preview,
+        summary_line,
+        training_hint,
+    )
 
+    if result.pending is not None:  # --no-wait: submitted, not built yet
+        click.echo(pending_text(result, config))
+        return
     if not quiet:
         print_preview(result)
     click.echo(summary_line(result))

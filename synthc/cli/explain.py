@@ -52,6 +52,8 @@ def summary_text(data: dict[str, Any]) -> str:
     ]
     cost = e["cost_usd_max"]
     price = "unknown price" if cost is None else f"at most ${cost:,.4f}"
+    if e.get("batch"):
+        price += " at the batch price (half the online price: a batch build)"
     lines.append(
         f"estimate: {e['requests']} requests, ~{e['input_tokens']:,} input tokens, "
         f"at most {e['output_tokens_max']:,} output tokens, {price}"
@@ -145,6 +147,7 @@ def render_explain(
     prices: str | None,
     remote_cache: Sequence[str] = (),
     remote_cache_readonly: bool | None = None,
+    batch: bool | None = None,
 ) -> str:
     """The explanation of ``config`` in ``fmt``, as text to print."""
     from synthc import pipeline
@@ -174,6 +177,7 @@ def render_explain(
         prices=load_prices(prices) if prices else None,
         remote_cache=urls,
         remote_cache_readonly=remote_cache_readonly,
+        batch=batch,
     )
     data = report.to_json()
     if fmt == "json":

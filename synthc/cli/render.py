@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 from rich.console import Console, Group, RenderableType
@@ -17,6 +17,9 @@ from rich.text import Text
 from synthc.core.messages import Completion
 from synthc.pipeline import BuildResult
 from synthc.planning.plan import Node
+
+if TYPE_CHECKING:
+    from synthc.runtime.batching import BatchCounts
 
 PREVIEW_COLUMNS = 6
 CELL_CHARS = 200
@@ -35,6 +38,7 @@ class BuildProgress:
         self.tokens = 0
         self.started = time.monotonic()
         self.status: str | None = None  # what is loading, shown with a spinner
+        self.batch: BatchCounts | None = None  # a batch build's batches, as last reported
         self._spinner = Spinner("dots")
         self._live: Live | None = None
 
@@ -65,6 +69,12 @@ class BuildProgress:
     def loaded(self) -> None:
         self.status = None
 
+    def batches(self, counts: BatchCounts) -> None:
+        """A batch build's counts changed (a batch submitted, adopted or downloaded)."""
+        self.batch = counts
+        if not self.enabled and not self.quiet:  # a log, not a terminal: a line per change
+            click.echo(batch_text(counts), err=True)
+
     def __rich__(self) -> RenderableType:
         done = self.n_cached + self.n_generated + self.n_failed
         self.total = max(self.total, done)  # tool rounds and plan retries were not foreseen
@@ -85,6 +95,8 @@ class BuildProgress:
         )
         bar = ProgressBar(total=max(self.total, 1), completed=done, width=40)
         rows: list[RenderableType] = [bar, counts, speed]
+        if self.batch is not None:
+            rows.append(Text(batch_text(self.batch), style="magenta"))
         if self.status:
             self._spinner.update(text=Text(self.status, style="yellow"))
             rows.insert(0, self._spinner)
@@ -131,6 +143,27 @@ def print_preview(result: BuildResult) -> None:
 def _cell(value: Any) -> str:
     text = repr(value)
     return text if len(text) <= CELL_CHARS else text[:CELL_CHARS] + "..."
+
+
+def batch_text(counts: BatchCounts) -> str:
+    ids = counts.batch_ids
+    shown = ", ".join(ids[-3:]) + (f" and {len(ids) - 3} more" if len(ids) > 3 else "")
+    return (
+        f"batches: {counts.submitted:,} requests submitted, {counts.in_progress:,} in progress, "
+        f"{counts.downloaded:,} downloaded ({shown or 'none yet'})"
+    )
+
+
+def pending_text(result: BuildResult, config: str) -> str:
+    """What a --no-wait build says when it stops with requests at the provider."""
+    pending = result.pending
+    assert pending is not None
+    return (
+        f"{pending.requests:,} requests are with the provider in {len(pending.batch_ids)} "
+        f"batches ({', '.join(pending.batch_ids)}); nothing is written yet.\n"
+        f"Collect the results later (the batches are recorded in the cache; nothing is "
+        f"paid twice): synthc build {config} --batch"
+    )
 
 
 def summary_line(result: BuildResult) -> str:

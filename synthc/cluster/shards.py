@@ -143,8 +143,8 @@ class _Recording:
         self._runner = runner
         self._failures = failures
 
-    async def run(self, request: Request) -> Outcome:
-        outcome = await self._runner.run(request)
+    async def run(self, request: Request, key: str = "") -> Outcome:
+        outcome = await self._runner.run(request, key)
         if isinstance(outcome, RequestFailure):
             self._failures[request_digest(request)] = outcome
         return outcome
@@ -234,7 +234,7 @@ class ShardAnswers:
         self._failures = failures
         self.load_seconds = 0.0
 
-    async def run(self, request: Request) -> Outcome:
+    async def run(self, request: Request, key: str = "") -> Outcome:
         failure = self._failures.get(request_digest(request))
         if failure is None:
             raise ClusterError(

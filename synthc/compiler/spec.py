@@ -432,6 +432,7 @@ class SynthcSettings(Model):
 
     remote_cache: Text | list[Text] | None = None
     remote_cache_readonly: bool = False
+    batch: bool = False  # send through the provider's batch API (docs/batch.md)
 
 
 class SynthesisConfig(Model):

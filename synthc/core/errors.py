@@ -6,7 +6,8 @@
      ├── UnsupportedFeature         valid config that needs a later synthc
      ├── EngineError                a backend that cannot be set up
      ├── CacheError                 the cache directory cannot be used
-     └── BuildFailed                some nodes failed for good; the rest is saved
+     ├── BuildFailed                some nodes failed for good; the rest is saved
+     └── BatchesPending             --no-wait: requests are still with the provider
 
     KeyboardInterrupt
      └── BuildInterrupted           Ctrl-C during a build, with how many answers were saved
@@ -17,7 +18,7 @@ caret; no traceback reaches a user for bad input.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -161,6 +162,19 @@ class BuildFailed(SynthError):
     def __init__(self, message: str, failed: int):
         super().__init__(message)
         self.failed = failed
+
+
+class BatchesPending(SynthError):
+    """A batch build told not to wait stopped with requests still at the provider; the
+    same build again collects them. Not a failure: nothing is lost or paid twice."""
+
+    exit_code = 0
+
+    def __init__(self, requests: int, batch_ids: Sequence[str]):
+        ids = ", ".join(batch_ids)
+        super().__init__(f"{requests:,} requests are with the provider in batches {ids}")
+        self.requests = requests
+        self.batch_ids = list(batch_ids)
 
 
 class BuildInterrupted(KeyboardInterrupt):

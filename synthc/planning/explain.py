@@ -50,6 +50,7 @@ PRICES: dict[str, tuple[float, float]] = {
     "claude-3-5-haiku-20241022": (0.80, 4.00),
     "claude-sonnet-4-20250514": (3.00, 15.00),
 }
+BATCH_PRICE = 0.5  # OpenAI's Batch API and Anthropic's Message Batches: half the online price
 
 
 @dataclass
@@ -73,6 +74,7 @@ class Explanation:
     tool_runs: Counter[str] = field(default_factory=Counter)  # rule → executor calls, no request
     prices: dict[str, tuple[float, float]] = field(default_factory=dict)
     remote_hits: dict[str, int] = field(default_factory=dict)  # cached nodes a remote served
+    batch: bool = False  # priced as a batch build (the provider's batch API)
 
     def total(self, status: str) -> int:
         return sum(c[status] for c in self.counts.values())
@@ -88,13 +90,15 @@ def explain(
     *,
     node_limit: int | None = DEFAULT_NODE_LIMIT,
     prices: dict[str, tuple[float, float]] | None = None,
+    batch: bool = False,
 ) -> Explanation:
-    """What a build would do now and why; sends nothing."""
+    """What a build would do now and why; sends nothing. ``batch``: price it as a batch
+    build."""
     llm = [r for r in graph.rules if isinstance(r, LLMRule)]
     multiturn = [r for r in graph.rules if isinstance(r, MultiturnRule)]
     ids = [r.id for r in llm] + [r.id for r in multiturn]
     counts: dict[str, Counter[str]] = {rule_id: Counter() for rule_id in ids}
-    report = Explanation(graph, counts, Counter(), prices=prices or PRICES)
+    report = Explanation(graph, counts, Counter(), prices=prices or PRICES, batch=batch)
 
     def visit(state: SampleState) -> None:
         for rule in llm:
@@ -225,6 +229,7 @@ def estimate(report: Explanation) -> dict[str, Any]:
         "input_tokens": input_tokens,
         "output_tokens_max": output_tokens,
         "cost_usd_max": _cost(report, input_tokens, output_tokens),
+        "batch": report.batch,
     }
 
 
@@ -242,7 +247,8 @@ def _cost(report: Explanation, input_tokens: int, output_tokens: int) -> float |
     price = report.prices.get(inference.model)
     if price is None:
         return None
-    return round((input_tokens * price[0] + output_tokens * price[1]) / 1e6, 6)
+    scale = BATCH_PRICE if report.batch else 1.0
+    return round((input_tokens * price[0] + output_tokens * price[1]) * scale / 1e6, 6)
 
 
 def _to_json(report: Explanation) -> dict[str, Any]:

@@ -72,7 +72,7 @@ class LazyRunner:
         self._lock = asyncio.Lock()
         self.load_seconds = 0.0
 
-    async def run(self, request: Request) -> Outcome:
+    async def run(self, request: Request, key: str = "") -> Outcome:
         dispatcher = self._dispatcher or await self._start()
         return await dispatcher.run(request)
 
@@ -123,6 +123,17 @@ def check_engine(spec: Spec, graph: Graph) -> None:
         )
 
 
+def check_batch_engine(spec: Spec, graph: Graph) -> None:
+    """Refuse a batch build for an engine without a batch API (an in-process model)."""
+    engine = graph.inference.engine
+    if ENGINES[engine].local:
+        raise UnsupportedFeature(
+            f"batch builds go through a provider's batch API; engine {engine} runs in "
+            "this process (use OPENAI, ANTHROPIC or an OpenAI-compatible server)",
+            spec.span("inference_config", "engine"),
+        )
+
+
 def local_config(spec: Spec, graph: Graph) -> LocalModelConfig:
     model = spec.config.inference_config.model
     options: dict[str, Any] = {}
@@ -142,20 +153,27 @@ def load_local_backend(config: LocalModelConfig) -> Backend:
 
 
 def _http_backend(spec: Spec, engine: Engine, connections: int) -> Backend:
-    from synthc.runtime.backends import create_backend, resolve_api_key
+    from synthc.runtime.backends import create_backend
+
+    return create_backend(endpoint_config(spec, engine), connections=connections)
+
+
+def endpoint_config(spec: Spec, engine: Engine) -> EndpointConfig:
+    """Where and as whom ``spec`` talks to ``engine`` over HTTP: its URL (the engine's
+    default when the config gives none), model, key and connection settings."""
+    from synthc.runtime.backends import resolve_api_key
 
     inference = spec.config.inference_config
     remote = inference.remote_params
-    endpoint = EndpointConfig(
+    return EndpointConfig(
         engine=engine,
         model=inference.model.model_name if inference.model else "",
-        api_url=remote.api_url,
+        api_url=remote.api_url or ENGINES[engine].api_url,
         api_key=resolve_api_key(engine, remote.api_key, remote.api_key_env_varname),
         connection_timeout=remote.connection_timeout,
         user_id=remote.user_id,
         prompt_cache_ttl=inference.generation.prompt_cache_ttl,
     )
-    return create_backend(endpoint, connections=connections)
 
 
 def endpoint_limits(spec: Spec) -> Limits:

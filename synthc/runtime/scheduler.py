@@ -47,7 +47,8 @@ from synthc.runtime.tools import ToolRunError, ToolRunner
 
 
 class Runner(Protocol):
-    async def run(self, request: Request) -> Outcome: ...
+    async def run(self, request: Request, key: str) -> Outcome:
+        """The outcome of ``request``, the request of the node ``key`` names."""
 
 
 class Progress(Protocol):
@@ -238,7 +239,7 @@ class Scheduler:
             await self._run_tool(node)
             return
         try:
-            outcome = await self.runner.run(node.request)
+            outcome = await self.runner.run(node.request, node.key)
             if isinstance(outcome, Completion):
                 self.store.put(node.key, _record(node, outcome, self.build))
                 self.stats.input_tokens += outcome.usage.input_tokens

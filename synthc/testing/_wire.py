@@ -372,6 +372,11 @@ class Dialect:
     check: Callable[[dict[str, Any]], str | None]
 
 
+def _bearer(request: web.Request) -> str | None:
+    value = request.headers.get("Authorization", "")
+    return value.removeprefix("Bearer ") if value.startswith("Bearer ") else None
+
+
 OPENAI = Dialect(
     _openai_reply,
     _openai_error,
@@ -383,6 +388,7 @@ ANTHROPIC = Dialect(
     _anthropic_reply,
     _anthropic_error,
     ("model", "messages", "max_tokens"),
-    lambda req, key: req.headers.get("x-api-key") == key,
+    # the API's x-api-key header; the official SDK (2.x) sends the key as a bearer token
+    lambda req, key: key in (req.headers.get("x-api-key"), _bearer(req)),
     _anthropic_check,
 )

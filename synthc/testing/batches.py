@@ -17,11 +17,18 @@ OpenAI: ``POST /v1/files`` (multipart, ``purpose=batch``), ``GET /v1/files/{id}`
 ``POST /v1/batches/{id}/cancel``, ``GET /v1/batches``. Successful lines go to the
 output file, failed and expired ones to the error file, in the documented shapes.
 Anthropic: ``POST /v1/messages/batches``, ``GET /v1/messages/batches/{id}``,
-``GET /v1/messages/batches/{id}/results`` (JSONL), ``POST .../{id}/cancel``.
+``GET /v1/messages/batches/{id}/results`` (JSONL), ``POST .../{id}/cancel``,
+``GET /v1/messages/batches``.
+
+``refuse = (status, message)`` makes every batch create fail with that error (a
+quota, say) until set back to None; ``reply_delay`` holds back the answer to a
+batch create that succeeded (a client killed meanwhile never learns the id);
+``custom_ids`` lists every line submitted.
 """
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import json
 import re
@@ -94,6 +101,20 @@ class BatchDesk:
         self._batches: dict[str, _Batch] = {}
         self._ids = itertools.count(1)
         self._created = 0
+        self.refuse: tuple[int, str] | None = None
+        self.reply_delay = 0.0
+
+    @property
+    def ids(self) -> list[str]:
+        """The ids of the batches created so far, oldest first (both APIs)."""
+        with self._lock:
+            return list(self._batches)
+
+    @property
+    def custom_ids(self) -> list[str]:
+        """The custom_id of every line submitted so far, in order (both APIs)."""
+        with self._lock:
+            return [line.custom_id for b in self._batches.values() for line in b.lines]
 
     @property
     def created(self) -> int:
@@ -111,6 +132,7 @@ class BatchDesk:
             ("GET", "/v1/batches/{id}", self._openai_retrieve, OPENAI),
             ("POST", "/v1/batches/{id}/cancel", self._openai_cancel, OPENAI),
             ("POST", "/v1/messages/batches", self._anthropic_create, ANTHROPIC),
+            ("GET", "/v1/messages/batches", self._anthropic_list, ANTHROPIC),
             ("GET", "/v1/messages/batches/{id}", self._anthropic_retrieve, ANTHROPIC),
             ("GET", "/v1/messages/batches/{id}/results", self._anthropic_results, ANTHROPIC),
             ("POST", "/v1/messages/batches/{id}/cancel", self._anthropic_cancel, ANTHROPIC),
@@ -171,6 +193,8 @@ class BatchDesk:
     # --- OpenAI: batches ----------------------------------------------------------
 
     async def _openai_create(self, request: web.Request) -> web.Response:
+        if self.refuse is not None:
+            return _error(OPENAI, *self.refuse)
         body = await request.json()
         endpoint = body.get("endpoint")
         if endpoint not in OPENAI_ENDPOINTS:
@@ -188,6 +212,7 @@ class BatchDesk:
         if problem is not None:  # OpenAI fails a batch whose file is malformed
             batch.status, batch.ended = "failed", time.time()
             batch.extra["errors"] = {"object": "list", "data": [problem]}
+        await asyncio.sleep(self.reply_delay)
         return web.json_response(self._openai_object(batch))
 
     async def _openai_retrieve(self, request: web.Request) -> web.Response:
@@ -273,6 +298,8 @@ class BatchDesk:
     # --- Anthropic ----------------------------------------------------------------
 
     async def _anthropic_create(self, request: web.Request) -> web.Response:
+        if self.refuse is not None:
+            return _error(ANTHROPIC, *self.refuse)
         body = await request.json()
         requests = body.get("requests")
         if not isinstance(requests, list) or not requests:
@@ -293,6 +320,7 @@ class BatchDesk:
             seen.add(custom_id)
             lines.append(_Line(custom_id, params))
         batch = self._new(ANTHROPIC, lines, prefix="msgbatch_")
+        await asyncio.sleep(self.reply_delay)
         return web.json_response(self._anthropic_object(batch))
 
     async def _anthropic_retrieve(self, request: web.Request) -> web.Response:
@@ -300,6 +328,15 @@ class BatchDesk:
         if batch is None:
             return _error(ANTHROPIC, 404, f"batch {request.match_info['id']} not found")
         return web.json_response(self._anthropic_object(batch))
+
+    async def _anthropic_list(self, request: web.Request) -> web.Response:
+        with self._lock:
+            batches = [b for b in self._batches.values() if b.dialect is ANTHROPIC]
+        data = [self._anthropic_object(b) for b in reversed(batches)]
+        first, last = (data[0]["id"], data[-1]["id"]) if data else (None, None)
+        return web.json_response(
+            {"data": data, "has_more": False, "first_id": first, "last_id": last}
+        )
 
     async def _anthropic_cancel(self, request: web.Request) -> web.Response:
         batch = self._find(request, ANTHROPIC)

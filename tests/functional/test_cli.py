@@ -110,6 +110,7 @@ def test_public_api_is_pinned() -> None:
     assert sorted(synthc.__all__) == sorted(
         [
             "KEY_VERSION",
+            "BatchesPending",
             "BuildFailed",
             "BuildResult",
             "CacheError",

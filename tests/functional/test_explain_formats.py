@@ -93,7 +93,13 @@ EMPTY: dict[str, Any] = {  # the smallest valid document
     "num_samples": 0,
     "rules": [],
     "totals": {"cached": 0, "run": 0, "blocked": 0, "failed": 0, "nodes": 0},
-    "estimate": {"requests": 0, "input_tokens": 0, "output_tokens_max": 0, "cost_usd_max": None},
+    "estimate": {
+        "requests": 0,
+        "input_tokens": 0,
+        "output_tokens_max": 0,
+        "cost_usd_max": None,
+        "batch": False,
+    },
     "nodes": [],
     "nodes_omitted": 0,
 }

@@ -101,6 +101,8 @@ def _totals(totals: dict[str, int]) -> str:
 def _estimate(estimate: dict[str, Any]) -> str:
     cost = estimate["cost_usd_max"]
     price = "unknown price" if cost is None else f"≤ ${cost:,.4f}"
+    if estimate.get("batch"):
+        price += " (batch price)"
     cards = [
         _card("requests", f"{estimate['requests']:,}", "estimate-requests"),
         _card("input tokens", f"~{estimate['input_tokens']:,}", "estimate-input"),

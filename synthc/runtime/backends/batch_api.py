@@ -11,6 +11,11 @@ A :class:`BatchClient` knows nothing of nodes or the cache: it submits
 custom_id an :class:`~synthc.core.messages.Outcome` (a completion, or the line's
 own failure) or ``None`` for a line the provider did not run (the batch expired
 or was cancelled first): those are for the caller to submit again.
+
+Each batch is submitted under an *intent* id the caller records first; ``find``
+looks a batch up by it, for a caller that crashed before it learned the
+provider's id (OpenAI keeps it as the batch's metadata; Anthropic's batches have
+none, so there the one unknown batch of the intent's size made since is taken).
 """
 
 from __future__ import annotations
@@ -37,6 +42,8 @@ except ImportError as exc:  # pragma: no cover - the extra is installed in CI
 OPENAI_LIMITS = (50_000, 200 * 2**20)  # requests and bytes per batch input file
 ANTHROPIC_LIMITS = (100_000, 256 * 2**20)  # requests and bytes per message batch
 RETRYABLE_ERRORS = ("rate_limit_error", "overloaded_error", "api_error")  # Anthropic's types
+INTENT = "synthc_intent"  # the metadata field naming an OpenAI batch's intent
+CLOCK_SLACK = 600.0  # seconds: a batch found by ``find`` may predate its intent by this much
 
 
 @dataclass(frozen=True)
@@ -63,7 +70,12 @@ class BatchClient:
         """Bytes ``request`` adds to a batch (for cutting batches within the limits)."""
         return len(json.dumps(self.backend.build_body(request))) + len(custom_id) + 80
 
-    async def submit(self, items: Sequence[tuple[str, Request]]) -> str:
+    async def submit(self, items: Sequence[tuple[str, Request]], intent: str) -> str:
+        raise NotImplementedError
+
+    async def find(self, intent: str, since: float, size: int, known: set[str]) -> str | None:
+        """The id of the batch submitted for ``intent`` (``size`` lines, at ``since``),
+        if the provider has one; ``known`` ids are other intents' batches."""
         raise NotImplementedError
 
     async def state(self, batch_id: str) -> BatchState:
@@ -86,7 +98,7 @@ class OpenAIBatches(BatchClient):
         super().__init__(backend)
         self._sdk = openai.AsyncOpenAI(base_url=base_url, api_key=api_key or "unused")
 
-    async def submit(self, items: Sequence[tuple[str, Request]]) -> str:
+    async def submit(self, items: Sequence[tuple[str, Request]], intent: str) -> str:
         lines = (
             {
                 "custom_id": custom_id,
@@ -103,10 +115,19 @@ class OpenAIBatches(BatchClient):
                 input_file_id=uploaded.id,
                 endpoint="/v1/chat/completions",
                 completion_window="24h",
+                metadata={INTENT: intent},
             )
         except openai.APIError as exc:
             raise EngineError(f"the batch could not be submitted: {exc.message}") from None
         return batch.id
+
+    async def find(self, intent: str, since: float, size: int, known: set[str]) -> str | None:
+        async for batch in self._sdk.batches.list(limit=100):
+            if (batch.metadata or {}).get(INTENT) == intent:
+                return batch.id
+            if batch.created_at < since - CLOCK_SLACK:
+                break  # newest first: the rest are older than the intent
+        return None
 
     async def state(self, batch_id: str) -> BatchState:
         batch = await self._sdk.batches.retrieve(batch_id)
@@ -160,7 +181,7 @@ class AnthropicBatches(BatchClient):
         super().__init__(backend)
         self._sdk = anthropic.AsyncAnthropic(base_url=base_url, api_key=api_key or "unused")
 
-    async def submit(self, items: Sequence[tuple[str, Request]]) -> str:
+    async def submit(self, items: Sequence[tuple[str, Request]], intent: str) -> str:
         requests: Any = [
             {"custom_id": custom_id, "params": self.backend.build_body(request)}
             for custom_id, request in items
@@ -170,6 +191,20 @@ class AnthropicBatches(BatchClient):
         except anthropic.APIError as exc:
             raise EngineError(f"the batch could not be submitted: {exc.message}") from None
         return batch.id
+
+    async def find(self, intent: str, since: float, size: int, known: set[str]) -> str | None:
+        candidates = []
+        async for batch in self._sdk.messages.batches.list(limit=100):
+            made = batch.created_at.timestamp()
+            if made < since - CLOCK_SLACK:
+                break
+            counts = batch.request_counts
+            lines = (
+                counts.processing + counts.succeeded + counts.errored + counts.canceled
+            ) + counts.expired
+            if lines == size and made >= since - CLOCK_SLACK and batch.id not in known:
+                candidates.append(batch.id)
+        return candidates[0] if len(candidates) == 1 else None
 
     async def state(self, batch_id: str) -> BatchState:
         batch = await self._sdk.messages.batches.retrieve(batch_id)

@@ -52,7 +52,9 @@ def test_batch_answers_are_the_online_answers(engine: Engine) -> None:
     async def run(server: FakeLLMServer) -> None:
         backend, client = _clients(server, engine)
         try:
-            batch_id = await client.submit([(f"n{i}", r) for i, r in enumerate(REQUESTS)])
+            batch_id = await client.submit(
+                [(f"n{i}", r) for i, r in enumerate(REQUESTS)], "intent-1"
+            )
             assert not (await client.state(batch_id)).ended
             found = await _collect(client, batch_id)
             online = await backend.generate(REQUESTS)
@@ -79,7 +81,9 @@ def test_expired_lines_are_none_and_failed_lines_fail_alone(engine: Engine) -> N
     async def run(server: FakeLLMServer) -> dict[str, Outcome | None]:
         _, client = _clients(server, engine)
         try:
-            batch_id = await client.submit([(f"n{i}", r) for i, r in enumerate(REQUESTS)])
+            batch_id = await client.submit(
+                [(f"n{i}", r) for i, r in enumerate(REQUESTS)], "intent-1"
+            )
             return await _collect(client, batch_id)
         finally:
             await client.aclose()

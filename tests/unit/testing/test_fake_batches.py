@@ -183,3 +183,7 @@ def test_the_batch_endpoints_want_the_servers_api_key() -> None:
         other = anthropic.Anthropic(base_url=server.url(), api_key="wrong", max_retries=0)
         with other, pytest.raises(anthropic.AuthenticationError):
             other.messages.batches.create(requests=_anthropic_requests(BODIES))
+        good = anthropic.Anthropic(base_url=server.url(), api_key="right", max_retries=0)
+        with good:
+            created = good.messages.batches.create(requests=_anthropic_requests(BODIES))
+            assert created.processing_status == "in_progress"
