@@ -27,8 +27,8 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from synthc.cache.lookups import LookupPool
-from synthc.cache.pusher import Pusher, Tier
+from synthc.cache.lookups import LookupPool, lookup_threads
+from synthc.cache.pusher import Pusher, Tier, push_wait
 from synthc.cache.remote import Remote, open_remote
 from synthc.cache.store import LocalStore
 from synthc.cache.writer import WriteBehind
@@ -257,6 +257,9 @@ def open_store(
 ) -> LayeredStore:
     """The local cache at ``directory`` with ``remotes`` behind it."""
     opened = [open_remote(url) for url in remotes]
+    if opened:  # the remotes' settings from the environment, refused now if malformed
+        push_wait()
+        lookup_threads()
     local = LocalStore(directory)
     store = LayeredStore(WriteBehind(local) if write_behind else local, opened, readonly=readonly)
     if record_stats:

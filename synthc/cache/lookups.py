@@ -13,18 +13,23 @@ thread's connections.
 
 from __future__ import annotations
 
-import os
 import queue
 import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 
-from synthc.cache.remote import Remote
+from synthc.cache.remote import Remote, env_setting
 from synthc.core.records import Record
 
-LOOKUPS = int(os.environ.get("SYNTHC_REMOTE_CACHE_LOOKUPS", "32"))
+LOOKUPS = 32  # lookup threads, unless SYNTHC_REMOTE_CACHE_LOOKUPS says otherwise
 
+LOOKUPS_ENV = "SYNTHC_REMOTE_CACHE_LOOKUPS"
 _Item = tuple[str, "Future[Record | None]"]
+
+
+def lookup_threads() -> int:
+    """How many remote lookups a build keeps in flight."""
+    return int(env_setting(LOOKUPS_ENV, LOOKUPS, minimum=1, whole=True))
 
 
 class LookupPool:
@@ -34,8 +39,10 @@ class LookupPool:
         self,
         find: Callable[[str], Record | None],
         remotes: Sequence[Remote],
-        threads: int = LOOKUPS,
+        threads: int | None = None,
     ):
+        if threads is None:
+            threads = lookup_threads()
         self._find = find
         self._remotes = list(remotes)
         self._queue: queue.SimpleQueue[_Item | None] = queue.SimpleQueue()

@@ -10,17 +10,22 @@ waits for it, but never longer than :data:`PUSH_WAIT` seconds.
 from __future__ import annotations
 
 import logging
-import os
 import queue
 import threading
 import time
 from collections.abc import Sequence
 
-from synthc.cache.remote import Remote, RemoteError
+from synthc.cache.remote import Remote, RemoteError, env_setting
 
 MAX_ERRORS = 3
-PUSH_WAIT = float(os.environ.get("SYNTHC_REMOTE_CACHE_PUSH_WAIT", "60"))
+PUSH_WAIT = 60.0  # seconds, unless SYNTHC_REMOTE_CACHE_PUSH_WAIT says otherwise
+PUSH_WAIT_ENV = "SYNTHC_REMOTE_CACHE_PUSH_WAIT"
 log = logging.getLogger("synthc.cache")
+
+
+def push_wait() -> float:
+    """Seconds a build waits at its end for the remote to take what it made."""
+    return env_setting(PUSH_WAIT_ENV, PUSH_WAIT, minimum=0)
 
 
 class Tier:
@@ -105,8 +110,10 @@ class Pusher:
     def push(self, key: str, data: bytes) -> None:
         self._queue.put((key, data))
 
-    def close(self, wait: float = PUSH_WAIT) -> None:
+    def close(self, wait: float | None = None) -> None:
         """Let the queue drain for at most ``wait`` seconds; warn about what was not pushed."""
+        if wait is None:
+            wait = push_wait()
         deadline = time.monotonic() + wait
         for _ in self._threads:
             self._queue.put(None)

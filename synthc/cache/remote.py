@@ -33,6 +33,7 @@ TOKEN_ENV = "SYNTHC_REMOTE_CACHE_TOKEN"
 NAMESPACE = f"v{RECORD_VERSION}"
 KEY_RE = re.compile(r"[0-9a-f]{32}")
 DEFAULT_TIMEOUT = 10.0
+MAX_RECORD_BYTES = 8 * 1024 * 1024  # a remote record larger than this is refused unread
 
 
 class RemoteError(CacheError):
@@ -59,9 +60,34 @@ def check_key(key: str) -> str:
     return key
 
 
+def env_setting(name: str, default: float, *, minimum: float, whole: bool = False) -> float:
+    """The number in environment variable ``name`` (``default`` when unset); a value that
+    is not a number of at least ``minimum`` (a whole one, with ``whole``) is a CacheError."""
+    text = os.environ.get(name, "").strip()
+    if not text:
+        return default
+    try:
+        value = int(text) if whole else float(text)
+    except ValueError:
+        value = None
+    if value is None or not value >= minimum or value == float("inf"):
+        kind = "a whole number" if whole else "a number"
+        raise CacheError(f"{name}={text!r}: expected {kind}, at least {minimum:g}") from None
+    return value
+
+
+def redact_text(text: str) -> str:
+    """``text`` (a URL that may not parse) with anything between ``//`` and ``@`` hidden."""
+    return re.sub(r"//[^/@]*@", "//***@", text)
+
+
 def redact(url: str) -> str:
     """``url`` without a user or password, fit to print."""
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises for a malformed port
+    except ValueError:
+        return redact_text(url)
     if parts.username is None and parts.password is None:
         return url
     host = parts.hostname or ""
@@ -71,7 +97,10 @@ def redact(url: str) -> str:
 
 def open_remote(url: str, timeout: float = DEFAULT_TIMEOUT) -> Remote:
     """The remote tier ``url`` names: http(s)://, file:// or a plain path."""
-    scheme = urlsplit(url).scheme.lower()
+    try:
+        scheme = urlsplit(url).scheme.lower()
+    except ValueError as exc:  # "Invalid IPv6 URL"
+        raise CacheError(f"remote cache {redact_text(url)!r} is not a URL: {exc}") from None
     if scheme in ("http", "https"):
         return HTTPRemote(url, os.environ.get(TOKEN_ENV) or None, timeout)
     if scheme == "file":
@@ -96,11 +125,15 @@ class DirRemote:
 
     def get(self, key: str) -> bytes | None:
         try:
-            return self.path(key).read_bytes()
+            with self.path(key).open("rb") as file:
+                data = file.read(MAX_RECORD_BYTES + 1)  # not all of an endless file
         except FileNotFoundError:
             return None
         except OSError as exc:
             raise RemoteError(f"cannot read {self.name}: {exc}") from None
+        if len(data) > MAX_RECORD_BYTES:
+            raise _oversize(self.name, key)
+        return data
 
     def contains(self, key: str) -> bool:
         return self.path(key).is_file()
@@ -131,6 +164,10 @@ def atomic_write(path: Path, data: bytes) -> None:
         raise
 
 
+def _oversize(name: str, key: str) -> RemoteError:
+    return RemoteError(f"{name} sent more than {MAX_RECORD_BYTES:,} bytes for {key}: refused")
+
+
 class HTTPRemote:
     """GET/HEAD/PUT ``<base>/<namespace>/<key>``; one keep-alive connection per thread."""
 
@@ -138,6 +175,10 @@ class HTTPRemote:
         parts = urlsplit(url)
         if not parts.hostname:
             raise CacheError(f"remote cache URL without a host: {redact(url)!r}")
+        try:
+            parts.port  # noqa: B018 - it raises for a port out of range or not a number
+        except ValueError as exc:
+            raise CacheError(f"remote cache {redact(url)!r}: {exc}") from None
         self.name = redact(url).rstrip("/")
         self.concurrency = 4  # overlap round trips
         self._https = parts.scheme.lower() == "https"
@@ -187,7 +228,11 @@ class HTTPRemote:
             try:
                 connection.request(method, path, body=body, headers=headers)
                 response = connection.getresponse()
-                return response.status, response.read()
+                data = response.read(MAX_RECORD_BYTES + 1)  # not all of an endless body
+                if len(data) > MAX_RECORD_BYTES:
+                    self.close()  # the rest is never read: this connection is spent
+                    raise _oversize(self.name, key)
+                return response.status, data
             except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError):
                 self.close()  # a kept-alive connection the server has closed: retry once
                 if attempt == 2:

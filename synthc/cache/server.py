@@ -5,16 +5,17 @@
 mounted, or handed to nginx). Every request must carry ``Authorization: Bearer
 <token>``; anything else is a 401 that reveals nothing. Paths other than
 ``/<namespace>/<key>`` (``..``, absolute paths, encoded slashes) are a 400,
-bodies over ``max_size`` a 413, and a PUT whose body is not a record filed
-under that key a 422. Writes are atomic (temporary file, then rename). Each
-request is logged as a hit, miss, store or denial; the token never is.
+bodies over ``max_size`` a 413, and a PUT whose body is not a record whose
+request hashes to the key in the path a 422 (the server recomputes the hash: a
+record copied under another key, with its ``key`` field edited, is refused).
+Writes are atomic (temporary file, then rename). Each request is logged as a
+hit, miss, store or denial; the token never is.
 """
 
 from __future__ import annotations
 
 import asyncio
 import hmac
-import json
 import logging
 import re
 from collections.abc import Callable
@@ -24,6 +25,7 @@ from aiohttp import web
 
 from synthc.cache.appserver import AppServer
 from synthc.cache.remote import atomic_write
+from synthc.core.records import Record
 
 PATH_RE = re.compile(r"/(?P<namespace>v[0-9]{1,4})/(?P<key>[0-9a-f]{32})")
 DEFAULT_MAX_SIZE = 4 * 1024 * 1024
@@ -104,11 +106,11 @@ class CacheApp:
 
 
 def _is_record_of(body: bytes, key: str) -> bool:
+    """Whether ``body`` is a record this synthc reads whose request hashes to ``key``."""
     try:
-        data = json.loads(body)
-    except (ValueError, RecursionError):
+        return Record.from_bytes(body).hashes_to(key)
+    except (ValueError, TypeError, KeyError, RecursionError):
         return False
-    return isinstance(data, dict) and data.get("key") == key
 
 
 def _path(request: web.Request) -> str:

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from synthc.cli.cache import cache
-from synthc.cli.common import errors_to_exit_codes, setup_logging
+from synthc.cli.common import errors_to_exit_codes, setup_logging, write_text
 
 if TYPE_CHECKING:
     from synthc.pipeline import BuildResult
@@ -264,8 +264,7 @@ def explain(
             batch=batch,
         )
         if output:
-            with open(output, "w", encoding="utf-8") as file:
-                file.write(text)
+            write_text(output, text)
         else:
             click.echo(text, nl=not text.endswith("\n"))
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -229,14 +230,26 @@ def pull(
 @cache.command()
 @click.argument("directory", type=click.Path(file_okay=False))
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
-@click.option("--port", default=8765, show_default=True, type=int, help="Port (0: any free one).")
+@click.option(
+    "--port",
+    default=8765,
+    show_default=True,
+    type=click.IntRange(0, 65535),
+    help="Port (0: any free one).",
+)
 @click.option(
     "--token",
     envvar="SYNTHC_REMOTE_CACHE_TOKEN",
     help="The bearer token clients must send [env SYNTHC_REMOTE_CACHE_TOKEN; prefer the env].",
 )
 @click.option("--no-token", is_flag=True, help="Serve without a token (a trusted network only).")
-@click.option("--max-size", default="4MB", show_default=True, help="Largest record accepted.")
+@click.option(
+    "--max-size",
+    default="4MB",
+    show_default=True,
+    callback=lambda ctx, param, value: _size(value),
+    help="Largest record accepted (4MB, 500KiB, 1048576).",
+)
 @click.option("--log-level", default="INFO", show_default=True, help="How much to log.")
 def serve(
     *,
@@ -245,28 +258,38 @@ def serve(
     port: int,
     token: str | None,
     no_token: bool,
-    max_size: str,
+    max_size: int,
     log_level: str,
 ) -> None:
     """Serve DIRECTORY as a remote cache over HTTP (GET/HEAD/PUT /<namespace>/<key>)."""
     import asyncio
 
-    from synthc.cache.maintenance import parse_size
     from synthc.cache.server import CacheServer, serve_forever
 
     if not token and not no_token:
         raise click.UsageError("give --token (or SYNTHC_REMOTE_CACHE_TOKEN), or --no-token")
     setup_logging(log_level)
     Path(directory).mkdir(parents=True, exist_ok=True)
-    server = CacheServer(
-        Path(directory), token or None, host=host, port=port, max_size=parse_size(max_size)
-    )
+    server = CacheServer(Path(directory), token or None, host=host, port=port, max_size=max_size)
 
     def announce(url: str) -> None:
         click.echo(f"serving {directory} on {url} (Ctrl-C to stop)", err=True)
 
-    with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(serve_forever(server, announce))
+    try:
+        with contextlib.suppress(KeyboardInterrupt):
+            asyncio.run(serve_forever(server, announce))
+    except OSError as exc:  # the address: not this machine's, not resolvable, in use
+        click.echo(f"error: cannot listen on {host}:{port}: {exc.strerror or exc}", err=True)
+        sys.exit(2)
+
+
+def _size(value: str) -> int:
+    from synthc.cache.maintenance import parse_size
+
+    try:
+        return parse_size(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
 
 
 def _spec(config: str) -> Spec:

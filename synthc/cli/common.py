@@ -33,5 +33,16 @@ def errors_to_exit_codes() -> Iterator[None]:
         sys.exit(130)
 
 
+def write_text(path: str, text: str) -> None:
+    """Write ``text`` to ``path`` (a command's ``-o``); a path that cannot be written is an
+    error naming it, exit 2."""
+    try:
+        with open(path, "w", encoding="utf-8") as file:
+            file.write(text)
+    except OSError as exc:
+        click.echo(f"error: cannot write {path}: {exc.strerror or exc}", err=True)
+        sys.exit(2)
+
+
 def setup_logging(level: str) -> None:
     logging.basicConfig(level=level.upper(), format="%(levelname)s %(name)s: %(message)s")

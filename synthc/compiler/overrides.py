@@ -17,6 +17,7 @@ import yaml
 
 from synthc.compiler.source import PathKey, SourceMap, dotted, plain_value
 from synthc.core.errors import ConfigError, Span
+from synthc.core.redact import MASK, looks_secret
 
 _SEGMENT = re.compile(r"([^.\[\]]+)|\[(\d+)\]")
 
@@ -54,7 +55,8 @@ def parse_overrides(args: Sequence[str]) -> list[Override]:
                 )
             i += 1
             raw = args[i]
-        text = f"--{name} {raw}" if not eq else arg
+        shown = MASK if looks_secret(name) else raw  # error messages quote ``text``
+        text = f"--{name} {shown}" if not eq else f"--{name}={shown}"
         out.append(Override(_parse_path(name, text), _parse_value(raw, text), text))
         i += 1
     return out

@@ -14,6 +14,7 @@ import re
 import warnings
 from enum import Enum
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
@@ -410,11 +411,29 @@ class RemoteParams(Model):
     output_tokens_per_minute: Annotated[int, Field(ge=1)] | None = None
     user_id: Text | None = None  # Anthropic's metadata.user_id
 
+    @field_validator("api_url")
+    @classmethod
+    def _http_url(cls, url: str | None) -> str | None:
+        if url is not None:
+            check_http_url(url)
+        return url
+
     @model_validator(mode="after")
     def _check(self) -> RemoteParams:
         if self.retry_backoff_max < self.retry_backoff_base:
             raise ValueError("retry_backoff_max must be at least retry_backoff_base")
         return self
+
+
+def check_http_url(url: str) -> None:
+    """Raise ValueError unless ``url`` is an http(s) URL with a host and a valid port."""
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises for a port out of range or not a number
+    except ValueError as exc:
+        raise ValueError(f"{url!r} is not a URL: {exc}") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"{url!r} is not an http(s) URL with a host")
 
 
 class InferenceConfig(Model):
@@ -435,6 +454,16 @@ class SynthcSettings(Model):
     batch: bool = False  # send through the provider's batch API (docs/batch.md)
 
 
+MAX_SAMPLES = 100_000_000  # a bigger num_samples is a typo, not a dataset
+
+
+def _not_bool(value: Any) -> Any:
+    """``num_samples: true`` is a mistake, not one sample (pydantic reads a bool as 0 or 1)."""
+    if isinstance(value, bool):
+        raise ValueError(f"expected a number of samples, not {str(value).lower()}")
+    return value
+
+
 class SynthesisConfig(Model):
     """The whole config, as oumi reads it, plus synthc's ``seed`` and ``synthc`` settings."""
 
@@ -444,7 +473,7 @@ class SynthesisConfig(Model):
     environment_config: EnvironmentConfig | None = None
     environment_config_path: Text | None = None
     inference_config: InferenceConfig = Field(default_factory=InferenceConfig)
-    num_samples: Annotated[int, Field(ge=1)] = 1
+    num_samples: Annotated[int, BeforeValidator(_not_bool), Field(ge=1, le=MAX_SAMPLES)] = 1
     seed: int = DEFAULT_SEED
     synthc: SynthcSettings | None = None
 

@@ -131,7 +131,16 @@ def _placeholder(text: str, offset: int) -> Placeholder:
             f"placeholder {text} must name an attribute, not a position", offset, text
         )
     accessors = tuple(_accessor(a, b) for a, b in _ACCESSOR.findall(match["access"] or ""))
-    return Placeholder(root, accessors, match["conv"], match["spec"] or "", text, offset)
+    spec = match["spec"] or ""
+    widest = max((int(n) for n in re.findall(r"\d+", spec)), default=0)
+    if widest > MAX_FORMAT_WIDTH:  # a width or precision: would pad a prompt to that size
+        raise TemplateError(
+            f"format spec in {text} asks for {widest:,} characters; at most "
+            f"{MAX_FORMAT_WIDTH:,} are allowed",
+            offset,
+            text,
+        )
+    return Placeholder(root, accessors, match["conv"], spec, text, offset)
 
 
 def _accessor(name: str, index: str) -> str | int:
@@ -172,6 +181,7 @@ def render(template: Template, values: Mapping[str, Any]) -> str:
 
 
 _FORMATTABLE = (str, int, float, bool)
+MAX_FORMAT_WIDTH = 10_000  # width or precision in a placeholder's format spec
 
 
 def _finish(value: Any, piece: Placeholder) -> str:

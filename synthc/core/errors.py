@@ -22,6 +22,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from synthc.core.redact import mask_line
+
 
 @dataclass(frozen=True)
 class Span:
@@ -69,7 +71,7 @@ def _source_line(span: Span, source: str | None) -> str | None:
             return None
     lines = source.splitlines()
     if 1 <= span.line <= len(lines):
-        return lines[span.line - 1].expandtabs(1)
+        return mask_line(lines[span.line - 1].expandtabs(1))  # no secret rides along
     return None
 
 

@@ -18,7 +18,8 @@ from typing import Any
 from lark import Lark, Token, Tree
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
 
-from synthc.compiler.synth.scan import unclosed
+from synthc.compiler.source import MAX_DEPTH
+from synthc.compiler.synth.scan import too_deep, unclosed
 from synthc.core.errors import ConfigError, Span
 
 Comment = tuple[int, int, str]
@@ -61,6 +62,10 @@ def parser() -> Lark:
 
 def parse(text: str, name: str) -> tuple[Tree[Token], list[Comment]]:
     """Parse ``text`` (from the file ``name``); raise ConfigError on a syntax error."""
+    deep = too_deep(text, MAX_DEPTH)
+    if deep is not None:
+        message = f"config nests deeper than {MAX_DEPTH} levels"
+        raise ConfigError.at(message, Span(name, *deep)).with_source(text)
     found: list[Comment] = []
     reset = _comments.set(found)
     try:

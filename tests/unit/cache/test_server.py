@@ -11,11 +11,13 @@ import pytest
 
 from synthc.cache.remote import NAMESPACE, HTTPRemote, RemoteError
 from synthc.cache.server import CacheServer
+from synthc.core.keys import node_key
 from synthc.core.records import Record
 
 TOKEN = "tok-9b2e-very-secret"
-KEY = "0123456789abcdef0123456789abcdef"
-RECORD = Record(key=KEY, text="Paris", request={"q": 1}).to_bytes()
+REQUEST = {"q": 1}
+KEY = node_key("llm", REQUEST)  # a record's key is the hash of its request
+RECORD = Record(key=KEY, text="Paris", request=REQUEST).to_bytes()
 
 
 @pytest.fixture
@@ -107,6 +109,17 @@ def test_put_of_something_else_is_rejected(server: CacheServer) -> None:
     other = Record(key="f" * 32, text="t", request={}).to_bytes()
     assert _send(server, "PUT", path, body=other)[0] == 422
     assert _send(server, "DELETE", path)[0] == 405
+
+
+def test_a_record_whose_request_does_not_hash_to_the_key_is_refused(
+    server: CacheServer, tmp_path: Path
+) -> None:
+    """A real record of another request, its key field edited to the key in the path:
+    the server recomputes the hash and refuses it (clients would too, on read)."""
+    forged = Record(key=KEY, text="Lyon", request={"q": 2}).to_bytes()
+    assert _send(server, "PUT", f"/{NAMESPACE}/{KEY}", body=forged)[0] == 422
+    assert not (tmp_path / "root" / NAMESPACE / KEY).exists()
+    assert _send(server, "PUT", f"/{NAMESPACE}/{KEY}", body=RECORD)[0] == 201
 
 
 def test_token_never_logged(

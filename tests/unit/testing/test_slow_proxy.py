@@ -9,10 +9,13 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from synthc.cache.server import CacheServer
+from synthc.core.keys import node_key
+from synthc.core.records import Record
 from synthc.testing.slow_proxy import SlowProxy
 
-KEY = "0123456789abcdef0123456789abcdef"
-BODY = b'{"key":"0123456789abcdef0123456789abcdef","text":"hi"}'
+REQUEST = {"q": "hi"}
+KEY = node_key("llm", REQUEST)  # the server takes only a record whose request hashes to its key
+BODY = Record(key=KEY, text="hi", request=REQUEST).to_bytes()
 
 
 def _call(url: str, method: str = "GET", body: bytes | None = None) -> tuple[int, bytes]:
