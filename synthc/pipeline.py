@@ -37,9 +37,11 @@ from synthc.runtime.engines import LazyRunner, check_batch_engine, check_engine
 from synthc.runtime.inputs import load_inputs
 from synthc.runtime.output import (
     AtomicFile,
+    count_rows,
     manifest_entries,
     manifest_header,
     manifest_line,
+    partial_path,
     row_line,
 )
 from synthc.runtime.scheduler import (
@@ -66,6 +68,7 @@ class BuildResult:
     elapsed: float
     preview: list[dict[str, Any]] = field(default_factory=list)
     pending: BatchesPending | None = None  # batch=True, wait=False: not built yet
+    kept: Path | None = None  # a failed build left this output (with more rows) as it was
 
     @property
     def ok(self) -> bool:
@@ -389,7 +392,22 @@ async def _build(
         raise
     finally:
         await dispatcher.aclose()
-    rows.commit()
+    kept = _commit_rows(rows, stats)
     manifest.commit()
     elapsed = time.perf_counter() - started
-    return BuildResult(rows.path, manifest.path, stats, elapsed, preview)
+    return BuildResult(rows.path, manifest.path, stats, elapsed, preview, kept=kept)
+
+
+def _commit_rows(rows: AtomicFile, stats: Stats) -> Path | None:
+    """Put the rows in place. A build with failures never replaces an output that has more
+    rows: its rows go beside it (``out.partial.jsonl``) and the output is kept (returned).
+    A build without failures replaces the output and removes a partial file left earlier."""
+    output = rows.path
+    failed = stats.failed > 0 or stats.samples_failed > 0
+    if failed and count_rows(output) > stats.samples_written:
+        rows.commit(partial_path(output))
+        return output
+    rows.commit()
+    if not failed:
+        partial_path(output).unlink(missing_ok=True)
+    return None

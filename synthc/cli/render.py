@@ -177,6 +177,11 @@ def summary_line(result: BuildResult) -> str:
     line += (
         f"; {s.samples_written} samples written to {result.output_path} in {result.elapsed:.1f}s"
     )
+    if result.kept is not None:
+        line += (
+            f"\n{result.kept} is kept as it was (it has more rows than this failed build "
+            f"made); this build's rows are in {result.output_path}"
+        )
     return line
 
 

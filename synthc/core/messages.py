@@ -72,12 +72,16 @@ class RequestFailure:
 
     ``retryable`` failures (429, 5xx, connection errors, timeouts) are retried by
     the runtime, after ``retry_after`` seconds when the provider said so.
+    ``systemic`` failures await every request to the endpoint alike (the host
+    cannot be reached, the key is refused, the model is not found): a few in a
+    row stop the build (:class:`synthc.runtime.dispatch.Breaker`).
     """
 
     message: str
     retryable: bool
     status: int | None = None
     retry_after: float | None = None
+    systemic: bool = False
 
 
 Outcome = Completion | RequestFailure

@@ -13,6 +13,11 @@ caller gets its outcome at once), and retries retryable failures up to
 - otherwise: ``min(retry_backoff_base * 2.0**attempt, retry_backoff_max)``, of
   which the upper half is random ("equal jitter").
 
+A :class:`Breaker` stops the build when the endpoint itself is at fault: after
+:data:`BREAKER_THRESHOLD` attempts in a row fail the same systemic way (the host
+refuses the connection, the key is refused, the model is not found), nothing more
+is sent and every call raises the breaker's error, which names the config key.
+
 Backends with ``max_batch > 1`` get micro-batches: requests submitted while the
 event loop is busy are gathered (until a pass of the loop adds none, or
 ``max_batch``) into one ``generate`` call, which takes one worker.
@@ -24,7 +29,7 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 
 from synthc.core.errors import EngineError
@@ -34,13 +39,52 @@ from synthc.runtime.limits import Limiter, RateLimiter, Reservation, estimate_to
 from synthc.runtime.protocol import Backend
 
 RETRY_AFTER_JITTER = 0.1  # fraction of a server-given Retry-After added at random
+BREAKER_THRESHOLD = 5  # systemic failures in a row, all alike, that stop the sending
+
+
+class Breaker:
+    """Counts systemic failures in a row; at the threshold, stops every call with ``stop``'s
+    error (made from the last failure). Any completion, or another kind of failure, resets."""
+
+    def __init__(
+        self, stop: Callable[[RequestFailure], Exception], threshold: int = BREAKER_THRESHOLD
+    ):
+        self._stop = stop
+        self._threshold = threshold
+        self._run: tuple[int | None, str] | None = None  # the failure repeating: status, kind
+        self._count = 0
+        self.error: Exception | None = None
+
+    def check(self) -> None:
+        """Raise the breaker's error if it has opened."""
+        if self.error is not None:
+            raise self.error
+
+    def record(self, outcome: Outcome) -> None:
+        if not isinstance(outcome, RequestFailure) or not outcome.systemic:
+            self._run, self._count = None, 0
+            return
+        kind = (outcome.status, outcome.message.split(":", 1)[0])
+        self._count = self._count + 1 if kind == self._run else 1
+        self._run = kind
+        if self._count >= self._threshold and self.error is None:
+            self.error = self._stop(outcome)
+        self.check()
 
 
 class Dispatcher:
     """Runs requests against one backend with bounded concurrency, pacing and retries."""
 
-    def __init__(self, backend: Backend, limits: Limits, *, limiter: Limiter | None = None):
+    def __init__(
+        self,
+        backend: Backend,
+        limits: Limits,
+        *,
+        limiter: Limiter | None = None,
+        breaker: Breaker | None = None,
+    ):
         self.backend = backend
+        self._breaker = breaker
         self.limits = limits
         self._slots = asyncio.Semaphore(max(1, limits.num_workers))
         self._limiter = limiter if limiter is not None else RateLimiter.from_limits(limits)
@@ -51,10 +95,14 @@ class Dispatcher:
         """The request's completion, or its last failure once retries are spent or useless."""
         attempt = 0
         while True:
+            if self._breaker is not None:
+                self._breaker.check()
             if self._batcher is None:
                 outcome = await self._attempt(request)
             else:
                 outcome = await self._batcher.submit(request)
+            if self._breaker is not None:
+                self._breaker.record(outcome)
             if isinstance(outcome, Completion):
                 return outcome
             assert isinstance(outcome, RequestFailure)
@@ -66,6 +114,8 @@ class Dispatcher:
     async def _attempt(self, request: Request) -> Outcome:
         await self._slots.acquire()
         try:
+            if self._breaker is not None:  # it may have opened while this waited for a worker
+                self._breaker.check()
             reservation = await self._wait_for_budget((request,))
             start = time.perf_counter()
             outcome = (await self.backend.generate((request,)))[0]

@@ -17,10 +17,10 @@ from typing import Any, Protocol
 from synthc.compiler.engines import ENGINES, Engine
 from synthc.compiler.graph import Graph
 from synthc.compiler.validate import Spec
-from synthc.core.errors import UnsupportedFeature
-from synthc.core.messages import Outcome, Request
+from synthc.core.errors import ConfigError, UnsupportedFeature
+from synthc.core.messages import Outcome, Request, RequestFailure
 from synthc.runtime.config import EndpointConfig, Limits, LocalModelConfig
-from synthc.runtime.dispatch import Dispatcher
+from synthc.runtime.dispatch import Breaker, Dispatcher
 from synthc.runtime.limits import Limiter
 from synthc.runtime.protocol import Backend
 
@@ -89,7 +89,8 @@ class LazyRunner:
             if self._num_workers is not None:
                 limits = replace(limits, num_workers=self._num_workers)
             backend = _http_backend(self._spec, inference.engine, limits.num_workers)
-            return Dispatcher(backend, limits, limiter=self._limiter)
+            breaker = Breaker(lambda failure: endpoint_fault(self._spec, inference.engine, failure))
+            return Dispatcher(backend, limits, limiter=self._limiter, breaker=breaker)
         if self._backend is not None:
             return Dispatcher(self._backend, LOCAL_LIMITS)
         config = local_config(self._spec, self._graph)
@@ -150,6 +151,32 @@ def load_local_backend(config: LocalModelConfig) -> Backend:
     from synthc.runtime.backends import create_local_backend
 
     return create_local_backend(config)
+
+
+def endpoint_fault(spec: Spec, engine: Engine, failure: RequestFailure) -> ConfigError:
+    """The error that stops a build whose endpoint fails every request alike, pointing at
+    the config key at fault (the model, the key, the URL)."""
+    endpoint = endpoint_config(spec, engine)
+    stopped = "; stopped sending (answers received so far are cached)"
+    if failure.status == 404:
+        message = (
+            f"inference_config.model.model_name: {endpoint.model!r} was not found by {engine} "
+            f"at {endpoint.api_url} ({failure.message}){stopped}"
+        )
+        where: tuple[str, ...] = ("inference_config", "model", "model_name")
+    elif failure.status in (401, 403):
+        variable = ENGINES[engine].api_key_env
+        source = "remote_params.api_key" + (f" or {variable}" if variable else "")
+        message = f"{engine} refused the API key ({failure.message}): check {source}{stopped}"
+        where = ("inference_config", "remote_params", "api_key")
+    else:
+        message = (
+            f"inference_config.remote_params.api_url: {endpoint.api_url!r} cannot be reached "
+            f"({failure.message}){stopped}"
+        )
+        where = ("inference_config", "remote_params", "api_url")
+    span = spec.span(*where) or spec.span(*where[:-1]) or spec.span(where[0])
+    return ConfigError.at(message, span).with_source(spec.text, str(spec.path))
 
 
 def _http_backend(spec: Spec, engine: Engine, connections: int) -> Backend:

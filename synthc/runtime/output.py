@@ -47,14 +47,17 @@ class AtomicFile:
             self.abort()
             raise SynthError(f"cannot write {self.path}: {exc.strerror}") from None
 
-    def commit(self) -> None:
+    def commit(self, path: Path | None = None) -> None:
+        """Move the file into place: at its destination, or at ``path`` instead."""
+        target = path or self.path
         try:
             self.file.close()
-            os.replace(self.tmp, self.path)
+            os.replace(self.tmp, target)
         except OSError as exc:
             self.abort()
-            raise SynthError(f"cannot write {self.path}: {exc.strerror}") from None
+            raise SynthError(f"cannot write {target}: {exc.strerror}") from None
         _remove_stale(self.path)
+        self.path = target
 
     def abort(self) -> None:
         try:
@@ -74,6 +77,20 @@ class AtomicFile:
             self.commit()
         else:
             self.abort()
+
+
+def partial_path(path: Path) -> Path:
+    """Where a failed build's rows go when the output holds more: ``out.partial.jsonl``."""
+    return path.with_name(f"{path.stem}.partial{path.suffix}")
+
+
+def count_rows(path: Path) -> int:
+    """Lines in the JSONL file at ``path`` (0 if there is none), read in blocks."""
+    try:
+        with path.open("rb") as file:
+            return sum(block.count(b"\n") for block in iter(lambda: file.read(1 << 20), b""))
+    except OSError:
+        return 0
 
 
 def _remove_stale(path: Path) -> None:

@@ -33,6 +33,7 @@ from multidict import CIMultiDictProxy
 from synthc.core.messages import Outcome, Request, RequestFailure
 
 RETRYABLE_STATUS = frozenset({408, 409, 429})
+SYSTEMIC_STATUS = frozenset({401, 403, 404})  # every request to the endpoint gets the same
 MAX_MESSAGE = 300  # characters of a provider's error text kept in a failure message
 SECRET_HEADERS = ("authorization", "x-api-key", "api-key", "x-goog-api-key")
 REDACTED = "[redacted]"
@@ -76,6 +77,8 @@ class HttpClient:
             async with session.post(self.url, data=data) as resp:
                 raw = await resp.read()
                 status, headers = resp.status, resp.headers
+        except aiohttp.ClientConnectorError as exc:  # refused, or no such host: every request
+            return RequestFailure(_describe(exc), retryable=True, systemic=True)
         except (TimeoutError, aiohttp.ClientError, OSError) as exc:
             return RequestFailure(_describe(exc), retryable=True)
         if status >= 300:
@@ -118,7 +121,7 @@ def http_failure(status: int, headers: CIMultiDictProxy[str], raw: bytes) -> Req
     retryable = status in RETRYABLE_STATUS or status >= 500
     message = f"HTTP {status}: {error_text(raw)}"
     after = parse_retry_after(headers) if retryable else None
-    return RequestFailure(message, retryable, status, after)
+    return RequestFailure(message, retryable, status, after, systemic=status in SYSTEMIC_STATUS)
 
 
 def error_text(raw: bytes) -> str:
