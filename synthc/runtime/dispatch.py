@@ -1,7 +1,8 @@
 """Send one request through a backend under the endpoint's limits; get back its final outcome.
 
 ``Dispatcher.run`` is called concurrently, once per ready node. It keeps at
-most ``num_workers`` calls to the backend in flight, waits for the rate
+most ``num_workers`` calls to the backend in flight (fewer while the endpoint
+answers 429: :mod:`synthc.runtime.window`), waits for the rate
 budgets (:mod:`synthc.runtime.limits`), keeps each worker idle for
 ``politeness_policy`` seconds after its call returns (oumi's semantics; the
 caller gets its outcome at once), and retries retryable failures up to
@@ -37,6 +38,7 @@ from synthc.core.messages import Completion, Outcome, Request, RequestFailure, U
 from synthc.runtime.config import Limits
 from synthc.runtime.limits import Limiter, RateLimiter, Reservation, estimate_tokens
 from synthc.runtime.protocol import Backend
+from synthc.runtime.window import Window
 
 RETRY_AFTER_JITTER = 0.1  # fraction of a server-given Retry-After added at random
 BREAKER_THRESHOLD = 5  # systemic failures in a row, all alike, that stop the sending
@@ -86,7 +88,7 @@ class Dispatcher:
         self.backend = backend
         self._breaker = breaker
         self.limits = limits
-        self._slots = asyncio.Semaphore(max(1, limits.num_workers))
+        self._slots = Window(limits.num_workers)  # fewer when the endpoint answers 429
         self._limiter = limiter if limiter is not None else RateLimiter.from_limits(limits)
         self._limited = self._limiter.active
         self._batcher = _Batcher(self) if backend.max_batch > 1 else None
@@ -98,21 +100,23 @@ class Dispatcher:
             if self._breaker is not None:
                 self._breaker.check()
             if self._batcher is None:
-                outcome = await self._attempt(request)
+                outcome, window_blamed = await self._attempt(request)
             else:
-                outcome = await self._batcher.submit(request)
+                outcome, window_blamed = await self._batcher.submit(request), False
             if self._breaker is not None:
                 self._breaker.record(outcome)
             if isinstance(outcome, Completion):
                 return outcome
             assert isinstance(outcome, RequestFailure)
-            if not outcome.retryable or attempt >= self.limits.max_retries:
+            spent = not window_blamed  # a 429 the window took the blame for costs no retry
+            if not outcome.retryable or (spent and attempt >= self.limits.max_retries):
                 return outcome
             await asyncio.sleep(self._retry_delay(outcome, attempt))
-            attempt += 1
+            attempt += spent
 
-    async def _attempt(self, request: Request) -> Outcome:
-        await self._slots.acquire()
+    async def _attempt(self, request: Request) -> tuple[Outcome, bool]:
+        """The outcome of one try, and whether it was a 429 the window took the blame for."""
+        ticket = await self._slots.acquire()
         try:
             if self._breaker is not None:  # it may have opened while this waited for a worker
                 self._breaker.check()
@@ -120,9 +124,14 @@ class Dispatcher:
             start = time.perf_counter()
             outcome = (await self.backend.generate((request,)))[0]
             latency = time.perf_counter() - start
+            blamed = False
+            if isinstance(outcome, Completion):
+                self._slots.succeeded()
+            elif outcome.status == 429:
+                blamed = self._slots.throttled(ticket)
         finally:
             self._release()
-        return self._finish(outcome, latency, reservation)
+        return self._finish(outcome, latency, reservation), blamed
 
     def _release(self) -> None:
         """Free a worker, after ``politeness_policy`` seconds if there is one (no task)."""

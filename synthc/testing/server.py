@@ -148,12 +148,15 @@ class FakeLLMServer(AppServer):
         record: bool = True,
         batch_seconds: float = 0.2,
         expire: ExpireHook | None = None,
+        max_in_flight: int | None = None,
     ):
         super().__init__(host, port)
         self.latency = latency
         self.reply: ReplyHook = reply or default_turn
         self.faults = faults
         self.api_key = api_key
+        self.max_in_flight = max_in_flight  # more at once get a 429, as concurrency limits do
+        self.throttled = 0  # requests answered 429 for exceeding max_in_flight
         self._stats = _Stats(record)
         self.batches = BatchDesk(
             self._batch_line,
@@ -234,6 +237,10 @@ class FakeLLMServer(AppServer):
         refused = _refusal(dialect, body)
         if refused is not None:
             return _json_response(*refused)
+        if self.max_in_flight is not None and self._stats.in_flight > self.max_in_flight:
+            self.throttled += 1
+            message = f"too many requests in flight (at most {self.max_in_flight})"
+            return _json_response(429, dialect.error(429, message))
         fault = self.faults(body, index) if self.faults else None
         delay = self.latency + (fault.delay if fault else 0.0)
         if delay > 0:

@@ -123,3 +123,17 @@ def test_one_systemic_failure_among_successes_does_not_stop_a_build(
         assert result.exit_code == 1
         assert server.count == 100 - 1  # the failed question's answer was never sent
     assert len(rows(tmp_path / "out.jsonl")) == 49
+
+
+def test_a_server_that_takes_two_at_a_time_is_ridden_out_in_one_run(tmp_path: Path) -> None:
+    """8 workers against a server that answers 429 beyond 2 requests in flight: the window
+    shrinks to what it takes, so every node is answered in one run with the default
+    retries (it once left a quarter of them failed)."""
+    with FakeLLMServer(latency=0.02, max_in_flight=2) as server:
+        config = write_config(tmp_path / "qa.yaml", server, samples=100, workers=8, retries=3)
+        result = run_cli("build", str(config), "-q")
+        assert result.exit_code == 0, result.stdout + result.stderr
+        assert server.throttled > 0  # the limit was met, and adapted to
+        assert server.count - server.throttled == 200  # each node answered once
+        assert server.throttled < 100  # the window stopped asking too much
+    assert len(rows(tmp_path / "out.jsonl")) == 100
