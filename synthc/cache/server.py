@@ -29,6 +29,9 @@ from synthc.core.records import Record
 
 PATH_RE = re.compile(r"/(?P<namespace>v[0-9]{1,4})/(?P<key>[0-9a-f]{32})")
 DEFAULT_MAX_SIZE = 4 * 1024 * 1024
+# what binding to a --host that is not this machine's may raise: no such name, an address
+# out of range, a name IDNA cannot encode, a NUL in it
+LISTEN_ERRORS = (OSError, ValueError, OverflowError)
 log = logging.getLogger("synthc.cache.server")
 
 

@@ -264,7 +264,7 @@ def serve(
     """Serve DIRECTORY as a remote cache over HTTP (GET/HEAD/PUT /<namespace>/<key>)."""
     import asyncio
 
-    from synthc.cache.server import CacheServer, serve_forever
+    from synthc.cache.server import LISTEN_ERRORS, CacheServer, serve_forever
 
     if not token and not no_token:
         raise click.UsageError("give --token (or SYNTHC_REMOTE_CACHE_TOKEN), or --no-token")
@@ -278,8 +278,9 @@ def serve(
     try:
         with contextlib.suppress(KeyboardInterrupt):
             asyncio.run(serve_forever(server, announce))
-    except OSError as exc:  # the address: not this machine's, not resolvable, in use
-        click.echo(f"error: cannot listen on {host}:{port}: {exc.strerror or exc}", err=True)
+    except LISTEN_ERRORS as exc:  # the address: not this machine's, not resolvable, in use
+        why = getattr(exc, "strerror", None) or exc
+        click.echo(f"error: cannot listen on {host}:{port}: {why}", err=True)
         sys.exit(2)
 
 

@@ -33,7 +33,9 @@ turn, rendered in the provider's wire format::
 ``arguments`` may also be JSON text (sent as-is to OpenAI clients, so a test
 can send broken JSON). A hook answer the server cannot send is a 500 whose
 message starts ``reply hook:``. ``faults`` injects failures (HTTP errors with
-``Retry-After``, connection resets, delays). Requests must pair tool results
+``Retry-After``, connection resets, delays); ``max_in_flight`` answers 429 to a
+request that arrives while that many are being answered, as a concurrency
+limit does (``throttled`` counts them). Requests must pair tool results
 with the calls before them as the real APIs insist (else a 400 with the real
 message). The server records request bodies, arrival times and the peak number
 of requests in flight, so tests can check what a client sent and how fast.

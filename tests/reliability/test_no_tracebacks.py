@@ -17,7 +17,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from synthc.cache.lookups import lookup_threads
+from synthc.cache.maintenance import parse_size
 from synthc.cache.pusher import push_wait
+from synthc.cache.server import LISTEN_ERRORS, CacheServer
 from synthc.core.errors import CacheError
 from synthc.core.redact import looks_secret, mask_line
 from tests.conftest import run_cli
@@ -211,3 +213,28 @@ def test_any_remote_setting_is_used_or_refused(name: str, value: str) -> None:
             assert number >= 0
     finally:
         del os.environ[name]
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.text(max_size=20))
+def test_any_max_size_is_a_size_or_a_clear_error(text: str) -> None:
+    """Fuzz: ``cache serve --max-size`` (and ``cache gc --max-size``) parse or say why."""
+    try:
+        size = parse_size(text)
+    except ValueError as exc:
+        assert "not a size" in str(exc)
+    else:
+        assert size >= 0
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.text(st.characters(blacklist_categories=["Cs"]), max_size=20))
+def test_any_serve_host_listens_or_is_a_clear_error(host: str) -> None:
+    """Fuzz: ``cache serve --host`` either listens (stopped at once) or fails in a way the
+    command turns into a message (it catches :data:`LISTEN_ERRORS`)."""
+    server = CacheServer(Path("served"), None, host=host, port=0)
+    try:
+        server.start()
+    except LISTEN_ERRORS:
+        return
+    server.stop()
