@@ -24,6 +24,7 @@ import pytest
 import ray
 
 import synthc
+from synthc.cache.writer import MAX_PENDING
 from synthc.cluster.on_ray import connect
 from synthc.compiler.resolve import smollm2_path
 from synthc.testing.server import FakeLLMServer, Fault
@@ -265,7 +266,8 @@ def test_conversations_with_tools_build_the_same_on_ray(
 def test_a_killed_driver_is_resumed_by_running_the_command_again(tmp_path: Path) -> None:
     """SIGKILL `synthc build --executor ray` a quarter of the way in, then run it again:
     the output is a local build's, and what was sent twice is at most what was in flight
-    or not yet committed (8 workers, each with at most one of each)."""
+    (8 workers) or not yet committed (the write-behind queue, as tests/reliability/
+    test_crash.py bounds a kill; 2 x workers was too tight: 18 were resent once)."""
     workers = 8
     with FakeLLMServer(latency=0.02) as server:
         config = write_config(tmp_path / "qa.yaml", server, samples=500, workers=workers)
@@ -283,7 +285,7 @@ def test_a_killed_driver_is_resumed_by_running_the_command_again(tmp_path: Path)
         bodies = _bodies(server)
     assert (tmp_path / "out.jsonl").read_bytes() == rows
     assert len(bodies) == 1000
-    assert sum(bodies.values()) - len(bodies) <= 2 * workers
+    assert sum(bodies.values()) - len(bodies) <= workers + MAX_PENDING
 
 
 def test_the_command_starts_ray_on_this_machine(tmp_path: Path) -> None:

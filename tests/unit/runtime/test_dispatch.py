@@ -78,7 +78,9 @@ def test_requests_per_window_as_seen_by_the_server(srv: FakeLLMServer) -> None:
     outcomes = _run_all(srv, Limits(num_workers=64), 60, limiter=limiter)
     assert all(isinstance(o, Completion) for o in outcomes)
     arrivals = srv.arrivals
-    assert _max_in_window(arrivals, 1.0) <= 40
+    # Sent at most 40 in any 1 s; a send reaches the server up to 50 ms later on a loaded
+    # machine, so arrivals are counted over 0.95 s windows (41 in one failed once).
+    assert _max_in_window(arrivals, 1.0 - 0.05) <= 40
     # in every interval, at most the burst and 32/s: the limiter's bound, allowing the
     # 50 ms a loaded machine may add between a send and its arrival (the burst's 8 may
     # arrive late enough to meet the 9th, sent 31 ms after them)
