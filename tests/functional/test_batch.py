@@ -24,38 +24,13 @@ from synthc.testing import Fault
 from synthc.testing.server import FakeLLMServer
 from tests.conftest import run_cli
 from tests.reliability.helpers import run_synthc, synthc_command
+from tests.reliability.helpers import write_config as two_step_config
 
 KEY = "sk-batch-test"
 PROVIDERS = {  # engine → the online route the config names
     "OPENAI": "/v1/chat/completions",
     "ANTHROPIC": "/v1/messages",
 }
-
-CONFIG = """\
-num_samples: {samples}
-output_path: {output}
-strategy_params:
-  input_examples:
-    - examples: [{items}]
-  generated_attributes:
-    - id: question
-      instruction_messages:
-        - {{role: USER, content: "Ask something about {{item}}."}}
-    - id: answer
-      instruction_messages:
-        - {{role: USER, content: "{{question}}"}}
-inference_config:
-  model: {{model_name: {model}}}
-  engine: {engine}
-  generation: {{temperature: 0.7, max_new_tokens: 64}}
-  remote_params:
-    api_url: {url}
-    api_key: {key}
-    num_workers: 8
-    max_retries: 2
-    retry_backoff_base: 0.01
-    retry_backoff_max: 0.05
-"""
 
 
 def write_config(
@@ -68,14 +43,17 @@ def write_config(
     key: str = KEY,
 ) -> Path:
     """Two attributes per sample, the second after the first: ``2 * samples`` nodes."""
-    items = ", ".join(f"{{item: item-{i}}}" for i in range(samples))
-    model = "gpt-4o-mini" if engine == "OPENAI" else "claude-3-5-haiku-20241022"
-    url = server.url(PROVIDERS[engine])
-    text = CONFIG.format(
-        samples=samples, output=output, items=items, engine=engine, url=url, key=key, model=model
+    return two_step_config(
+        path,
+        server,
+        samples=samples,
+        output=output,
+        retries=2,
+        remote={"api_key": key},
+        engine=engine,
+        model="gpt-4o-mini" if engine == "OPENAI" else "claude-3-5-haiku-20241022",
+        route=PROVIDERS[engine],
     )
-    path.write_text(text)
-    return path
 
 
 def submitted(server: FakeLLMServer) -> Counter[str]:

@@ -28,8 +28,8 @@ strategy_params:
       instruction_messages:
         - {{role: USER, content: "{{question}}"}}
 inference_config:
-  model: {{model_name: m}}
-  engine: REMOTE
+  model: {{model_name: {model}}}
+  engine: {engine}
   generation: {{temperature: {temperature}}}
   remote_params:
     num_workers: {workers}
@@ -52,8 +52,12 @@ def write_config(
     extra: str = "",
     remote: dict[str, Any] | None = None,
     temperature: float = 0.7,
+    engine: str = "REMOTE",
+    model: str = "m",
+    route: str = "/v1/chat/completions",
 ) -> Path:
-    """A two-step config (question, then answer): ``2 * samples`` LLM requests."""
+    """A two-step config (question, then answer): ``2 * samples`` LLM requests, to
+    ``engine`` at ``server``'s ``route``."""
     items = ", ".join(f"{{item: item-{i}}}" for i in range(first_item, first_item + samples))
     path.write_text(
         CONFIG.format(
@@ -62,9 +66,11 @@ def write_config(
             items=items,
             workers=workers,
             retries=retries,
-            url=server.url("/v1/chat/completions"),
+            url=server.url(route),
             extra=extra,
             temperature=temperature,
+            engine=engine,
+            model=model,
             remote="".join(f"    {name}: {value}\n" for name, value in (remote or {}).items()),
         )
     )
