@@ -197,6 +197,8 @@ def run_shard(
         try:
             return await scheduler.run()
         finally:
+            # answers the scheduler refused are failures the assembly must find too
+            failures.update((request_digest(r), failure) for r, failure in scheduler.refused)
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)

@@ -75,6 +75,8 @@ class RequestFailure:
     ``systemic`` failures await every request to the endpoint alike (the host
     cannot be reached, the key is refused, the model is not found): a few in a
     row stop the build (:class:`synthc.runtime.dispatch.Breaker`).
+    ``unusable``: the model answered, but not in a form the node can use (a plan
+    that does not parse); the answer is not cached, so the next run asks again.
     """
 
     message: str
@@ -82,6 +84,7 @@ class RequestFailure:
     status: int | None = None
     retry_after: float | None = None
     systemic: bool = False
+    unusable: bool = False
 
 
 Outcome = Completion | RequestFailure

@@ -2,7 +2,9 @@
 
 oumi's conversation synthesis, one cached node per call: a planner call
 (``conv.plan``, retried as ``conv.plan.retry1`` / ``.retry2`` while its JSON does
-not parse), then one call per turn (``conv.turn1``, ``conv.turn2``...), USER
+not parse; where oumi then goes on without a plan, synthc fails the conversation
+and keeps the last attempt out of the cache, so the next run asks for it again),
+then one call per turn (``conv.turn1``, ``conv.turn2``...), USER
 first and alternating. Each turn's prompt is the speaker's persona, the
 conversation so far and oumi's turn instruction, so a turn's key changes only
 when something it reads changes: editing the assistant persona reruns the
@@ -153,7 +155,9 @@ class Ask(Protocol):
     once it is cached or answered. ``shared`` names a draw every sample shares: a
     simulated tool call cached by input is answered once per build, as oumi 0.9's
     stateless simulated environment (one per build, its cache with it) answers it
-    once, whichever conversation asks.
+    once, whichever conversation asks. ``accept`` says what a reply must be for the
+    step to use it: a reply it finds a problem with fails the step and is not cached,
+    so the next run sends the step again.
     """
 
     def llm(
@@ -162,6 +166,7 @@ class Ask(Protocol):
         messages: Callable[[], list[Message]],
         extra: dict[str, Any],
         shared: str | None = None,
+        accept: Callable[[str], str | None] | None = None,
     ) -> str | Message | None: ...
 
     def tool(self, step: Step, tool: Tool, args: dict[str, Any], state: str | None) -> Ran | None:
@@ -229,8 +234,12 @@ class Cursor:
     def _planned(self, ask: Ask) -> bool:
         step = self.step(attempt=self.attempt)
         extra = {"guided_decoding": {"json": PLANNER_SCHEMA}}
+        last = self.attempt == MAX_PLAN_ATTEMPTS - 1
         reply = ask.llm(
-            step, lambda: planner_messages(self.rule, self.values, self.turns, self.facts), extra
+            step,
+            lambda: planner_messages(self.rule, self.values, self.turns, self.facts),
+            extra,
+            accept=PlanCheck(self.turns) if last else None,
         )
         if reply is None:
             return False
@@ -239,8 +248,8 @@ class Cursor:
         self.attempt += 1
         if parsed is not None:
             self.plan = (text.strip(), parsed)
-        elif self.attempt == MAX_PLAN_ATTEMPTS:
-            self.plan = ("", [""] * self.turns)  # oumi goes on without a plan
+        elif last:  # a reply the check did not see (another build's, kept before it existed)
+            raise TemplateError(PlanCheck(self.turns)(text) or "the plan did not parse")
         return True
 
     # --- turns -------------------------------------------------------------------------
@@ -453,6 +462,23 @@ def planner_messages(
         Message("assistant", PLANNER_EXAMPLE_ANSWER),
         Message("user", request),
     ]
+
+
+@dataclass(frozen=True)
+class PlanCheck:
+    """The planner's last attempt must parse: a reply that is no plan fails the
+    conversation (it is not cached; the next run asks again) instead of going on
+    without a plan as oumi 0.9 does."""
+
+    turns: int
+
+    def __call__(self, text: str) -> str | None:
+        if parse_plan(text, self.turns) is not None:
+            return None
+        return (
+            f"the planner's reply is not a JSON object with a `turns` list after "
+            f"{MAX_PLAN_ATTEMPTS} attempts: {text.strip()[:80]!r}"
+        )
 
 
 def parse_plan(text: str, turns: int) -> list[str] | None:

@@ -37,6 +37,8 @@ from synthc.planning.steps import Step
 
 UPSTREAM_FAILED = "an upstream node failed"
 
+Check = Callable[[str], str | None]
+
 
 class Status(str, Enum):
     CACHED = "cached"  # answered from the cache
@@ -55,10 +57,17 @@ class LLMNode:
     key: NodeKey
     request: Request
     parts: dict[str, Any]  # for the manifest: what the key was made of, as digests
+    # what a reply must be for the node to use it (not part of the key): the problem, or None
+    accept: Check | None = field(default=None, compare=False, repr=False)
 
     @property
     def id(self) -> NodeId:
         return node_id(self.rule.id, self.sample)
+
+    def problem(self, text: str) -> str | None:
+        """Why a reply ``text`` is of no use to this node (it is then a failure, not a
+        record), or None."""
+        return None if self.accept is None else self.accept(text)
 
     def canonical(self) -> dict[str, Any]:
         """The key's input, stored with the result so the key can be checked."""
@@ -178,12 +187,15 @@ class _Asker:
         messages: Callable[[], list[Message]],
         extra: dict[str, Any],
         shared: str | None = None,
+        accept: Check | None = None,
     ) -> str | Message | None:
         if not self._unknown(step):
             return self.state.values.get(step.rule_id)
         self.state.steps[step.rule_id] = step
         rule = step_rule(self.rule, step)
-        node = make_node(self.graph, self.state, rule, tuple(messages()), extra, shared=shared)
+        node = make_node(
+            self.graph, self.state, rule, tuple(messages()), extra, shared=shared, accept=accept
+        )
         _look_up(self.state, node, self.store, self.to_send)
         return self.state.values.get(step.rule_id)
 
@@ -255,7 +267,7 @@ def tool_node(
 def _look_up(state: SampleState, node: Node, store: Lookup, to_send: list[Node]) -> None:
     state.nodes[node.rule.id] = node
     record = store.get(node.key)
-    if record is not None:
+    if record is not None and usable(node, record):
         _use(state, node, record)
     else:
         state.status[node.rule.id] = Status.RUN
@@ -274,6 +286,12 @@ def _use(state: SampleState, node: Node, record: Record) -> None:
         state.reused += 1
     else:
         state.status[node.rule.id] = Status.CACHED
+
+
+def usable(node: Node, record: Record) -> bool:
+    """Whether ``node`` can use ``record``; one it cannot (a plan that does not parse,
+    kept by an older synthc) is as good as missing: the node is sent again."""
+    return not isinstance(node, LLMNode) or node.problem(record.text) is None
 
 
 def found(state: SampleState, node: Node, record: Record) -> None:
@@ -349,11 +367,14 @@ def make_node(
     extra: dict[str, Any] | None = None,
     *,
     shared: str | None = None,
+    accept: Check | None = None,
 ) -> LLMNode:
     """The node for ``messages`` sent on behalf of ``rule``; ``extra`` params join its key.
 
     Its draw seed comes from the sample and the rule, or, when ``shared`` names a draw,
     from that name alone, so every sample asking the same thing gets one node.
+    ``accept`` says what a reply must be for the node to use it (see
+    :meth:`LLMNode.problem`); it is not part of the key.
     """
     inference = graph.inference
     seed = None
@@ -375,7 +396,7 @@ def make_node(
     key = node_key(
         "llm", _key_parts(request, inference.engine.name, inference.identity, key_params)
     )
-    return LLMNode(rule, state.index, key, request, parts)
+    return LLMNode(rule, state.index, key, request, parts, accept)
 
 
 def _key_parts(
@@ -498,7 +519,7 @@ def resolve(graph: Graph, states: Sequence[SampleState], store: Lookup) -> list[
             answered = False
             for node in nodes:
                 record = hits.get(node.key)
-                if record is None:
+                if record is None or not usable(node, record):
                     to_run[i].append(node)
                 else:
                     found(states[i], node, record)

@@ -25,7 +25,7 @@ from typing import Protocol
 
 from synthc.cache.claims import Claims
 from synthc.compiler.graph import Graph, MultiturnRule
-from synthc.core.messages import Completion, Outcome, Request
+from synthc.core.messages import Completion, Outcome, Request, RequestFailure
 from synthc.core.records import Lookup, Record, Store, remote_tiers
 from synthc.planning.conversation import target_turns
 from synthc.planning.plan import (
@@ -42,6 +42,7 @@ from synthc.planning.plan import (
     ran,
     resolve,
     start,
+    usable,
 )
 from synthc.runtime.tools import ToolRunError, ToolRunner
 
@@ -96,6 +97,7 @@ class Stats:
     tool_calls: int = 0  # executor calls made (a cached tool node makes none)
     samples_written: int = 0
     samples_failed: int = 0
+    unusable: int = 0  # failed nodes the model answered in a form they cannot use
     failures: list[tuple[str, str]] = field(default_factory=list)  # (node id, why), first few
     remote_hits: dict[str, int] = field(default_factory=dict)  # cached nodes each remote served
     reused: int = 0  # nodes found in the cache that this build made in another process
@@ -157,6 +159,8 @@ class Scheduler:
         self._error: BaseException | None = None
         self._llm = frozenset(r.id for r in graph.llm_rules)
         self._waiting: dict[str, list[tuple[SampleState, Node]]] = {}  # key → nodes awaiting it
+        # answers refused by their node (not cached): a sharded build reports them as failed
+        self.refused: list[tuple[Request, RequestFailure]] = []
         self.tools = ToolRunner(store, build)
 
     async def run(self) -> Stats:
@@ -224,12 +228,12 @@ class Scheduler:
         """
         if self._remotes is not None:
             record = await self._remotes.fetch_remote(node.key)
-            if record is not None:
+            if record is not None and usable(node, record):
                 self._found(node.key, record)
                 return
         if self.claims is not None:
             made = await self.claims.claim(node.key)
-            if made is not None:  # another build sent it meanwhile: as good as a cache hit
+            if made is not None and usable(node, made):  # another build sent it: a cache hit
                 self._found(node.key, made)
                 return
         await self._generate(node)
@@ -241,9 +245,9 @@ class Scheduler:
         try:
             outcome = await self.runner.run(node.request, node.key)
             if isinstance(outcome, Completion):
-                self.store.put(node.key, _record(node, outcome, self.build))
                 self.stats.input_tokens += outcome.usage.input_tokens
                 self.stats.output_tokens += outcome.usage.output_tokens
+                outcome = self._accepted(node, outcome)
         finally:
             if self.claims is not None:
                 self.claims.release(node.key)
@@ -259,8 +263,19 @@ class Scheduler:
                 answer(state, waiter, outcome.text, tool_calls=outcome.tool_calls)
             else:
                 self._failed(waiter, outcome.message)
+                self.stats.unusable += outcome.unusable
                 answer(state, waiter, None, outcome.message)
             self._step(state)
+
+    def _accepted(self, node: LLMNode, completion: Completion) -> Outcome:
+        """``completion``, cached; or, when its node cannot use it, a failure (not cached)."""
+        problem = node.problem(completion.text)
+        if problem is None:
+            self.store.put(node.key, _record(node, completion, self.build))
+            return completion
+        failure = RequestFailure(problem, retryable=False, unusable=True)
+        self.refused.append((node.request, failure))
+        return failure
 
     async def _run_tool(self, node: ToolNode) -> None:
         """Run an executor call; its new state is stored before the record that names it."""

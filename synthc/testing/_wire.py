@@ -1,7 +1,8 @@
 """Shape replies and errors the way OpenAI's and Anthropic's APIs do, from a request body.
 
 The fake server's wire formats: the default deterministic reply (text, a JSON
-value for a structured-output request, or a tool call when tools are offered),
+value for a structured-output request or a conversation plan for a planner's
+request, or a tool call when tools are offered),
 the OpenAI ``chat.completion`` and Anthropic ``message`` objects with
 word-count usage, each provider's error body, and what each API insists a
 request has (required fields; tool results that answer the calls before them).
@@ -10,6 +11,7 @@ request has (required fields; tool results that answer the calls before them).
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -53,12 +55,23 @@ def request_digest(body: dict[str, Any]) -> str:
 
 def default_reply(body: dict[str, Any]) -> str:
     """``reply to: <last user text> #<hash>``, or for a structured-output request a JSON
-    value valid against its schema; the hash covers messages, seed and temperature."""
+    value valid against its schema, or for a conversation planner's request a plan; the
+    hash covers messages, seed and temperature."""
     digest = request_digest(body)
     schema = response_schema(body)
     if schema is not None:
         return json.dumps(schema_instance(schema, digest))
-    return f"reply to: {_last_user_text(body.get('messages') or [])[:40]} #{digest}"
+    last = _last_user_text(body.get("messages") or [])
+    planned = _PLAN_REQUEST.search(last)
+    if planned is not None:  # the planner asks for its JSON alone, as a model would answer
+        turns = range(1, int(planned.group(1)) + 1)
+        return json.dumps(
+            {"turns": [{"turn": t, "instruction": f"turn {t} #{digest}"} for t in turns]}
+        )
+    return f"reply to: {last[:40]} #{digest}"
+
+
+_PLAN_REQUEST = re.compile(r"^Plan a (\d{1,3})-turn conversation\.", re.MULTILINE)
 
 
 def _last_user_text(messages: list[Any]) -> str:

@@ -20,6 +20,9 @@ seed or temperature a different one. By default (:func:`default_turn`):
   ``tool_choice`` "none" / a named tool / "required" are honoured;
 - a structured-output request (OpenAI ``response_format`` ``json_schema``,
   Anthropic ``output_config.format``) gets JSON text valid against the schema;
+- a multiturn planner's request without a schema ("Plan a 4-turn conversation."
+  opening a user message, as a model told to output only the JSON answers it) gets
+  a plan, ``{"turns": [{"turn": 1, "instruction": "turn 1 #<hash>"}, ...]}``;
 - anything else gets ``reply to: <last user text> #<hash>``.
 
 ``reply`` replaces that: a hook ``reply(body: dict) -> str | dict`` given the

@@ -2,7 +2,7 @@
 
 (A tool call to an unknown tool and a plan that is not JSON are not input errors: the
 first is answered with an error the model sees, tests/functional/test_tool_use.py; the
-second is retried, then the conversation goes on without a plan, test_multiturn.py.)
+second is retried, then fails its conversation until a run gets a plan, test_multiturn.py.)
 """
 
 from __future__ import annotations

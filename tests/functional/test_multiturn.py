@@ -134,12 +134,28 @@ def test_raising_max_turns_reruns_only_samples_whose_count_changed(tmp_path: Pat
         assert _build(server, config) == expected
 
 
-def test_unparseable_plans_are_retried_then_skipped(tmp_path: Path) -> None:
+def test_plans_that_never_parse_fail_their_conversation_and_are_asked_again(
+    tmp_path: Path,
+) -> None:
+    """oumi 0.9 goes on without a plan; synthc fails the conversation instead, keeps the
+    last attempt out of the cache, and asks only that attempt again on the next run."""
+
     def no_json(body: dict[str, Any]) -> str:
         return "not a plan" if "Plan a" in str(body["messages"][-1]["content"]) else "ok"
 
+    url = ["--inference_config.remote_params.api_url"]
     with FakeLLMServer(reply=no_json) as server:
         config = _config(tmp_path, max_turns=2)
-        assert _build(server, config) == 6 * (3 + 4)  # three planner attempts, then four turns
-        assert all(row["chat_plan"] == "" for row in _rows(tmp_path))
+        result = run_cli("build", str(config), *url, server.url("/v1/chat/completions"))
+        assert result.exit_code == 1
+        assert server.count == 6 * 3  # three planner attempts each, no turn
+        assert "chat.plan.retry2[0]: the planner's reply is not a JSON object" in result.stderr
+        assert "warning: 6 answer(s) could not be used" in result.stderr
+        assert "Traceback" not in result.stderr
+        assert _rows(tmp_path) == []
+        again = run_cli("build", str(config), *url, server.url("/v1/chat/completions"))
+        assert again.exit_code == 1 and server.count == 6 * 3 + 6  # the last attempts only
+    with FakeLLMServer(reply=reply) as server:  # now the planner answers with a plan
+        assert _build(server, config) == 6 * (1 + 4)  # each last attempt, then four turns
+        assert all(row["chat_plan"].startswith('{"turns"') for row in _rows(tmp_path))
         assert _build(server, config) == 0

@@ -14,10 +14,15 @@ from synthc.planning.steps import Step
 Reply = str | Message
 
 
+class StepRefused(Exception):
+    """A reply the step's ``accept`` check refused: the runtime would fail the step."""
+
+
 class Scripted:
     """An ``Ask`` whose ``reply(name, messages, extra)`` answers each model step by its
     name (None: still pending); records what each step was sent, its shared draw, and
-    the order of the asks (a step pending last time is asked again for its answer)."""
+    the order of the asks (a step pending last time is asked again for its answer). A
+    reply the step's ``accept`` check refuses raises :class:`StepRefused`."""
 
     def __init__(self) -> None:
         self.asked: dict[str, tuple[list[Message], dict[str, Any]]] = {}
@@ -33,12 +38,18 @@ class Scripted:
         messages: Callable[[], list[Message]],
         extra: dict[str, Any],
         shared: str | None = None,
+        accept: Callable[[str], str | None] | None = None,
     ) -> Reply | None:
         sent = messages()
         self.order.append(step.name)
         self.asked[step.name] = (sent, extra)
         self.shared[step.name] = shared
-        return self.reply(step.name, sent, extra)
+        reply = self.reply(step.name, sent, extra)
+        text = reply.content if isinstance(reply, Message) else reply
+        problem = None if accept is None or text is None else accept(text)
+        if problem is not None:  # as the runtime fails the step
+            raise StepRefused(f"{step.name}: {problem}")
+        return reply
 
     def tool(self, step: Step, tool: Tool, args: dict[str, Any], state: str | None) -> Ran | None:
         raise AssertionError(f"{step.name}: an executor call is the runtime's, not a script's")

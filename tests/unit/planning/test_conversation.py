@@ -13,7 +13,7 @@ import synthc
 from synthc.compiler.graph import MultiturnRule
 from synthc.core.messages import Message
 from synthc.planning.conversation import parse_plan, planner_messages, rounds, target_turns
-from tests.unit.planning.scripted import Scripted, converse
+from tests.unit.planning.scripted import Scripted, StepRefused, converse
 
 CONFIG = """\
 num_samples: 4
@@ -142,3 +142,34 @@ def test_plans_are_read_as_oumi_reads_them(reply: str, expected: list[str] | Non
     """oumi's ``_parse_plan``: JSON found in a fence or between the outer braces; a turn
     is an int or text holding one (a float is skipped); turns out of range are ignored."""
     assert parse_plan(reply, 2) == expected
+
+
+class NoPlan(Scripted):
+    """The planner never answers with a plan; ``parsed_at`` names the attempt that does."""
+
+    def __init__(self, parsed_at: str = "") -> None:
+        super().__init__()
+        self.parsed_at = parsed_at
+
+    def reply(self, name: str, messages: list[Message], extra: dict[str, Any]) -> str:
+        if name == self.parsed_at or not name.startswith("plan"):
+            return Echo().reply(name, messages, extra)
+        return "I would rather chat."
+
+
+def test_a_plan_is_asked_for_three_times_and_only_the_last_attempt_must_parse(
+    tmp_path: Path,
+) -> None:
+    """Attempts before the last are the conversation's history (cached whatever they
+    say); the last one is checked, so a plan that never parses fails the conversation
+    instead of leaving an empty plan (oumi 0.9 goes on without one)."""
+    rule, values, seed = _rule(tmp_path, 1, 1)
+    turns = target_turns(seed, 0, rule)
+    never = NoPlan()
+    with pytest.raises(StepRefused, match=r"plan\.retry2: the planner's reply is not a JSON"):
+        converse(rule, values, turns, never)
+    assert never.order == ["plan", "plan.retry1", "plan.retry2"]
+    late = NoPlan(parsed_at="plan.retry2")
+    result = converse(rule, values, turns, late)
+    assert result is not None and result[1].startswith('{"turns"')
+    assert late.order == ["plan", "plan.retry1", "plan.retry2", "turn1", "turn2"]
