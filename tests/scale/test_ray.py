@@ -29,6 +29,7 @@ from synthc.cluster.on_ray import connect
 from synthc.compiler.resolve import smollm2_path
 from synthc.testing.server import FakeLLMServer, Fault
 from tests.conftest import REPO, pointed_at
+from tests.functional.test_multiturn import CONFIG as MULTITURN
 from tests.functional.test_vllm_engine import CONFIG as VLLM_CONFIG
 from tests.reliability.helpers import write_config
 
@@ -261,6 +262,32 @@ def test_conversations_with_tools_build_the_same_on_ray(
     ray_manifest = _manifest(built.manifest_path)
     assert _shared_keys_unlabelled(ray_manifest) == _shared_keys_unlabelled(manifest)
     assert built.stats.tool_calls == local.stats.tool_calls > 0
+
+
+def test_plans_that_never_parse_fail_on_ray_as_they_do_locally(
+    cluster: None, tmp_path: Path
+) -> None:
+    """A reply a shard refuses (a plan that does not parse) is reported to the driver's
+    assembly pass as a failure, as a failed request is, and is asked again next run."""
+
+    def no_plan(body: dict[str, Any]) -> str:
+        return "no plan" if "Plan a" in str(body["messages"][-1]["content"]) else "ok"
+
+    config = tmp_path / "chat.yaml"
+    config.write_text(MULTITURN.replace("MAX", "2"))
+    with FakeLLMServer(reply=no_plan) as server:
+        overrides = pointed_at(server)
+        local = synthc.build(config, overrides, cache_dir=str(tmp_path / "a"))
+        assert server.count == 6 * 3 and local.stats.unusable == 6
+        server.reset()
+        cache = str(tmp_path / "b")
+        built = synthc.build(config, overrides, cache_dir=cache, executor="ray", shards=2)
+        assert server.count == 6 * 3
+        assert not built.ok and built.stats.unusable == 6 and built.stats.failed == 6
+        assert built.stats.failures[0][1].startswith("the planner's reply is not a JSON")
+        server.reset()
+        again = synthc.build(config, overrides, cache_dir=cache, executor="ray", shards=2)
+        assert server.count == 6 and again.stats.unusable == 6  # the last attempts only
 
 
 def test_a_killed_driver_is_resumed_by_running_the_command_again(tmp_path: Path) -> None:
