@@ -446,12 +446,34 @@ class InferenceConfig(Model):
     progress_path: Text | None = None  # oumi's progress file; synthc reports on the terminal
 
 
+def check_remote_url(url: str) -> None:
+    """Raise ValueError unless ``url`` names a cache remote: an http(s) URL with a host,
+    a ``file://`` URL or a path."""
+    try:
+        scheme = urlsplit(url).scheme.lower()
+    except ValueError as exc:
+        raise ValueError(f"{url!r} is not a URL: {exc}") from None
+    if scheme in ("http", "https"):
+        check_http_url(url)
+    elif "://" in url and scheme != "file":
+        raise ValueError(
+            f"unsupported remote cache {url!r}: use http://, https://, file:// or a path"
+        )
+
+
 class SynthcSettings(Model):
     """synthc's own settings (``synthc:`` in a config); none of them is part of a node key."""
 
     remote_cache: Text | list[Text] | None = None
     remote_cache_readonly: bool = False
     batch: bool = False  # send through the provider's batch API (docs/batch.md)
+
+    @field_validator("remote_cache")
+    @classmethod
+    def _remote_urls(cls, urls: str | list[str] | None) -> str | list[str] | None:
+        for url in [urls] if isinstance(urls, str) else urls or []:
+            check_remote_url(url)
+        return urls
 
 
 MAX_SAMPLES = 100_000_000  # a bigger num_samples is a typo, not a dataset

@@ -119,6 +119,23 @@ def test_deep_synth_nesting_is_a_located_error(tmp_path: Path, depth: int) -> No
     assert "deep.synth:2:69: config nests deeper than 64 levels" in result.stderr
 
 
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ('"http://[::1"', "'http://[::1' is not a URL: Invalid IPv6 URL"),
+        ("[shared, 'http://h:99999']", "'http://h:99999' is not a URL: Port out of range"),
+        ("s3://bucket/prefix", "unsupported remote cache 's3://bucket/prefix': use http://"),
+    ],
+)
+def test_a_bad_remote_cache_in_the_config_is_a_located_error(
+    config: Path, value: str, message: str
+) -> None:
+    config.write_text(f"synthc:\n  remote_cache: {value}\n{CONFIG}")
+    result = run_cli("explain", str(config))
+    assert result.exit_code == 2
+    assert f"c.yaml:2:3: synthc.remote_cache: {message}" in result.stderr
+
+
 def test_explain_into_a_missing_directory_is_a_clear_error(config: Path) -> None:
     result = run_cli("explain", str(config), "-o", str(config.parent / "no" / "such" / "x.txt"))
     assert result.exit_code == 2
