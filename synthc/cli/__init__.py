@@ -207,7 +207,13 @@ def build(
     "dot: Graphviz; html: one self-contained page.",
 )
 @click.option("--why", "node", metavar="NODE", help="Explain one node in full, e.g. answer[3].")
-@click.option("--all", "show_all", is_flag=True, help="List every node, not the first 50.")
+@click.option(
+    "--all",
+    "show_all",
+    is_flag=True,
+    help="List every node, not the first 50; and count every sample (without it, a build "
+    "of more than 40,000 samples is counted from 40,000 of them, spread evenly).",
+)
 @click.option("--nodes", is_flag=True, help="With --format dot: draw nodes, not just rules.")
 @click.option(
     "--prices",

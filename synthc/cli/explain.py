@@ -42,7 +42,8 @@ def _rule_tree(data: dict[str, Any]) -> Tree:
 
 
 def summary_text(data: dict[str, Any]) -> str:
-    """Two lines: what would happen, and what it would spend."""
+    """Two lines: what would happen, and what it would spend; a third when the counts
+    are estimated from some of the samples."""
     t, e = data["totals"], data["estimate"]
     remote = sum(data.get("remote_hits", {}).values())
     tiers = f" ({t['cached'] - remote} local, {remote} remote)" if remote else ""
@@ -58,6 +59,12 @@ def summary_text(data: dict[str, Any]) -> str:
         f"estimate: {e['requests']} requests, ~{e['input_tokens']:,} input tokens, "
         f"at most {e['output_tokens_max']:,} output tokens, {price}"
     )
+    if sampled := data.get("sampled"):
+        lines.append(
+            f"(counted from {sampled['samples_walked']:,} of {data['num_samples']:,} samples: "
+            f"the first {sampled['exact_samples']:,}, then one in {sampled['every']:,}; "
+            "explain --all looks at every one)"
+        )
     return "\n".join(lines)
 
 

@@ -1,17 +1,21 @@
 """Explain a build before it runs: a Graph, the cache and the last manifest in, an Explanation out.
 
-Walks every sample with the same :func:`~synthc.planning.plan.plan` a build
-uses, so the two cannot disagree. For each rule it counts nodes cached, to
-run, blocked on an upstream node that must run first, and failing; every
-node that would run carries its reasons (:mod:`synthc.planning.reasons`);
-the totals come with an estimate of requests, tokens and, where the model's
-price is known, dollars. ``to_json`` is the stable, documented form
+Walks the samples with the same :func:`~synthc.planning.plan.plan` a build
+uses, so the two cannot disagree: every sample of a build up to
+``EXACT_SAMPLES + SPREAD_SAMPLES``; of a bigger one, the first ``EXACT_SAMPLES``
+and then samples evenly spread over the rest, each standing for its share
+(:class:`Walk`), so a plan of 10^8 samples takes seconds and says it estimated.
+For each rule it counts nodes cached, to run, blocked on an upstream node that
+must run first, and failing; every node that would run carries its reasons
+(:mod:`synthc.planning.reasons`); the totals come with an estimate of requests,
+tokens and, where the model's price is known, dollars. ``to_json`` is the stable, documented form
 (docs/explain-json.md); the CLI draws the rest from it.
 """
 
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -51,6 +55,39 @@ PRICES: dict[str, tuple[float, float]] = {
     "claude-sonnet-4-20250514": (3.00, 15.00),
 }
 BATCH_PRICE = 0.5  # OpenAI's Batch API and Anthropic's Message Batches: half the online price
+EXACT_SAMPLES = 20_000  # explained one by one: a build this size is explained exactly
+SPREAD_SAMPLES = 20_000  # beyond them, at most this many more, evenly spread, for the rest
+
+
+@dataclass(frozen=True)
+class Walk:
+    """The samples explain looks at: the first ``exact``, then every ``every``-th of the
+    rest, each of those standing for ``every`` samples (the last for what is left)."""
+
+    num_samples: int
+    exact: int
+    every: int = 1
+
+    @classmethod
+    def of(cls, num_samples: int, *, exactly: bool = False) -> Walk:
+        if exactly or num_samples <= EXACT_SAMPLES + SPREAD_SAMPLES:
+            return cls(num_samples, num_samples)
+        return cls(num_samples, EXACT_SAMPLES, -(-(num_samples - EXACT_SAMPLES) // SPREAD_SAMPLES))
+
+    @property
+    def estimated(self) -> bool:
+        return self.exact < self.num_samples
+
+    def samples(self) -> Iterator[int]:
+        yield from range(self.exact)
+        yield from range(self.exact, self.num_samples, self.every)
+
+    def weight(self, index: int) -> int:
+        """How many samples sample ``index`` stands for."""
+        return 1 if index < self.exact else min(self.every, self.num_samples - index)
+
+    def walked(self) -> int:
+        return self.exact + len(range(self.exact, self.num_samples, self.every))
 
 
 @dataclass
@@ -75,9 +112,14 @@ class Explanation:
     prices: dict[str, tuple[float, float]] = field(default_factory=dict)
     remote_hits: dict[str, int] = field(default_factory=dict)  # cached nodes a remote served
     batch: bool = False  # priced as a batch build (the provider's batch API)
+    walk: Walk | None = None  # the samples looked at; None: every one
 
     def total(self, status: str) -> int:
         return sum(c[status] for c in self.counts.values())
+
+    def weight(self, index: int) -> int:
+        """How many samples the sample ``index`` stands for in the counts."""
+        return 1 if self.walk is None else self.walk.weight(index)
 
     def to_json(self) -> dict[str, Any]:
         return _to_json(self)
@@ -93,12 +135,14 @@ def explain(
     batch: bool = False,
 ) -> Explanation:
     """What a build would do now and why; sends nothing. ``batch``: price it as a batch
-    build."""
+    build. With a ``node_limit`` a big build's counts are estimated (:class:`Walk`);
+    without one (every node listed) every sample is walked."""
     llm = [r for r in graph.rules if isinstance(r, LLMRule)]
     multiturn = [r for r in graph.rules if isinstance(r, MultiturnRule)]
     ids = [r.id for r in llm] + [r.id for r in multiturn]
     counts: dict[str, Counter[str]] = {rule_id: Counter() for rule_id in ids}
-    report = Explanation(graph, counts, Counter(), prices=prices or PRICES, batch=batch)
+    walk = Walk.of(graph.num_samples, exactly=node_limit is None)
+    report = Explanation(graph, counts, Counter(), prices=prices or PRICES, batch=batch, walk=walk)
 
     def visit(state: SampleState) -> None:
         for rule in llm:
@@ -106,7 +150,7 @@ def explain(
         for conv in multiturn:
             _count_multiturn(report, conv, state, previous, node_limit)
 
-    plan(graph, store, visit)
+    plan(graph, store, visit, walk.samples())
     return report
 
 
@@ -120,22 +164,23 @@ def _count(
     counts_as: str | None = None,
 ) -> None:
     status = _status(state.status.get(rule.id, Status.BLOCKED))
-    report.counts[counts_as or rule.id][status] += 1
+    weight = report.weight(state.index)
+    report.counts[counts_as or rule.id][status] += weight
     node_id = f"{rule.id}[{state.index}]"
     old = previous.nodes.get(node_id) if previous else None
     if old is not None and old.get("status") == Status.FAILED:
-        report.failed_last_time[counts_as or rule.id] += 1
+        report.failed_last_time[counts_as or rule.id] += weight
     if status == "cached":
         return
     node = state.nodes.get(rule.id)
     if isinstance(node, ToolNode):
-        report.tool_runs[counts_as or rule.id] += status != "failed"
+        report.tool_runs[counts_as or rule.id] += weight * (status != "failed")
     elif status == "run" and isinstance(node, LLMNode):
-        report.input_chars[counts_as or rule.id] += sum(
+        report.input_chars[counts_as or rule.id] += weight * sum(
             len(m.content) for m in node.request.messages
         )
     if node_limit is not None and len(report.nodes) >= node_limit:
-        report.omitted += 1
+        report.omitted += weight
         return
     facts = node_facts(report.graph, rule, state)
     found = (
@@ -164,7 +209,7 @@ def _count_multiturn(
         )
     if state.status.get(rule.id) is Status.BLOCKED:
         known = sum(1 for s in steps if s.opens_turn)  # the plan, each turn's first request
-        report.counts[rule.id]["blocked"] += max(expected - known, 0)
+        report.counts[rule.id]["blocked"] += report.weight(state.index) * max(expected - known, 0)
 
 
 def _status(status: Status) -> str:
@@ -277,7 +322,15 @@ def _to_json(report: Explanation) -> dict[str, Any]:
         "nodes": [_node_json(n) for n in report.nodes],
         "nodes_omitted": report.omitted,
         "remote_hits": dict(report.remote_hits),
+        "sampled": _sampled(report.walk),
     }
+
+
+def _sampled(walk: Walk | None) -> dict[str, int] | None:
+    """How the counts of a big build were estimated; None when every sample was walked."""
+    if walk is None or not walk.estimated:
+        return None
+    return {"exact_samples": walk.exact, "every": walk.every, "samples_walked": walk.walked()}
 
 
 def _node_json(node: NodeReport) -> dict[str, Any]:

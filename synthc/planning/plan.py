@@ -18,9 +18,10 @@ only and asks the remotes as it sends (:class:`synthc.core.records.Tiered`).
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
+from itertools import islice
 from typing import Any
 
 import xxhash
@@ -466,14 +467,21 @@ class Plan:
 PLAN_BATCH = 256  # samples resolved together: their lookups batched, remote ones overlapping
 
 
-def plan(graph: Graph, store: Lookup, visit: Callable[[SampleState], None] | None = None) -> Plan:
-    """Walk every sample against ``store`` without sending anything.
+def plan(
+    graph: Graph,
+    store: Lookup,
+    visit: Callable[[SampleState], None] | None = None,
+    samples: Iterable[int] | None = None,
+) -> Plan:
+    """Walk every sample (of ``samples``, ascending, when given) against ``store``
+    without sending anything.
 
     ``visit`` sees each sample's state once it is resolved as far as the cache
     allows (``explain`` reads its nodes and reasons from there).
     """
     counts: dict[str, Counter[Status]] = {r.id: Counter() for r in graph.rules}
-    for state in _resolved(graph, store):
+    walked = range(graph.num_samples) if samples is None else samples
+    for state in _resolved(graph, store, walked):
         for rule in graph.rules:
             counts[rule.id][state.status.get(rule.id, Status.BLOCKED)] += 1
         if visit is not None:
@@ -481,11 +489,12 @@ def plan(graph: Graph, store: Lookup, visit: Callable[[SampleState], None] | Non
     return Plan(graph, counts)
 
 
-def _resolved(graph: Graph, store: Lookup) -> Iterator[SampleState]:
-    """Every sample, in order, resolved as far as the cache allows, :data:`PLAN_BATCH` at a
+def _resolved(graph: Graph, store: Lookup, samples: Iterable[int]) -> Iterator[SampleState]:
+    """``samples``, in order, resolved as far as the cache allows, :data:`PLAN_BATCH` at a
     time so that their lookups are batched (and remote round trips overlap)."""
-    for first in range(0, graph.num_samples, PLAN_BATCH):
-        states = [start(graph, i) for i in range(first, min(first + PLAN_BATCH, graph.num_samples))]
+    indices = iter(samples)
+    while batch := list(islice(indices, PLAN_BATCH)):
+        states = [start(graph, i) for i in batch]
         resolve(graph, states, store)
         yield from states
 

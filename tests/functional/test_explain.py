@@ -209,6 +209,45 @@ def test_dry_run_prints_the_summary_and_sends_nothing(session: Session) -> None:
     assert session.server.count == before
 
 
+def test_a_huge_plan_is_counted_from_samples_spread_over_it(session: Session) -> None:
+    """10^8 samples: the dry run and explain answer (walking 40,000 samples, not 10^8),
+    say they estimated, and count the cached first samples exactly."""
+    huge = ("--num_samples", str(10**8))
+    result = run_cli("build", str(session.config), "--dry-run", *huge, *session.url)
+    assert result.exit_code == 0, result.stderr
+    total = 2 * 10**8
+    assert result.stdout.startswith(f"{total} nodes: 20 cached, {10**8 - 10} to run")
+    counted = "(counted from 40,000 of 100,000,000 samples: the first 20,000, then one in 4,999;"
+    assert counted in result.stdout
+    result = run_cli("explain", str(session.config), "--format", "json", *huge, *session.url)
+    data = json.loads(result.stdout)
+    assert data["sampled"] == {"exact_samples": 20_000, "every": 4999, "samples_walked": 40_000}
+    assert data["totals"]["nodes"] == total and data["estimate"]["requests"] == total - 20
+    assert len(data["nodes"]) == 50 and data["nodes_omitted"] == total - 20 - 50
+
+
+def test_an_estimate_is_within_a_stride_of_the_count(
+    session: Session, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Counted from every 7th sample past the first 3 (the walk made small so that the
+    estimated part holds cached samples): each rule's cached count is off by less than
+    one stride, where the cached samples end."""
+    from synthc.planning import explain
+
+    monkeypatch.setattr(explain, "EXACT_SAMPLES", 3)
+    monkeypatch.setattr(explain, "SPREAD_SAMPLES", 5)
+    estimated = session.explain("--num_samples", "40")  # the --all of session.explain...
+    assert estimated["sampled"] is None  # ... counts every sample
+    result = run_cli("explain", str(session.config), "--format", "json", "--num_samples", "40")
+    data = json.loads(result.stdout)
+    assert data["sampled"] == {"exact_samples": 3, "every": 8, "samples_walked": 8}
+    for rule, exact in zip(data["rules"], estimated["rules"], strict=True):
+        if "counts" in rule:
+            assert abs(rule["counts"]["cached"] - exact["counts"]["cached"]) < 8
+            assert sum(rule["counts"].values()) == 40
+    assert data["totals"]["nodes"] == estimated["totals"]["nodes"] == 80
+
+
 @pytest.mark.parametrize(
     ("spelling", "name", "keys"),
     [
