@@ -210,10 +210,14 @@ def test_requests_per_minute_is_the_endpoints_across_shards(cluster: None, tmp_p
     assert len(arrivals) == 200
     rate = rpm / 61  # per second (synthc.runtime.limits: limit / (window + burst))
     burst = rate * 1.0
+    # Requests sent within the limit arrive bunched by however much more the earlier
+    # ones were delayed on the way (RPC, event loops): 100 ms was exceeded by 0.3 % once
+    # on a loaded machine. Two shards each at the full rate would reach about 1.8.
+    jitter = 0.5
     worst = 0.0
     for i, start in enumerate(arrivals):
         for j in range(i, len(arrivals)):
-            allowed = burst + rate * (arrivals[j] - start + 0.1)  # 100 ms of RPC and loop jitter
+            allowed = burst + rate * (arrivals[j] - start + jitter)
             worst = max(worst, (j - i + 1) / allowed)
     assert worst <= 1.0, worst
 
