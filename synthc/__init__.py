@@ -4,9 +4,12 @@ Reads oumi synth configs, compiles them into a content-addressed task graph
 and builds it incrementally against an on-disk cache::
 
     import synthc
-    result = synthc.build("config.yaml", ["--num_samples", "50"])
+    result = synthc.build("config.yaml", {"num_samples": 50})   # or ["--num_samples", "50"]
+    result.rows, result.to_pandas(), result.to_dataset()        # what it wrote
     report = synthc.explain("config.yaml")    # what would run and why, sending nothing
     synthc.build("config.yaml", batch=True)   # through the provider's batch API, half price
+    synthc.build({"num_samples": 5, "strategy_params": {...}})  # a dict, or YAML/.synth text
+    await synthc.abuild("config.yaml")        # from async code; build() works in Jupyter too
 """
 
 from __future__ import annotations
@@ -33,7 +36,7 @@ if TYPE_CHECKING:
     from synthc.core.keys import KEY_VERSION, NodeId, NodeKey
     from synthc.core.messages import ToolResult
     from synthc.core.records import Record, Store
-    from synthc.pipeline import BuildResult, build, compile, explain, load, why
+    from synthc.pipeline import BuildResult, abuild, build, compile, explain, load, why
     from synthc.planning.explain import Explanation
     from synthc.planning.plan import Plan, Status, plan
 
@@ -61,6 +64,7 @@ _EXPORTS = {
     "SynthError": "synthc.core.errors",
     "UnsupportedFeature": "synthc.core.errors",
     "BuildResult": "synthc.pipeline",
+    "abuild": "synthc.pipeline",
     "build": "synthc.pipeline",
     "compile": "synthc.pipeline",
     "explain": "synthc.pipeline",
@@ -93,6 +97,7 @@ __all__ = [
     "SynthError",
     "ToolResult",
     "UnsupportedFeature",
+    "abuild",
     "build",
     "compile",
     "explain",

@@ -9,23 +9,28 @@ build(config, ...)       -> BuildResult   + execute, write JSONL and manifest
 from __future__ import annotations
 
 import asyncio
+import importlib
+import re
+import shlex
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+import yaml
 
 from synthc.cache.claims import Claims
 from synthc.cache.layered import LayeredStore, open_store, readonly_setting, remote_urls
 from synthc.cache.store import default_cache_dir
 from synthc.compiler.graph import Graph
 from synthc.compiler.lower import lower
-from synthc.compiler.overrides import apply_overrides, parse_overrides
+from synthc.compiler.overrides import Override, apply_overrides, overrides_from, parse_overrides
 from synthc.compiler.resolve import resolve
-from synthc.compiler.source import Document, include_environments, load_yaml
+from synthc.compiler.source import Document, include_environments, load_yaml, parse_yaml
 from synthc.compiler.validate import Spec, validate
-from synthc.core.errors import BatchesPending, BuildInterrupted, ConfigError
+from synthc.core.errors import BatchesPending, BuildInterrupted, ConfigError, Span, SynthError
 from synthc.core.records import Store
 from synthc.planning.derive import build_row
 from synthc.planning.explain import DEFAULT_NODE_LIMIT, Explanation
@@ -35,13 +40,16 @@ from synthc.planning.manifest import load_manifest
 from synthc.planning.plan import SampleState
 from synthc.runtime.engines import LazyRunner, check_batch_engine, check_engine
 from synthc.runtime.inputs import load_inputs
+from synthc.runtime.loops import in_a_thread, interruptible, off_the_loop
 from synthc.runtime.output import (
     AtomicFile,
     count_rows,
+    file_stamp,
     manifest_entries,
     manifest_header,
     manifest_line,
     partial_path,
+    read_rows,
     row_line,
 )
 from synthc.runtime.scheduler import (
@@ -69,35 +77,140 @@ class BuildResult:
     preview: list[dict[str, Any]] = field(default_factory=list)
     pending: BatchesPending | None = None  # batch=True, wait=False: not built yet
     kept: Path | None = None  # a failed build left this output (with more rows) as it was
+    written: tuple[int, int] | None = None  # the output's (mtime_ns, size) when it was written
+    _rows: list[dict[str, Any]] | None = field(default=None, init=False, repr=False)
 
     @property
     def ok(self) -> bool:
         return self.pending is None and self.stats.failed == 0 and self.stats.samples_failed == 0
 
+    @property
+    def rows(self) -> list[dict[str, Any]]:
+        """The rows the build wrote (none while its batches are with the provider), read
+        back from ``output_path`` once; refused if another build rewrote it since."""
+        if self._rows is None:
+            if self.pending is not None:
+                return []
+            if self.written is not None and file_stamp(self.output_path) != self.written:
+                raise SynthError(
+                    f"{self.output_path} was rewritten after this build wrote it: "
+                    "read the rows from the newer build's result"
+                )
+            self._rows = read_rows(self.output_path)
+        return self._rows
 
-def load(config: Path | str, overrides: Sequence[str] = ()) -> Spec:
-    """Read ``config``, apply command-line ``overrides`` and validate the result."""
+    def to_pandas(self) -> Any:
+        """The rows as a ``pandas.DataFrame`` (pandas is imported here, not before)."""
+        pandas = _optional("pandas", "to_pandas()", "pandas")
+        return pandas.DataFrame(self.rows)
+
+    def to_dataset(self) -> Any:
+        """The rows as a Hugging Face ``datasets.Dataset`` (imported here, not before)."""
+        datasets = _optional("datasets", "to_dataset()", "'synthc[data]'")
+        return datasets.Dataset.from_list(self.rows)
+
+    def summary(self) -> str:
+        s = self.stats
+        if self.pending is not None:
+            return f"{self.pending.requests:,} requests with the provider; nothing written yet"
+        return (
+            f"{s.samples_written:,} rows in {self.output_path} ({s.samples_failed:,} samples "
+            f"failed); {s.nodes:,} nodes: {s.cached:,} cached, {s.generated:,} generated, "
+            f"{s.failed:,} failed; {self.elapsed:.1f}s"
+        )
+
+    def __repr__(self) -> str:
+        return f"<BuildResult: {self.summary()}>"
+
+    def _repr_html_(self) -> str:
+        from synthc.planning.formats.rows import rows_html  # drawing loads when used
+
+        return rows_html(self.summary(), self.rows[:PREVIEW_ROWS], ok=self.ok)
+
+
+ConfigSource = Path | str | Mapping[str, Any]
+Overrides = Sequence[str] | Mapping[str, Any] | str
+TEXT_CONFIG = "<config>"  # what errors call a config given as text or a dict
+
+
+def _optional(module: str, what: str, install: str) -> Any:
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        raise SynthError(f"{what} needs {module}: pip install {install}") from None
+
+
+def load(config: ConfigSource, overrides: Overrides = ()) -> Spec:
+    """Read ``config``, apply ``overrides`` and validate the result.
+
+    ``config`` is a path (``.yaml``, ``.synth``), the text of a YAML or ``.synth``
+    config (anything with a line break), or a dict. A config given as text or a dict
+    reads as if it were ``./config.yaml`` (``./config.synth``): relative paths
+    resolve in the working directory and the default output is ``config.jsonl``.
+    ``overrides`` are command-line arguments (``["--num_samples", "50"]``, or one
+    string of them) or a mapping of the same paths to values
+    (``{"num_samples": 50}``).
+    """
+    document = _document(config)
+    data, source_map = apply_overrides(document.data, document.source_map, _overrides(overrides))
+    include_environments(data, source_map, document.path)
+    return validate(data, source_map, document.text, document.path)
+
+
+def _document(config: ConfigSource) -> Document:
+    if isinstance(config, Mapping):
+        return parse_yaml(_as_yaml(config), TEXT_CONFIG, Path.cwd() / "config.yaml")
+    if isinstance(config, str) and "\n" in config:
+        if _looks_like_yaml(config):
+            return parse_yaml(config, TEXT_CONFIG, Path.cwd() / "config.yaml")
+        from synthc.compiler.synth.source import parse_synth  # lark loads only for .synth
+
+        return parse_synth(config, TEXT_CONFIG, Path.cwd() / "config.synth")
     path = Path(config)
-    document: Document
     if path.suffix == ".synth":
-        from synthc.compiler.synth.source import load_synth  # lark loads only for .synth
+        from synthc.compiler.synth.source import load_synth
 
-        document = load_synth(path)
-    else:
-        document = load_yaml(path)
-    data, source_map = apply_overrides(
-        document.data, document.source_map, parse_overrides(overrides)
-    )
-    include_environments(data, source_map, path)
-    return validate(data, source_map, document.text, path)
+        return load_synth(path)
+    return load_yaml(path)
 
 
-def compile(config: Path | str, overrides: Sequence[str] = ()) -> Graph:
+_YAML_START = re.compile(r"(---|\{|[\w\"'.-]+[ \t]*:(\s|$))")
+
+
+def _looks_like_yaml(text: str) -> bool:
+    """Whether config text is YAML (its first statement is a key, ``---`` or ``{``), not
+    ``.synth`` (whose statements open with a keyword: ``samples 10``, ``model ...``)."""
+    for line in text.splitlines():
+        stripped = line.strip()
+        if stripped and not stripped.startswith("#"):
+            return _YAML_START.match(stripped) is not None
+    return True
+
+
+def _as_yaml(config: Mapping[str, Any]) -> str:
+    """A dict config as YAML text, so its errors have lines to point at."""
+    try:
+        return yaml.safe_dump(dict(config), sort_keys=False, allow_unicode=True, width=100)
+    except yaml.YAMLError as exc:
+        raise ConfigError.at(
+            f"the config dict holds a value YAML cannot write: {exc}", Span(TEXT_CONFIG, 0, 0)
+        ) from None
+
+
+def _overrides(overrides: Overrides) -> list[Override]:
+    if isinstance(overrides, Mapping):
+        return overrides_from(overrides)
+    if isinstance(overrides, str):
+        return parse_overrides(shlex.split(overrides))
+    return parse_overrides(overrides)
+
+
+def compile(config: ConfigSource, overrides: Overrides = ()) -> Graph:
     """The build graph of ``config``: every error in it is raised here, before any request."""
     return _compile(config, overrides)[1]
 
 
-def _compile(config: Path | str, overrides: Sequence[str]) -> tuple[Spec, Graph]:
+def _compile(config: ConfigSource, overrides: Overrides) -> tuple[Spec, Graph]:
     spec = load(config, overrides)
     graph = lower(spec, resolve(spec), load_inputs(spec))
     check_engine(spec, graph)
@@ -105,8 +218,8 @@ def _compile(config: Path | str, overrides: Sequence[str]) -> tuple[Spec, Graph]
 
 
 def explain(
-    config: Path | str,
-    overrides: Sequence[str] = (),
+    config: ConfigSource,
+    overrides: Overrides = (),
     *,
     cache_dir: str | None = None,
     node_limit: int | None = DEFAULT_NODE_LIMIT,
@@ -133,9 +246,9 @@ def explain(
 
 
 def why(
-    config: Path | str,
+    config: ConfigSource,
     node: str,
-    overrides: Sequence[str] = (),
+    overrides: Overrides = (),
     *,
     cache_dir: str | None = None,
     remote_cache: Sequence[str] | str | None = None,
@@ -153,9 +266,10 @@ def why(
 EXECUTORS = ("local", "ray")
 
 
+@off_the_loop  # in a notebook cell, whose event loop runs in this thread
 def build(
-    config: Path | str,
-    overrides: Sequence[str] = (),
+    config: ConfigSource,
+    overrides: Overrides = (),
     *,
     cache_dir: str | None = None,
     progress: Progress | None = None,
@@ -179,8 +293,7 @@ def build(
     if executor not in EXECUTORS:
         expected = " or ".join(EXECUTORS)
         raise ConfigError.at(f"unknown executor {executor!r}: expected {expected}")
-    path = Path(config)
-    spec, graph = _compile(path, overrides)
+    spec, graph = _compile(config, overrides)
     batched = batch_setting(spec, graph, batch)
     if executor == "ray":
         if batched:
@@ -199,9 +312,9 @@ def build(
             batches = _batch_runner(spec, graph, directory, store, progress, wait, claims)
         with asyncio.Runner(loop_factory=loop_factory()) as runner:
             work = _build(spec, graph, store, progress, stats, claims=claims, runner=batches)
-            result = runner.run(_pending_as_result(work, spec, stats))
+            result = runner.run(interruptible(_pending_as_result(work, spec, stats)))
         completed = result.pending is None
-    except KeyboardInterrupt:  # Ctrl-C: close() below still writes every answer received
+    except (KeyboardInterrupt, asyncio.CancelledError):  # close() still saves every answer
         raise BuildInterrupted(stats.generated) from None
     finally:
         try:
@@ -213,6 +326,12 @@ def build(
                 batches.close(settle=completed)
     result.stats.remote_hits = store.remote_hits()
     return result
+
+
+async def abuild(config: ConfigSource, overrides: Overrides = (), **options: Any) -> BuildResult:
+    """:func:`build` for ``await``: it runs in a thread, so the caller's loop goes on;
+    cancelling the awaiting task stops the build once it has saved what it received."""
+    return await in_a_thread(build, config, overrides, **options)
 
 
 def batch_setting(spec: Spec, graph: Graph, batch: bool | None) -> bool:
@@ -395,7 +514,10 @@ async def _build(
     kept = _commit_rows(rows, stats)
     manifest.commit()
     elapsed = time.perf_counter() - started
-    return BuildResult(rows.path, manifest.path, stats, elapsed, preview, kept=kept)
+    written = file_stamp(rows.path)
+    return BuildResult(
+        rows.path, manifest.path, stats, elapsed, preview, kept=kept, written=written
+    )
 
 
 def _commit_rows(rows: AtomicFile, stats: Stats) -> Path | None:

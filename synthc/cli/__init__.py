@@ -167,7 +167,7 @@ def build(
 
     if dry_run:
         with errors_to_exit_codes():
-            from synthc.cli.explain import summary_text
+            from synthc.planning.formats.text import summary_text
 
             data = pipeline.explain(
                 config, overrides, cache_dir=cache_dir, node_limit=0, batch=batch, **remote

@@ -12,6 +12,8 @@ from rich.console import Console
 from rich.text import Text
 from rich.tree import Tree
 
+from synthc.planning.formats.text import summary_text
+
 STATUS_STYLE = {"cached": "cyan", "run": "green", "blocked": "yellow", "failed": "red"}
 
 
@@ -39,33 +41,6 @@ def _rule_tree(data: dict[str, Any]) -> Tree:
                 label.append(f"  ({rule['failed_last_time']} failed last time)", style="red")
         tree.add(label)
     return tree
-
-
-def summary_text(data: dict[str, Any]) -> str:
-    """Two lines: what would happen, and what it would spend; a third when the counts
-    are estimated from some of the samples."""
-    t, e = data["totals"], data["estimate"]
-    remote = sum(data.get("remote_hits", {}).values())
-    tiers = f" ({t['cached'] - remote} local, {remote} remote)" if remote else ""
-    lines = [
-        f"{t['nodes']} nodes: {t['cached']} cached{tiers}, {t['run']} to run, {t['blocked']} "
-        f"blocked on an upstream node, {t['failed']} failing"
-    ]
-    cost = e["cost_usd_max"]
-    price = "unknown price" if cost is None else f"at most ${cost:,.4f}"
-    if e.get("batch"):
-        price += " at the batch price (half the online price: a batch build)"
-    lines.append(
-        f"estimate: {e['requests']} requests, ~{e['input_tokens']:,} input tokens, "
-        f"at most {e['output_tokens_max']:,} output tokens, {price}"
-    )
-    if sampled := data.get("sampled"):
-        lines.append(
-            f"(counted from {sampled['samples_walked']:,} of {data['num_samples']:,} samples: "
-            f"the first {sampled['exact_samples']:,}, then one in {sampled['every']:,}; "
-            "explain --all looks at every one)"
-        )
-    return "\n".join(lines)
 
 
 def _print_nodes(data: dict[str, Any], console: Console) -> None:
@@ -190,11 +165,11 @@ def render_explain(
     if fmt == "json":
         return json.dumps(data, indent=2, ensure_ascii=False)
     if fmt == "dot":
-        from synthc.cli.formats.dot import to_dot
+        from synthc.planning.formats.dot import to_dot
 
         return to_dot(data, nodes=nodes)
     if fmt == "html":
-        from synthc.cli.formats.html import to_html
+        from synthc.planning.formats.html import to_html
 
         return to_html(data)
     with console.capture() as captured:

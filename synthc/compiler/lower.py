@@ -95,13 +95,13 @@ def lower(spec: Spec, model: ResolvedModel, sources: tuple[Source, ...] | None =
     rules, problems = _rules(spec, known)
     problems += _check_samples(spec, sampler) + _check_combinations(spec, sampler, rules)
     if problems:
-        raise ConfigError(problems, spec.text, str(spec.path))
+        raise ConfigError(problems, spec.text, spec.name)
     ordered = _topological(spec, rules)
     base, columns, hidden = _columns(config, sampler)
     _warn_unknown_passthrough(spec, {*known, *base, *columns, *(r.id for r in rules)})
     if spec.config.inference_config.progress_path is not None:
         where = spec.span("inference_config", "progress_path")
-        log.warning("%s: progress_path is not written by synthc", where or spec.path)
+        log.warning("%s: progress_path is not written by synthc", where or spec.name)
     return Graph(
         rules=ordered,
         sampler=sampler,
@@ -125,7 +125,7 @@ def _warn_unknown_passthrough(spec: Spec, produced: set[str]) -> None:
             log.warning(
                 "%s: passthrough_attributes names %r, which nothing in the config produces; "
                 "rows leave it out",
-                where or spec.path,
+                where or spec.name,
                 name,
             )
 
@@ -409,7 +409,7 @@ def _topological(spec: Spec, rules: list[Rule]) -> tuple[Rule, ...]:
         if state.get(rule.id) == "active":
             cycle = [*trail[trail.index(rule.id) :], rule.id]
             raise ConfigError.at(f"cycle: {' --> '.join(cycle)}", rule.span).with_source(
-                spec.text, str(spec.path)
+                spec.text, spec.name
             )
         state[rule.id] = "active"
         for dep in rule.deps:

@@ -1,15 +1,16 @@
 """Apply oumi-style command-line overrides to a config mapping before validation.
 
 Takes the arguments after the config (``--num_samples 50``, ``--a.b=value``,
-``--a[0].b value``, ``--a.0.b value``) and returns a new mapping with each value
-set, plus spans that point errors at the override that wrote the value.
+``--a[0].b value``, ``--a.0.b value``), or from Python a mapping of the same paths
+to values, and returns a new mapping with each value set, plus spans that point
+errors at the override that wrote the value.
 """
 
 from __future__ import annotations
 
 import copy
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -59,6 +60,21 @@ def parse_overrides(args: Sequence[str]) -> list[Override]:
         text = f"--{name} {shown}" if not eq else f"--{name}={shown}"
         out.append(Override(_parse_path(name, text), _parse_value(raw, text), text))
         i += 1
+    return out
+
+
+def overrides_from(values: Mapping[str, Any]) -> list[Override]:
+    """Overrides from a mapping of paths to values (``{"num_samples": 50,
+    "strategy_params.generated_attributes[0].id": "q"}``), the values taken as they are."""
+    out = []
+    for name, value in values.items():
+        if not isinstance(name, str):
+            raise ConfigError.at(
+                f"an override's path is text like 'num_samples', not {name!r}",
+                Span("overrides", 0, 0),
+            )
+        text = f"{name}={MASK if looks_secret(name) else repr(value)}"
+        out.append(Override(_parse_path(name.removeprefix("--"), text), value, text))
     return out
 
 

@@ -111,8 +111,12 @@ class Document:
 
 def load_yaml(path: Path) -> Document:
     """Parse the YAML file at ``path`` into a :class:`Document`."""
-    text = _read(path)
-    name = str(path)
+    return parse_yaml(_read(path), str(path), path)
+
+
+def parse_yaml(text: str, name: str, path: Path) -> Document:
+    """Parse YAML ``text`` into a :class:`Document` whose errors name ``name`` and whose
+    relative paths resolve beside ``path``."""
     try:
         root = compose(text, name)
         builder = _Builder(name)

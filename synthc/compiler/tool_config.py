@@ -146,7 +146,7 @@ def _tool(
     executor: ExecutorRef | None = None
     if tp.executor and kind != "lookup":
         try:
-            where = str(report.spec.span(*path, "executor") or report.spec.path)
+            where = str(report.spec.span(*path, "executor") or report.spec.name)
             executor = dataclasses.replace(find_executor(tp.executor, config_dir), where=where)
         except ExecutorError as exc:
             report.add(f"cannot find executor {tp.executor!r}: {exc}", *path, "executor")
@@ -303,7 +303,7 @@ def _database(
     else:
         env.schema_sql, env.seed_sql = str(schema_sql), kwargs.get("seed_sql")
     key = "db_path" if db_path is not None else "schema_sql"
-    env.where = str(report.spec.span(*where, key) or report.spec.path)
+    env.where = str(report.spec.span(*where, key) or report.spec.name)
 
 
 def _grounding(

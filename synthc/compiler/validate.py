@@ -33,11 +33,16 @@ class Spec:
     path: Path
     text: str
 
+    @property
+    def name(self) -> str:
+        """What errors call the config: its file, or ``<config>`` for one given as text."""
+        return self.source_map.file
+
     def span(self, *path: str | int) -> Span | None:
         return self.source_map.span(path)
 
     def error(self, message: str, *path: str | int) -> ConfigError:
-        return ConfigError.at(message, self.span(*path)).with_source(self.text, str(self.path))
+        return ConfigError.at(message, self.span(*path)).with_source(self.text, self.name)
 
 
 def validate(data: dict[str, Any], source_map: SourceMap, text: str, path: Path) -> Spec:

@@ -14,6 +14,7 @@ tokens and, where the model's price is known, dollars. ``to_json`` is the stable
 
 from __future__ import annotations
 
+import html
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -123,6 +124,21 @@ class Explanation:
 
     def to_json(self) -> dict[str, Any]:
         return _to_json(self)
+
+    def __repr__(self) -> str:
+        from synthc.planning.formats.text import summary_text  # drawing loads when used
+
+        return f"<Explanation: {'; '.join(summary_text(self.to_json()).splitlines())}>"
+
+    def _repr_html_(self) -> str:
+        """The explain page (``--format html``) in a sandboxed frame: a notebook shows it."""
+        from synthc.planning.formats.html import to_html
+
+        page = html.escape(to_html(self.to_json()), quote=True)
+        return (
+            f'<iframe srcdoc="{page}" sandbox="allow-scripts" '
+            'style="width:100%;height:640px;border:0"></iframe>'
+        )
 
 
 def explain(

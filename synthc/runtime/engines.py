@@ -176,7 +176,7 @@ def endpoint_fault(spec: Spec, engine: Engine, failure: RequestFailure) -> Confi
         )
         where = ("inference_config", "remote_params", "api_url")
     span = spec.span(*where) or spec.span(*where[:-1]) or spec.span(where[0])
-    return ConfigError.at(message, span).with_source(spec.text, str(spec.path))
+    return ConfigError.at(message, span).with_source(spec.text, spec.name)
 
 
 def _http_backend(spec: Spec, engine: Engine, connections: int) -> Backend:

@@ -93,6 +93,26 @@ def count_rows(path: Path) -> int:
         return 0
 
 
+def file_stamp(path: Path) -> tuple[int, int] | None:
+    """What tells one version of the file at ``path`` from another: (mtime_ns, size)."""
+    try:
+        stat = path.stat()
+    except OSError:
+        return None
+    return stat.st_mtime_ns, stat.st_size
+
+
+def read_rows(path: Path) -> list[dict[str, Any]]:
+    """The rows of the JSONL file at ``path``."""
+    try:
+        with path.open("rb") as file:
+            return [orjson.loads(line) for line in file if line.strip()]
+    except OSError as exc:
+        raise SynthError(f"cannot read {path}: {exc.strerror}") from None
+    except orjson.JSONDecodeError as exc:
+        raise SynthError(f"{path} is not JSONL: {exc}") from None
+
+
 def _remove_stale(path: Path) -> None:
     """Delete temporary files of ``path`` whose writer (by the pid in the name) is gone."""
     for tmp in path.parent.glob(f".{path.name}.*.tmp"):

@@ -130,6 +130,7 @@ def test_public_api_is_pinned() -> None:
             "SynthError",
             "ToolResult",
             "UnsupportedFeature",
+            "abuild",
             "build",
             "compile",
             "explain",

@@ -22,7 +22,7 @@ from typing import Any
 import jsonschema
 import pytest
 
-from synthc.cli.formats import to_dot, to_html
+from synthc.planning.formats import to_dot, to_html
 from synthc.testing.server import FakeLLMServer
 from tests.conftest import REPO, run_cli
 

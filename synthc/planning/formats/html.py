@@ -1,8 +1,8 @@
 """Draw an explanation as one web page: explain's JSON in; a self-contained HTML document out.
 
 The page holds the totals and the estimate, the rule graph as inline SVG
-(:mod:`synthc.cli.formats.svg`), and a table of the listed nodes with filters by
-status, reason check and rule (:mod:`synthc.cli.formats.assets`). It loads
+(:mod:`synthc.planning.formats.svg`), and a table of the listed nodes with filters by
+status, reason check and rule (:mod:`synthc.planning.formats.assets`). It loads
 nothing: style and script are inline and a Content-Security-Policy forbids
 every fetch. All text is escaped; the data itself is embedded as JSON in
 ``<script type="application/json" id="explain-data">`` with ``<``, ``>`` and
@@ -15,9 +15,9 @@ import html
 import json
 from typing import Any
 
-from synthc.cli.formats.assets import CSS, JS
-from synthc.cli.formats.layout import COLOURS, STATUSES
-from synthc.cli.formats.svg import to_svg
+from synthc.planning.formats.assets import CSS, JS
+from synthc.planning.formats.layout import COLOURS, STATUSES
+from synthc.planning.formats.svg import to_svg
 
 CHECKS = (
     "new",

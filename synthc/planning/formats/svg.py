@@ -1,6 +1,6 @@
 """Draw explain's rule graph as inline SVG: the JSON's rules in; an ``<svg>`` element out.
 
-Positions come from :func:`synthc.cli.formats.layout.layout` (columns by dependency
+Positions come from :func:`synthc.planning.formats.layout.layout` (columns by dependency
 depth, left to right). Request rules show four count cells and a bar split by
 status; derived rules and inputs show their kind. Names too long for a box are
 cut with an ellipsis and given in full in the box's ``<title>`` tooltip. All
@@ -13,7 +13,7 @@ import html
 from dataclasses import dataclass
 from typing import Any
 
-from synthc.cli.formats.layout import COLOURS, STATUSES, Vertex, layout
+from synthc.planning.formats.layout import COLOURS, STATUSES, Vertex, layout
 
 BOX_W, BOX_H = 212, 88
 INPUT_H, DERIVED_H, WAYPOINT_H = 44, 50, 10

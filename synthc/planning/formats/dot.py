@@ -20,7 +20,7 @@ import re
 from collections.abc import Iterator
 from typing import Any
 
-from synthc.cli.formats.layout import COLOURS, STATUSES, inputs, rule_state
+from synthc.planning.formats.layout import COLOURS, STATUSES, inputs, rule_state
 
 FONT = "Helvetica"
 _CONTROL = re.compile(r"[\x00-\x09\x0b-\x1f\x7f]")

@@ -1,0 +1,32 @@
+"""Explain's JSON (docs/explain-json.md) in a few lines of plain text."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def summary_text(data: dict[str, Any]) -> str:
+    """Two lines: what would happen, and what it would spend; a third when the counts
+    are estimated from some of the samples."""
+    t, e = data["totals"], data["estimate"]
+    remote = sum(data.get("remote_hits", {}).values())
+    tiers = f" ({t['cached'] - remote} local, {remote} remote)" if remote else ""
+    lines = [
+        f"{t['nodes']} nodes: {t['cached']} cached{tiers}, {t['run']} to run, {t['blocked']} "
+        f"blocked on an upstream node, {t['failed']} failing"
+    ]
+    cost = e["cost_usd_max"]
+    price = "unknown price" if cost is None else f"at most ${cost:,.4f}"
+    if e.get("batch"):
+        price += " at the batch price (half the online price: a batch build)"
+    lines.append(
+        f"estimate: {e['requests']} requests, ~{e['input_tokens']:,} input tokens, "
+        f"at most {e['output_tokens_max']:,} output tokens, {price}"
+    )
+    if sampled := data.get("sampled"):
+        lines.append(
+            f"(counted from {sampled['samples_walked']:,} of {data['num_samples']:,} samples: "
+            f"the first {sampled['exact_samples']:,}, then one in {sampled['every']:,}; "
+            "explain --all looks at every one)"
+        )
+    return "\n".join(lines)

@@ -1,0 +1,47 @@
+"""synthc from a notebook: tests/notebooks/api.ipynb executed in a real Jupyter kernel.
+
+The kernel is a separate process (ipykernel, driven by nbclient) with its own
+running event loop, as in Jupyter; the LLM server runs here and counts what the
+notebook's builds send. Each cell asserts what it should see; this test checks
+the counts and what the cells displayed.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from synthc.testing.server import FakeLLMServer
+from tests.conftest import REPO
+
+nbformat = pytest.importorskip("nbformat", reason="the notebook test needs nbformat (dev extra)")
+nbclient = pytest.importorskip("nbclient", reason="the notebook test needs nbclient (dev extra)")
+NOTEBOOK = REPO / "tests" / "notebooks" / "api.ipynb"
+
+
+def _outputs(cell: Any, mime: str) -> list[str]:
+    return [o["data"][mime] for o in cell.outputs if mime in o.get("data", {})]
+
+
+def test_a_notebook_builds_awaits_and_explains_in_a_real_kernel(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    shutil.copy(NOTEBOOK, tmp_path / NOTEBOOK.name)
+    notebook = nbformat.read(tmp_path / NOTEBOOK.name, as_version=4)
+    with FakeLLMServer() as server:
+        monkeypatch.setenv("SYNTHC_NOTEBOOK_URL", server.url("/v1/chat/completions"))
+        client = nbclient.NotebookClient(
+            notebook, timeout=240, kernel_name="python3", resources={"metadata": {"path": tmp_path}}
+        )
+        client.execute()
+        assert server.count == 6 * 2 + 2 * 2  # six samples, then the two more; explain sends none
+    built, dataset, _, explained = notebook.cells[2:]
+    assert "12 generated" in _outputs(built, "text/plain")[0]
+    assert "<details open><summary>row 0</summary>" in _outputs(built, "text/html")[0]
+    assert "num_rows: 6" in _outputs(dataset, "text/plain")[0]
+    page = _outputs(explained, "text/html")[0]
+    assert page.startswith('<iframe srcdoc="') and "explain-data" in page
+    assert (tmp_path / "quiz.jsonl").read_text().count("\n") == 8
