@@ -7,6 +7,7 @@ and builds it incrementally against an on-disk cache::
     result = synthc.build("config.yaml", {"num_samples": 50})   # or ["--num_samples", "50"]
     result.rows, result.to_pandas(), result.to_dataset()        # what it wrote
     report = synthc.explain("config.yaml")    # what would run and why, sending nothing
+    synthc.preview("config.yaml", samples=5)  # the first 5 samples for real, then the cost
     synthc.build("config.yaml", batch=True)   # through the provider's batch API, half price
     synthc.build({"num_samples": 5, "strategy_params": {...}})  # a dict, or YAML/.synth text
     await synthc.abuild("config.yaml")        # from async code; build() works in Jupyter too
@@ -36,7 +37,17 @@ if TYPE_CHECKING:
     from synthc.core.keys import KEY_VERSION, NodeId, NodeKey
     from synthc.core.messages import ToolResult
     from synthc.core.records import Record, Store
-    from synthc.pipeline import BuildResult, abuild, build, compile, explain, load, why
+    from synthc.pipeline import (
+        BuildResult,
+        Preview,
+        abuild,
+        build,
+        compile,
+        explain,
+        load,
+        preview,
+        why,
+    )
     from synthc.planning.explain import Explanation
     from synthc.planning.plan import Plan, Status, plan
 
@@ -64,6 +75,8 @@ _EXPORTS = {
     "SynthError": "synthc.core.errors",
     "UnsupportedFeature": "synthc.core.errors",
     "BuildResult": "synthc.pipeline",
+    "Preview": "synthc.pipeline",
+    "preview": "synthc.pipeline",
     "abuild": "synthc.pipeline",
     "build": "synthc.pipeline",
     "compile": "synthc.pipeline",
@@ -89,6 +102,7 @@ __all__ = [
     "NodeId",
     "NodeKey",
     "Plan",
+    "Preview",
     "Record",
     "Span",
     "Spec",
@@ -104,6 +118,7 @@ __all__ = [
     "load",
     "lower",
     "plan",
+    "preview",
     "why",
 ]
 

@@ -9,6 +9,7 @@ build(config, ...)       -> BuildResult   + execute, write JSONL and manifest
 from __future__ import annotations
 
 import asyncio
+import html
 import importlib
 import re
 import shlex
@@ -234,15 +235,116 @@ def explain(
     spec, graph = _compile(config, overrides)
     batched = batch_setting(spec, graph, batch)
     store = cache_store(spec, cache_dir, remote_cache, remote_cache_readonly)
+    return _explained(spec, graph, store, node_limit=node_limit, prices=prices, batch=batched)
+
+
+def _explained(
+    spec: Spec,
+    graph: Graph,
+    store: LayeredStore,
+    *,
+    node_limit: int | None,
+    prices: dict[str, tuple[float, float]] | None = None,
+    batch: bool = False,
+) -> Explanation:
+    """:func:`explain`'s answer from ``store``, which it closes."""
     try:
         previous = load_manifest(manifest_path(spec))
         report = explain_graph(
-            graph, store, previous, node_limit=node_limit, prices=prices, batch=batched
+            graph, store, previous, node_limit=node_limit, prices=prices, batch=batch
         )
         report.remote_hits = store.remote_hits()
         return report
     finally:
         store.close()
+
+
+@dataclass
+class Preview:
+    """The first samples of a build, built for real (through the cache, so the full
+    build does not pay for them again), and what the full build would still do."""
+
+    rows: list[dict[str, Any]]
+    stats: Stats
+    num_samples: int  # of the full build
+    full: Explanation  # the full build, after the preview: what it would still send
+
+    def summary(self) -> str:
+        s = self.stats
+        return (
+            f"{s.samples_written:,} of {self.num_samples:,} samples built "
+            f"({s.generated:,} requests sent, {s.cached:,} nodes cached, {s.failed:,} failed)"
+        )
+
+    def __repr__(self) -> str:
+        return f"<Preview: {self.summary()}; full build: {self.full!r}>"
+
+    def _repr_html_(self) -> str:
+        from synthc.planning.formats.rows import rows_html  # drawing loads when used
+        from synthc.planning.formats.text import summary_text
+
+        full = html.escape(summary_text(self.full.to_json()))
+        page = rows_html(self.summary(), self.rows, ok=self.stats.failed == 0)
+        return f"{page}<p>The full build:</p><pre>{full}</pre>"
+
+
+@off_the_loop
+def preview(
+    config: ConfigSource,
+    overrides: Overrides = (),
+    *,
+    samples: int = PREVIEW_ROWS,
+    cache_dir: str | None = None,
+    progress: Progress | None = None,
+    remote_cache: Sequence[str] | str | None = None,
+    remote_cache_readonly: bool | None = None,
+) -> Preview:
+    """Build the first ``samples`` samples of ``config`` for real and say what the full
+    build would still do. The samples are the full build's own (the same draws, the same
+    node keys), cached as it goes; no output file or manifest is written."""
+    if samples < 1:
+        raise ConfigError.at(f"a preview builds at least 1 sample, not {samples}")
+    spec, graph = _compile(config, overrides)
+    store = cache_store(spec, cache_dir, remote_cache, remote_cache_readonly, building=True)
+    claims = Claims.open(default_cache_dir(spec.path, cache_dir), store.local)
+    rows: list[dict[str, Any]] = []
+    stats = Stats()
+
+    def emit(state: SampleState) -> None:
+        if state.ok:
+            rows.append(build_row(graph, state.values))
+
+    async def run() -> None:
+        dispatcher = LazyRunner(spec, graph, progress)
+        try:
+            await Scheduler(
+                graph,
+                store,
+                dispatcher,
+                emit,
+                progress=progress,
+                window=_window(spec, dispatcher),
+                stats=stats,
+                claims=claims,
+                samples=range(min(samples, graph.num_samples)),
+            ).run()
+        finally:
+            await dispatcher.aclose()
+
+    try:
+        with asyncio.Runner(loop_factory=loop_factory()) as runner:
+            runner.run(interruptible(run()))
+    except (KeyboardInterrupt, asyncio.CancelledError):
+        raise BuildInterrupted(stats.generated) from None
+    finally:
+        try:
+            store.close()
+        finally:
+            if claims is not None:
+                claims.close()
+    store = cache_store(spec, cache_dir, remote_cache, remote_cache_readonly)
+    full = _explained(spec, graph, store, node_limit=0, batch=batch_setting(spec, graph, None))
+    return Preview(rows, stats, graph.num_samples, full)
 
 
 def why(

@@ -298,6 +298,61 @@ def _report(result: BuildResult, quiet: bool, config: str) -> None:
     sys.exit(1)
 
 
+@main.command(
+    context_settings={"ignore_unknown_options": True, "allow_extra_args": True},
+    epilog=OVERRIDES_HELP,
+)
+@_config_args
+@_remote_args
+@click.option(
+    "-n",
+    "--samples",
+    type=click.IntRange(min=1),
+    default=5,
+    show_default=True,
+    help="How many samples to build: the first N of the full build.",
+)
+def preview(
+    *,
+    args: tuple[str, ...],
+    config_opt: str | None,
+    cache_dir: str | None,
+    log_level: str,
+    remote_cache: tuple[str, ...],
+    remote_cache_readonly: bool | None,
+    samples: int,
+) -> None:
+    """Build the first N samples of CONFIG for real and print each row in full.
+
+    The samples are the full build's own (same draws, same requests) and are cached,
+    so `synthc build` does not pay for them again. Writes no output file. Ends with
+    what the full build would still send and spend.
+    """
+    config, overrides = _split(config_opt, args)
+    setup_logging(log_level)
+    from synthc import pipeline
+    from synthc.cli.render import BuildProgress, print_rows
+    from synthc.planning.formats.text import summary_text
+
+    with errors_to_exit_codes():
+        with BuildProgress(enabled=sys.stderr.isatty()) as progress:
+            result = pipeline.preview(
+                config,
+                overrides,
+                samples=samples,
+                cache_dir=cache_dir,
+                progress=progress,
+                remote_cache=remote_cache or None,
+                remote_cache_readonly=remote_cache_readonly,
+            )
+        print_rows(result.rows)
+        click.echo(result.summary())
+        for node_id, message in result.stats.failures:
+            click.echo(f"  {node_id}: {message}", err=True)
+        click.echo(f"The full build ({result.num_samples:,} samples), from here:")
+        click.echo(summary_text(result.full.to_json()))
+
+
 @main.command()
 @click.argument("config", type=click.Path(dir_okay=False))
 def convert(config: str) -> None:

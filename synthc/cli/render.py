@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
@@ -16,6 +17,7 @@ from rich.text import Text
 
 from synthc.core.messages import Completion
 from synthc.pipeline import BuildResult
+from synthc.planning.formats.rows import is_conversation, message_text
 from synthc.planning.plan import Node
 
 if TYPE_CHECKING:
@@ -118,10 +120,16 @@ class BuildProgress:
 
 
 def print_preview(result: BuildResult) -> None:
-    """oumi's "Synthesis Results" table: the first row, six columns at most."""
+    """oumi's "Synthesis Results" table: the first row, six columns at most; a row too
+    wide for the terminal's columns is printed a field per line instead."""
     if not result.preview:
         return
     first = result.preview[0]
+    if _too_wide(first):
+        print_rows([first])
+        if result.stats.samples_written > 1:
+            click.echo(f"... and {result.stats.samples_written - 1} more samples")
+        return
     names = list(first)
     table = Table(
         title="Synthesis Results", title_style="bold magenta", show_edge=False, show_lines=True
@@ -138,6 +146,33 @@ def print_preview(result: BuildResult) -> None:
     console.print(table)
     if result.stats.samples_written > 1:
         console.print(f"... and {result.stats.samples_written - 1} more samples")
+
+
+def _too_wide(row: dict[str, Any]) -> bool:
+    """Whether oumi's table would hide some of ``row``: more fields than it has columns,
+    or a field longer than a cell shows."""
+    return len(row) > PREVIEW_COLUMNS or any(len(repr(v)) > CELL_CHARS for v in row.values())
+
+
+def print_rows(rows: list[dict[str, Any]]) -> None:
+    """Each row a field per line, every value in full (a conversation a message per
+    line), so nothing is cut to a column's width."""
+    console = Console(highlight=False)
+    for index, row in enumerate(rows):
+        console.rule(f"row {index}", style="magenta")
+        for name, value in row.items():
+            label = Text(f"{name}: ", style="bold")
+            if is_conversation(value):
+                console.print(label)
+                for message in value["messages"]:
+                    role = Text(f"  {message.get('role', '')}: ", style="cyan")
+                    console.print(role + Text(message_text(message)), soft_wrap=True)
+            else:
+                console.print(label + Text(_plain(value)), soft_wrap=True)
+
+
+def _plain(value: Any) -> str:
+    return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
 
 
 def _cell(value: Any) -> str:

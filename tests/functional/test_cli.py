@@ -122,6 +122,7 @@ def test_public_api_is_pinned() -> None:
             "NodeId",
             "NodeKey",
             "Plan",
+            "Preview",
             "Record",
             "Span",
             "Spec",
@@ -139,6 +140,7 @@ def test_public_api_is_pinned() -> None:
             "load",
             "lower",
             "plan",
+            "preview",
         ]
     )
     for name in synthc.__all__:

@@ -26,7 +26,7 @@ def _outputs(cell: Any, mime: str) -> list[str]:
     return [o["data"][mime] for o in cell.outputs if mime in o.get("data", {})]
 
 
-def test_a_notebook_builds_awaits_and_explains_in_a_real_kernel(
+def test_a_notebook_builds_awaits_previews_and_explains_in_a_real_kernel(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     shutil.copy(NOTEBOOK, tmp_path / NOTEBOOK.name)
@@ -37,11 +37,13 @@ def test_a_notebook_builds_awaits_and_explains_in_a_real_kernel(
             notebook, timeout=240, kernel_name="python3", resources={"metadata": {"path": tmp_path}}
         )
         client.execute()
-        assert server.count == 6 * 2 + 2 * 2  # six samples, then the two more; explain sends none
-    built, dataset, _, explained = notebook.cells[2:]
+        assert server.count == 6 * 2 + 2 * 2 + 2  # six samples, two more, the previewed ninth
+    built, dataset, _, previewed, explained = notebook.cells[2:]
     assert "12 generated" in _outputs(built, "text/plain")[0]
     assert "<details open><summary>row 0</summary>" in _outputs(built, "text/html")[0]
     assert "num_rows: 6" in _outputs(dataset, "text/plain")[0]
+    shown = _outputs(previewed, "text/html")[0]
+    assert "9 of 10 samples built" in shown and "The full build:" in shown
     page = _outputs(explained, "text/html")[0]
     assert page.startswith('<iframe srcdoc="') and "explain-data" in page
     assert (tmp_path / "quiz.jsonl").read_text().count("\n") == 8

@@ -33,13 +33,16 @@ def rows_html(summary: str, rows: list[dict[str, Any]], *, ok: bool = True) -> s
 
 
 def _value(value: Any) -> str:
-    if _is_conversation(value):
-        lines = [f"<b>{_e(m.get('role', ''))}</b>: {_e(_text(m))}" for m in value["messages"]]
+    if is_conversation(value):
+        lines = [
+            f"<b>{_e(m.get('role', ''))}</b>: {_e(message_text(m))}" for m in value["messages"]
+        ]
         return "<br>".join(lines)
     return _e(value if isinstance(value, str) else json.dumps(value, ensure_ascii=False))
 
 
-def _is_conversation(value: Any) -> bool:
+def is_conversation(value: Any) -> bool:
+    """Whether a row's value is a conversation: ``{"messages": [{...}, ...]}``."""
     return (
         isinstance(value, dict)
         and isinstance(value.get("messages"), list)
@@ -47,7 +50,8 @@ def _is_conversation(value: Any) -> bool:
     )
 
 
-def _text(message: dict[str, Any]) -> str:
+def message_text(message: dict[str, Any]) -> str:
+    """A message's text, its tool calls (as JSON) after it."""
     content = message.get("content")
     if message.get("tool_calls"):
         calls = json.dumps(message["tool_calls"], ensure_ascii=False)
