@@ -15,10 +15,10 @@ import re
 import shlex
 import time
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import yaml
 
@@ -41,7 +41,7 @@ from synthc.planning.manifest import load_manifest
 from synthc.planning.plan import SampleState
 from synthc.runtime.engines import LazyRunner, check_batch_engine, check_engine
 from synthc.runtime.inputs import load_inputs
-from synthc.runtime.loops import in_a_thread, interruptible, off_the_loop
+from synthc.runtime.loops import in_a_thread, off_the_loop, run_loop
 from synthc.runtime.output import (
     AtomicFile,
     count_rows,
@@ -58,7 +58,6 @@ from synthc.runtime.scheduler import (
     Progress,
     Scheduler,
     Stats,
-    loop_factory,
     window_for,
 )
 
@@ -67,6 +66,7 @@ if TYPE_CHECKING:
     from synthc.runtime.batching import BatchRunner
 
 PREVIEW_ROWS = 5
+T = TypeVar("T")
 
 
 @dataclass
@@ -314,34 +314,11 @@ def preview(
         if state.ok:
             rows.append(build_row(graph, state.values))
 
-    async def run() -> None:
-        dispatcher = LazyRunner(spec, graph, progress)
-        try:
-            await Scheduler(
-                graph,
-                store,
-                dispatcher,
-                emit,
-                progress=progress,
-                window=_window(spec, dispatcher),
-                stats=stats,
-                claims=claims,
-                samples=range(min(samples, graph.num_samples)),
-            ).run()
-        finally:
-            await dispatcher.aclose()
-
+    first = range(min(samples, graph.num_samples))
     try:
-        with asyncio.Runner(loop_factory=loop_factory()) as runner:
-            runner.run(interruptible(run()))
-    except (KeyboardInterrupt, asyncio.CancelledError):
-        raise BuildInterrupted(stats.generated) from None
+        _run(_schedule(spec, graph, store, None, stats, emit, claims, samples=first), stats)
     finally:
-        try:
-            store.close()
-        finally:
-            if claims is not None:
-                claims.close()
+        _close(store, claims)
     store = cache_store(spec, cache_dir, remote_cache, remote_cache_readonly)
     full = _explained(spec, graph, store, node_limit=0, batch=batch_setting(spec, graph, None))
     return Preview(rows, stats, graph.num_samples, full)
@@ -412,18 +389,13 @@ def build(
     try:
         if batched:
             batches = _batch_runner(spec, graph, directory, store, progress, wait, claims)
-        with asyncio.Runner(loop_factory=loop_factory()) as runner:
-            work = _build(spec, graph, store, progress, stats, claims=claims, runner=batches)
-            result = runner.run(interruptible(_pending_as_result(work, spec, stats)))
+        work = _build(spec, graph, store, progress, stats, claims=claims, runner=batches)
+        result = _run(_pending_as_result(work, spec, stats), stats)
         completed = result.pending is None
-    except (KeyboardInterrupt, asyncio.CancelledError):  # close() still saves every answer
-        raise BuildInterrupted(stats.generated) from None
     finally:
         try:
-            store.close()
+            _close(store, claims)
         finally:
-            if claims is not None:
-                claims.close()  # after every answer is on disk, so the others find it
             if batches is not None:
                 batches.close(settle=completed)
     result.stats.remote_hits = store.remote_hits()
@@ -506,9 +478,8 @@ def _build_on_ray(  # noqa: PLR0917 - build()'s own arguments, passed on
     answers = ShardAnswers({key: f for r in run.reports for key, f in r.failures.items()})
     store = cache_store(spec, cache_dir, *remote, building=True)
     try:
-        with asyncio.Runner(loop_factory=loop_factory()) as runner:
-            assembly = _build(spec, graph, store, None, Stats(), runner=answers, build=job.build)
-            result = runner.run(assembly)
+        assembly = _build(spec, graph, store, None, Stats(), runner=answers, build=job.build)
+        result = run_loop(assembly)
     finally:
         store.close()
     result.stats = merge_stats(run.reports, result.stats, run.engine_load_seconds)
@@ -579,7 +550,6 @@ async def _build(
     build: str = "",
 ) -> BuildResult:
     started = time.perf_counter()
-    dispatcher = runner if runner is not None else LazyRunner(spec, graph, progress)
     preview: list[dict[str, Any]] = []
     rows = AtomicFile(output_path(spec))
     manifest = AtomicFile(manifest_path(spec))
@@ -595,6 +565,39 @@ async def _build(
 
     manifest.write(manifest_line(manifest_header(graph, spec.path)))
     try:
+        await _schedule(
+            spec, graph, store, progress, stats, emit, claims, runner=runner, build=build
+        )
+    except BaseException:
+        rows.abort()
+        manifest.abort()
+        raise
+    kept = _commit_rows(rows, stats)
+    manifest.commit()
+    elapsed = time.perf_counter() - started
+    written = file_stamp(rows.path)
+    return BuildResult(
+        rows.path, manifest.path, stats, elapsed, preview, kept=kept, written=written
+    )
+
+
+async def _schedule(  # noqa: PLR0917 - the scheduler's own arguments, passed on
+    spec: Spec,
+    graph: Graph,
+    store: Store,
+    progress: Progress | None,
+    stats: Stats,
+    emit: Callable[[SampleState], None],
+    claims: Claims | None,
+    *,
+    runner: LazyRunner | ShardAnswers | BatchRunner | None = None,
+    build: str = "",
+    samples: range | None = None,
+) -> None:
+    """Run ``graph``'s samples (``samples``, else all) through a scheduler that sends with
+    ``runner`` (else the config's engine) and hands each finished sample to ``emit``."""
+    dispatcher = runner if runner is not None else LazyRunner(spec, graph, progress)
+    try:
         await Scheduler(
             graph,
             store,
@@ -604,22 +607,31 @@ async def _build(
             window=_window(spec, dispatcher),
             stats=stats,
             claims=claims,
+            samples=samples,
             build=build,
         ).run()
         stats.engine_load_seconds = dispatcher.load_seconds
-    except BaseException:
-        rows.abort()
-        manifest.abort()
-        raise
     finally:
         await dispatcher.aclose()
-    kept = _commit_rows(rows, stats)
-    manifest.commit()
-    elapsed = time.perf_counter() - started
-    written = file_stamp(rows.path)
-    return BuildResult(
-        rows.path, manifest.path, stats, elapsed, preview, kept=kept, written=written
-    )
+
+
+def _run(work: Coroutine[Any, Any, T], stats: Stats) -> T:
+    """Run ``work`` in a loop of its own; Ctrl-C (or the caller's interrupt) stops it as
+    :class:`BuildInterrupted` once it has unwound (the caller closes the store next,
+    which saves every answer received)."""
+    try:
+        return run_loop(work)
+    except (KeyboardInterrupt, asyncio.CancelledError):
+        raise BuildInterrupted(stats.generated) from None
+
+
+def _close(store: Store, claims: Claims | None) -> None:
+    """Close the store, then the claims: others find every answer on disk once they go."""
+    try:
+        store.close()
+    finally:
+        if claims is not None:
+            claims.close()
 
 
 def _commit_rows(rows: AtomicFile, stats: Stats) -> Path | None:

@@ -34,8 +34,9 @@ from synthc.core.messages import Completion, Outcome, Request, RequestFailure
 from synthc.planning.plan import Node, samples_share_nodes
 from synthc.runtime.engines import LazyRunner
 from synthc.runtime.limits import Limiter
+from synthc.runtime.loops import run_loop
 from synthc.runtime.protocol import Backend
-from synthc.runtime.scheduler import Scheduler, Stats, loop_factory, window_for
+from synthc.runtime.scheduler import Scheduler, Stats, window_for
 
 STOP_POLL = 0.1  # seconds between a shard's looks at whether it is to stop
 
@@ -205,8 +206,7 @@ def run_shard(
             await runner.aclose()
 
     try:
-        with asyncio.Runner(loop_factory=loop_factory()) as loop:
-            stats = loop.run(run())
+        stats = run_loop(run())
     finally:
         try:
             store.close()

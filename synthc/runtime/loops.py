@@ -16,9 +16,11 @@ import asyncio
 import contextlib
 import functools
 import threading
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, ParamSpec, TypeVar
+
+from synthc.runtime.scheduler import loop_factory
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -59,6 +61,13 @@ async def interruptible(work: Awaitable[T]) -> T:
     if interrupt is not None and task is not None:
         interrupt.attach(task)
     return await work
+
+
+def run_loop(work: Coroutine[Any, Any, T]) -> T:
+    """Run ``work`` to the end in a new event loop (uvloop's where installed), as a main
+    task that :func:`off_the_loop`'s or :func:`in_a_thread`'s caller may cancel."""
+    with asyncio.Runner(loop_factory=loop_factory()) as runner:
+        return runner.run(interruptible(work))
 
 
 def loop_running() -> bool:
