@@ -40,6 +40,8 @@ from synthc.planning.explain import why as why_node
 from synthc.planning.manifest import load_manifest
 from synthc.planning.plan import SampleState
 from synthc.runtime.engines import LazyRunner, check_batch_engine, check_engine
+from synthc.runtime.export import Exported
+from synthc.runtime.export import export as export_rows
 from synthc.runtime.inputs import load_inputs
 from synthc.runtime.loops import in_a_thread, off_the_loop, run_loop
 from synthc.runtime.output import (
@@ -322,6 +324,41 @@ def preview(
     store = cache_store(spec, cache_dir, remote_cache, remote_cache_readonly)
     full = _explained(spec, graph, store, node_limit=0, batch=batch_setting(spec, graph, None))
     return Preview(rows, stats, graph.num_samples, full)
+
+
+def export(
+    config: ConfigSource,
+    overrides: Overrides = (),
+    *,
+    format: str = "messages",
+    output: Path | str | None = None,
+    conversation: str | None = None,
+    provenance: bool = False,
+    cache_dir: str | None = None,
+    remote_cache: Sequence[str] | str | None = None,
+    remote_cache_readonly: bool | None = None,
+) -> Exported:
+    """Write the rows ``config``'s build made, from the cache, in a trainer's format
+    (:mod:`synthc.runtime.export`): ``messages`` (TRL's SFTTrainer, oumi's
+    text_sft_jsonl), ``sharegpt`` or ``parquet``. Sends nothing; samples not in the
+    cache are counted in the result, not written. ``output`` defaults to the build's
+    output beside itself: ``out.messages.jsonl``, ``out.parquet``."""
+    spec, graph = _compile(config, overrides)
+    store = cache_store(spec, cache_dir, remote_cache, remote_cache_readonly)
+    target = Path(output) if output is not None else export_path(output_path(spec), format)
+    try:
+        return export_rows(
+            graph, store, format, target, conversation=conversation, provenance=provenance
+        )
+    finally:
+        store.close()
+
+
+def export_path(output: Path, fmt: str) -> Path:
+    """Where an export goes by default: beside the build's output, named for the format."""
+    if fmt == "parquet":
+        return output.with_suffix(".parquet")
+    return output.with_name(f"{output.stem}.{fmt}.jsonl")
 
 
 def why(

@@ -292,7 +292,7 @@ def _report(result: BuildResult, quiet: bool, config: str) -> None:
     click.echo(summary_line(result))
     if result.ok:
         if not quiet:
-            click.echo(training_hint(result))
+            click.echo(training_hint(result, config))
         return
     print_failures(result)
     sys.exit(1)
@@ -351,6 +351,84 @@ def preview(
             click.echo(f"  {node_id}: {message}", err=True)
         click.echo(f"The full build ({result.num_samples:,} samples), from here:")
         click.echo(summary_text(result.full.to_json()))
+
+
+@main.command(
+    "export",
+    context_settings={"ignore_unknown_options": True, "allow_extra_args": True},
+    epilog=OVERRIDES_HELP,
+)
+@_config_args
+@_remote_args
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["messages", "sharegpt", "parquet"]),
+    default="messages",
+    show_default=True,
+    help="messages: {'messages': [...]} a line, what TRL's SFTTrainer and oumi's "
+    "text_sft_jsonl load; sharegpt: {'conversations': [{'from', 'value'}]} a line; "
+    "parquet: every column in one Parquet file.",
+)
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False),
+    help="Where to write [default: beside the build's output, e.g. out.messages.jsonl].",
+)
+@click.option(
+    "--conversation",
+    metavar="ATTRIBUTE",
+    help="The column the messages come from (a multiturn attribute or a CHAT transform); "
+    "needed only when the rows have several.",
+)
+@click.option(
+    "--provenance",
+    is_flag=True,
+    help="Add a synthc_nodes column: the key of every node that made the row, by node id.",
+)
+def export_command(
+    *,
+    args: tuple[str, ...],
+    config_opt: str | None,
+    cache_dir: str | None,
+    log_level: str,
+    remote_cache: tuple[str, ...],
+    remote_cache_readonly: bool | None,
+    fmt: str,
+    output: str | None,
+    conversation: str | None,
+    provenance: bool,
+) -> None:
+    """Write what CONFIG's build made in a trainer's format, from the cache.
+
+    Sends no request: every sample whose nodes are all cached is written; the
+    rest are counted (build them first).
+    """
+    config, overrides = _split(config_opt, args)
+    setup_logging(log_level)
+    from synthc import pipeline
+
+    with errors_to_exit_codes():
+        done = pipeline.export(
+            config,
+            overrides,
+            format=fmt,
+            output=output,
+            conversation=conversation,
+            provenance=provenance,
+            cache_dir=cache_dir,
+            remote_cache=remote_cache or None,
+            remote_cache_readonly=remote_cache_readonly,
+        )
+    source = f" (from {done.conversation})" if done.conversation else ""
+    click.echo(f"{done.rows:,} rows written to {done.path} as {done.format}{source}")
+    if done.missing:
+        click.echo(
+            f"warning: {done.missing:,} samples are not in the cache and were left out: "
+            f"run synthc build {config} first",
+            err=True,
+        )
 
 
 @main.command()

@@ -220,14 +220,26 @@ def summary_line(result: BuildResult) -> str:
     return line
 
 
-def training_hint(result: BuildResult) -> str:
+def training_hint(result: BuildResult, config: str) -> str:
+    """How to train on what was written: the export that gives rows a trainer loads (the
+    build's own rows hold oumi synth's columns, which neither TRL nor oumi's
+    text_sft_jsonl reads as a conversation)."""
+    first = result.preview[0] if result.preview else {}
+    columns = [name for name, value in first.items() if is_conversation(value)]
+    if not columns:
+        return (
+            "\nThe rows hold no conversation (add a multiturn attribute or a CHAT "
+            f"transformation to train a chat model on them); for other uses: synthc export "
+            f"{config} --format parquet"
+        )
+    choose = f" --conversation {columns[0]}" if len(columns) > 1 else ""
+    exported = result.output_path.with_name(f"{result.output_path.stem}.messages.jsonl")
     return (
-        "\nTo train a model, run: oumi train -c path/to/your/train/config.yaml\n\n"
-        "If you included a 'conversation' chat attribute in your config, update the config "
-        "to use your new dataset:\n"
-        "data:\n  train:\n    datasets:\n"
-        '      - dataset_name: "text_sft_jsonl"\n'
-        f'        dataset_path: "{result.output_path}"'
+        f"\nTo train on the {columns[0]!r} conversations, write them as messages rows (from "
+        f"the cache, nothing sent): synthc export {config}{choose}\n"
+        f"TRL: SFTTrainer(train_dataset=load_dataset('json', data_files='{exported}')['train'])"
+        f"\noumi: data.train.datasets: [{{dataset_name: text_sft_jsonl, dataset_path: "
+        f"{exported}}}]"
     )
 
 

@@ -68,7 +68,7 @@ def test_build_prints_preview_summary_and_hint(llm_server: FakeLLMServer, tmp_pa
     assert (
         "4 nodes: 0 cached, 4 generated, 0 failed; 4 samples written to out.jsonl" in result.stdout
     )
-    assert "To train a model, run: oumi train" in result.stdout
+    assert "The rows hold no conversation" in result.stdout  # nothing to train a chat model on
     quiet = run_cli("build", "-c", str(config), "--quiet", *url)
     assert quiet.stdout.startswith("4 nodes: 4 cached, 0 generated, 0 failed;")
     assert "Synthesis Results" not in quiet.stdout
@@ -135,6 +135,7 @@ def test_public_api_is_pinned() -> None:
             "build",
             "compile",
             "explain",
+            "export",
             "why",
             "Explanation",
             "load",

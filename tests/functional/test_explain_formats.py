@@ -22,7 +22,8 @@ from typing import Any
 import jsonschema
 import pytest
 
-from synthc.planning.formats import to_dot, to_html
+from synthc.planning.formats.dot import to_dot
+from synthc.planning.formats.html import to_html
 from synthc.testing.server import FakeLLMServer
 from tests.conftest import REPO, run_cli
 

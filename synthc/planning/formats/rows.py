@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import html
 import json
-from typing import Any
+from typing import Any, TypeGuard
 
 STYLE = (
     "<style>.synthc-rows td{vertical-align:top;text-align:left;white-space:pre-wrap}"
@@ -41,7 +41,7 @@ def _value(value: Any) -> str:
     return _e(value if isinstance(value, str) else json.dumps(value, ensure_ascii=False))
 
 
-def is_conversation(value: Any) -> bool:
+def is_conversation(value: Any) -> TypeGuard[dict[str, Any]]:
     """Whether a row's value is a conversation: ``{"messages": [{...}, ...]}``."""
     return (
         isinstance(value, dict)
