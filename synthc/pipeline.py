@@ -81,7 +81,7 @@ class BuildResult:
     pending: BatchesPending | None = None  # batch=True, wait=False: not built yet
     kept: Path | None = None  # a failed build left this output (with more rows) as it was
     written: tuple[int, int] | None = None  # the output's (mtime_ns, size) when it was written
-    _rows: list[dict[str, Any]] | None = field(default=None, init=False, repr=False)
+    _rows: list[dict[str, Any]] | None = field(default=None, init=False, repr=False, compare=False)
 
     @property
     def ok(self) -> bool:
