@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import html
 import importlib
+import importlib.metadata
 import re
 import shlex
 import time
@@ -34,7 +35,7 @@ from synthc.compiler.validate import Spec, validate
 from synthc.core.errors import BatchesPending, BuildInterrupted, ConfigError, Span, SynthError
 from synthc.core.records import Store
 from synthc.planning.derive import build_row
-from synthc.planning.explain import DEFAULT_NODE_LIMIT, Explanation
+from synthc.planning.explain import DEFAULT_NODE_LIMIT, Explanation, cost_usd
 from synthc.planning.explain import explain as explain_graph
 from synthc.planning.explain import why as why_node
 from synthc.planning.manifest import load_manifest
@@ -611,6 +612,8 @@ async def _build(
         raise
     kept = _commit_rows(rows, stats)
     manifest.commit()
+    if kept is None:  # the output was replaced: so is its card
+        write_card(spec, graph, rows.path, stats, preview)
     elapsed = time.perf_counter() - started
     written = file_stamp(rows.path)
     return BuildResult(
@@ -669,6 +672,49 @@ def _close(store: Store, claims: Claims | None) -> None:
     finally:
         if claims is not None:
             claims.close()
+
+
+def card_path(output: Path) -> Path:
+    """Where a build's dataset card goes: beside the output, ``out.card.md``."""
+    return output.with_name(f"{output.stem}.card.md")
+
+
+def write_card(
+    spec: Spec, graph: Graph, output: Path, stats: Stats, first_rows: list[dict[str, Any]]
+) -> Path:
+    """Write the dataset card of the rows at ``output`` beside them."""
+    from synthc.runtime.card import CardFacts, card_text
+
+    used_in, used_out = stats.dataset_tokens
+    facts = CardFacts(
+        name=output.stem,
+        data_file=output.name,
+        rows=stats.samples_written,
+        num_samples=graph.num_samples,
+        samples_failed=stats.samples_failed,
+        seed=graph.seed,
+        engine=graph.inference.engine.name,
+        model=graph.inference.model,
+        identity=graph.inference.identity,
+        synthc_version=_version(),
+        config_name=spec.path.name,
+        config_text=spec.text,
+        input_tokens=used_in,
+        output_tokens=used_out,
+        cost_usd=cost_usd(graph, used_in, used_out),
+        created=time.strftime("%Y-%m-%d", time.gmtime()),
+    )
+    card = AtomicFile(card_path(output))
+    card.write(card_text(facts, first_rows))
+    card.commit()
+    return card.path
+
+
+def _version() -> str:
+    try:
+        return importlib.metadata.version("synthc")
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown"
 
 
 def _commit_rows(rows: AtomicFile, stats: Stats) -> Path | None:

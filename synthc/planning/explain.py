@@ -302,13 +302,26 @@ def _template_chars(graph: Graph, rule_id: str) -> float:
 
 
 def _cost(report: Explanation, input_tokens: int, output_tokens: int) -> float | None:
-    inference = report.graph.inference
+    return cost_usd(report.graph, input_tokens, output_tokens, report.prices, batch=report.batch)
+
+
+def cost_usd(
+    graph: Graph,
+    input_tokens: int,
+    output_tokens: int,
+    prices: dict[str, tuple[float, float]] | None = None,
+    *,
+    batch: bool = False,
+) -> float | None:
+    """What ``graph``'s model charges for the tokens (0 for a local engine; None when its
+    price is unknown), at the batch price when ``batch``."""
+    inference = graph.inference
     if ENGINES[inference.engine].local:
         return 0.0
-    price = report.prices.get(inference.model)
+    price = (prices or PRICES).get(inference.model)
     if price is None:
         return None
-    scale = BATCH_PRICE if report.batch else 1.0
+    scale = BATCH_PRICE if batch else 1.0
     return round((input_tokens * price[0] + output_tokens * price[1]) * scale / 1e6, 6)
 
 

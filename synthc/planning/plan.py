@@ -120,6 +120,8 @@ class SampleState:
     steps: dict[str, Step] = field(default_factory=dict)  # a conversation step's node → its step
     build: str = ""  # the build planning it: the records that build made count as generated
     reused: int = 0  # nodes found in the cache that this very build made (by another process)
+    # the tokens each of its model nodes took (by key), whenever it was answered
+    tokens: dict[str, tuple[int, int]] = field(default_factory=dict)
 
     @property
     def complete(self) -> bool:
@@ -282,6 +284,8 @@ def _use(state: SampleState, node: Node, record: Record) -> None:
     else:
         calls = tuple(ToolCall(**call) for call in record.tool_calls)
         state.values[node.rule.id] = _reply(record.text, calls)
+        usage = record.usage
+        spent(state, node.key, usage.get("input_tokens", 0), usage.get("output_tokens", 0))
     if record.build and record.build == state.build:  # made by this build's other processes
         state.status[node.rule.id] = Status.GENERATED
         state.reused += 1
@@ -300,6 +304,12 @@ def found(state: SampleState, node: Node, record: Record) -> None:
     planning had found it locally; call :func:`advance` next."""
     state.running -= 1
     _use(state, node, record)
+
+
+def spent(state: SampleState, key: str, input_tokens: int, output_tokens: int) -> None:
+    """Note the tokens the node ``key`` of ``state`` took (now, or when its cached answer
+    was made)."""
+    state.tokens[key] = (input_tokens, output_tokens)
 
 
 def answer(

@@ -41,6 +41,8 @@ from synthc.planning.plan import (
     found,
     ran,
     resolve,
+    samples_share_nodes,
+    spent,
     start,
     usable,
 )
@@ -98,6 +100,8 @@ class Stats:
     samples_written: int = 0
     samples_failed: int = 0
     unusable: int = 0  # failed nodes the model answered in a form they cannot use
+    # tokens the nodes of the samples written took, each node once, paid now or earlier
+    dataset_tokens: list[int] = field(default_factory=lambda: [0, 0])  # [input, output]
     failures: list[tuple[str, str]] = field(default_factory=list)  # (node id, why), first few
     remote_hits: dict[str, int] = field(default_factory=dict)  # cached nodes each remote served
     reused: int = 0  # nodes found in the cache that this build made in another process
@@ -162,6 +166,7 @@ class Scheduler:
         # answers refused by their node (not cached): a sharded build reports them as failed
         self.refused: list[tuple[Request, RequestFailure]] = []
         self.tools = ToolRunner(store, build)
+        self._counted: set[str] | None = set() if samples_share_nodes(graph) else None
 
     async def run(self) -> Stats:
         """Build every sample (of ``samples``, when given); return the counts."""
@@ -261,6 +266,7 @@ class Scheduler:
                     self.stats.cached += 1
                     self.progress.cached(1)
                 answer(state, waiter, outcome.text, tool_calls=outcome.tool_calls)
+                spent(state, node.key, outcome.usage.input_tokens, outcome.usage.output_tokens)
             else:
                 self._failed(waiter, outcome.message)
                 self.stats.unusable += outcome.unusable
@@ -327,12 +333,24 @@ class Scheduler:
             done = self._finished.pop(self._next)
             if done.ok:
                 self.stats.samples_written += 1
+                self._count_tokens(done)
             else:
                 self.stats.samples_failed += 1
             self.emit(done)
             self._next += 1
         self._open -= 1
         self._room.set()
+
+    def _count_tokens(self, state: SampleState) -> None:
+        """Add what ``state``'s nodes took to the dataset's tokens; a node several samples
+        share (only possible when :func:`samples_share_nodes`) counts once."""
+        for key, (used_in, used_out) in state.tokens.items():
+            if self._counted is not None:
+                if key in self._counted:
+                    continue
+                self._counted.add(key)
+            self.stats.dataset_tokens[0] += used_in
+            self.stats.dataset_tokens[1] += used_out
 
     def _tally(self, state: SampleState) -> None:
         """Count the sample's cached nodes and the failures that sent no request."""
