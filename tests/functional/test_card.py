@@ -18,7 +18,9 @@ import synthc
 from synthc.testing.server import FakeLLMServer
 from tests.reliability.helpers import write_config
 
-huggingface_hub = pytest.importorskip("huggingface_hub")
+huggingface_hub = pytest.importorskip(
+    "huggingface_hub", reason="huggingface_hub is not installed (it comes with datasets)"
+)
 
 
 def _tokens(card: Path) -> tuple[int, int]:

@@ -81,7 +81,7 @@ def test_sharegpt_parquet_and_provenance(tmp_path: Path) -> None:
         )
         result, _ = _export(command, "--format", "parquet", "-o", "data/train.parquet")
         assert "3 rows written to data/train.parquet as parquet" in result.stdout
-    datasets = pytest.importorskip("datasets")
+    datasets = pytest.importorskip("datasets", reason="the datasets library is not installed")
     table = datasets.Dataset.from_parquet(str(tmp_path / "data" / "train.parquet"))
     assert table.num_rows == 3 and "conversation" in table.column_names
 
@@ -98,8 +98,8 @@ def test_samples_not_built_yet_are_counted_not_sent(tmp_path: Path) -> None:
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_messages_rows_load_in_trls_sft_data_path(tmp_path: Path, case: str) -> None:
     trl = pytest.importorskip("trl", reason="TRL is not installed")
-    datasets = pytest.importorskip("datasets")
-    transformers = pytest.importorskip("transformers")
+    datasets = pytest.importorskip("datasets", reason="the datasets library is not installed")
+    transformers = pytest.importorskip("transformers", reason="transformers is not installed")
     from synthc.runtime.documents import load_tokenizer
 
     with FakeLLMServer() as server:
