@@ -81,6 +81,11 @@ def _remote_args(func: Any) -> Any:
     return func
 
 
+def _tiers(remote_cache: tuple[str, ...], readonly: bool | None) -> dict[str, Any]:
+    """The ``_remote_args`` options as the library's functions take them."""
+    return {"remote_cache": remote_cache or None, "remote_cache_readonly": readonly}
+
+
 def _split(config_opt: str | None, args: Sequence[str]) -> tuple[str, list[str]]:
     rest = list(args)
     if config_opt:
@@ -160,10 +165,7 @@ def build(
     from synthc import pipeline
     from synthc.cli.render import BuildProgress
 
-    remote: dict[str, Any] = {
-        "remote_cache": remote_cache or None,
-        "remote_cache_readonly": remote_cache_readonly,
-    }
+    remote = _tiers(remote_cache, remote_cache_readonly)
 
     if dry_run:
         with errors_to_exit_codes():
@@ -342,8 +344,7 @@ def preview(
                 samples=samples,
                 cache_dir=cache_dir,
                 progress=progress,
-                remote_cache=remote_cache or None,
-                remote_cache_readonly=remote_cache_readonly,
+                **_tiers(remote_cache, remote_cache_readonly),
             )
         print_rows(result.rows)
         click.echo(result.summary())
@@ -418,8 +419,7 @@ def export_command(
             conversation=conversation,
             provenance=provenance,
             cache_dir=cache_dir,
-            remote_cache=remote_cache or None,
-            remote_cache_readonly=remote_cache_readonly,
+            **_tiers(remote_cache, remote_cache_readonly),
         )
     source = f" (from {done.conversation})" if done.conversation else ""
     click.echo(f"{done.rows:,} rows written to {done.path} as {done.format}{source}")
