@@ -62,11 +62,13 @@ def export(
     """Write ``graph``'s cached rows to ``path`` as ``fmt``; sends nothing."""
     if fmt not in FORMATS:
         raise SynthError(f"unknown export format {fmt!r}: expected {', '.join(FORMATS)}")
-    missing = 0
-    rows: list[dict[str, Any]] = []
+    missing = written = 0
+    table: list[dict[str, Any]] | None = [] if fmt == "parquet" else None  # Parquet: at once
+    lines = None if table is not None else AtomicFile(path)  # JSONL: a line per row, as met
+    column = conversation
 
     def visit(state: SampleState) -> None:
-        nonlocal missing
+        nonlocal missing, written, column
         if not _complete(state):
             missing += 1
             return
@@ -75,34 +77,44 @@ def export(
             row["synthc_nodes"] = {
                 f"{rule}[{state.index}]": n.key for rule, n in state.nodes.items()
             }
-        rows.append(row)
+        written += 1
+        if table is not None:
+            table.append(row)
+            return
+        assert lines is not None
+        column = column or _conversation_column(row)
+        lines.write(json.dumps(_line(fmt, row, column, provenance), ensure_ascii=False) + "\n")
 
-    plan(graph, store, visit)
-    if fmt == "parquet":
-        _write_parquet(rows, path)
-        return Exported(path, fmt, len(rows), missing, None)
-    column = conversation or _conversation_column(rows)
-    lines = (_line(fmt, row, column, provenance) for row in rows)
-    _write_lines(lines, path)
-    return Exported(path, fmt, len(rows), missing, column)
+    try:
+        plan(graph, store, visit)
+        if lines is not None and column is None:
+            raise SynthError("nothing to export: no sample is in the cache yet (build first)")
+    except BaseException:
+        if lines is not None:
+            lines.abort()
+        raise
+    if table is not None:
+        _write_parquet(table, path)
+    else:
+        assert lines is not None
+        lines.commit()
+    return Exported(path, fmt, written, missing, column)
 
 
 def _complete(state: SampleState) -> bool:
     return state.ok and all(s in (Status.CACHED, Status.GENERATED) for s in state.status.values())
 
 
-def _conversation_column(rows: list[dict[str, Any]]) -> str:
-    """The one column holding conversations; an error naming them when there are several
-    or none."""
-    if not rows:
-        raise SynthError("nothing to export: no sample is in the cache yet (build first)")
-    found = [name for name, value in rows[0].items() if is_conversation(value)]
+def _conversation_column(row: dict[str, Any]) -> str:
+    """The one column of ``row`` holding a conversation; an error naming them when there
+    are several or none."""
+    found = [name for name, value in row.items() if is_conversation(value)]
     if len(found) == 1:
         return found[0]
     if not found:
         raise SynthError(
             "no column holds a conversation ({'messages': [...]}, from a multiturn attribute "
-            f"or a CHAT transform); the rows have {', '.join(rows[0])}"
+            f"or a CHAT transform); the rows have {', '.join(row)}"
         )
     raise SynthError(f"several columns hold conversations ({', '.join(found)}): choose one")
 
@@ -156,17 +168,6 @@ def _arguments(function: dict[str, Any]) -> Any:
         return json.loads(text)
     except (TypeError, ValueError):
         return text
-
-
-def _write_lines(lines: Iterator[dict[str, Any]], path: Path) -> None:
-    out = AtomicFile(path)
-    try:
-        for line in lines:
-            out.write(json.dumps(line, ensure_ascii=False) + "\n")
-    except BaseException:
-        out.abort()
-        raise
-    out.commit()
 
 
 def _storable(value: Any) -> Any:

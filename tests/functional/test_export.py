@@ -128,3 +128,11 @@ def test_messages_rows_load_in_trls_sft_data_path(tmp_path: Path, case: str) -> 
     prepared = trainer.train_dataset
     assert prepared.num_rows == 3 and "input_ids" in prepared.column_names
     assert all(len(ids) > 10 for ids in prepared["input_ids"])
+
+
+def test_nothing_built_is_a_clear_error_and_writes_nothing(tmp_path: Path) -> None:
+    shutil.copy(REPO / "examples" / "geography_qa.yaml", tmp_path / "geography_qa.yaml")
+    result = run_cli("export", str(tmp_path / "geography_qa.yaml"))
+    assert result.exit_code == 1
+    assert "nothing to export: no sample is in the cache yet (build first)" in result.stderr
+    assert not list(tmp_path.glob("*.jsonl")) and not list(tmp_path.glob(".*.tmp"))
