@@ -11,6 +11,8 @@ and builds it incrementally against an on-disk cache::
     synthc.build("config.yaml", batch=True)   # through the provider's batch API, half price
     synthc.build({"num_samples": 5, "strategy_params": {...}})  # a dict, or YAML/.synth text
     await synthc.abuild("config.yaml")        # from async code; build() works in Jupyter too
+    synthc.export("config.yaml", format="messages")   # trainer-ready rows, from the cache
+    synthc.push("config.yaml", "me/my-dataset")       # rows + dataset card to the Hub (HF_TOKEN)
 """
 
 from __future__ import annotations
@@ -47,6 +49,7 @@ if TYPE_CHECKING:
         export,
         load,
         preview,
+        push,
         why,
     )
     from synthc.planning.explain import Explanation
@@ -83,6 +86,7 @@ _EXPORTS = {
     "compile": "synthc.pipeline",
     "explain": "synthc.pipeline",
     "export": "synthc.pipeline",
+    "push": "synthc.pipeline",
     "why": "synthc.pipeline",
     "Explanation": "synthc.planning.explain",
     "ToolResult": "synthc.core.messages",
@@ -122,6 +126,7 @@ __all__ = [
     "lower",
     "plan",
     "preview",
+    "push",
     "why",
 ]
 

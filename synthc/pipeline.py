@@ -14,6 +14,7 @@ import importlib
 import importlib.metadata
 import re
 import shlex
+import tempfile
 import time
 import uuid
 from collections.abc import Callable, Coroutine, Mapping, Sequence
@@ -26,22 +27,30 @@ import yaml
 from synthc.cache.claims import Claims
 from synthc.cache.layered import LayeredStore, open_store, readonly_setting, remote_urls
 from synthc.cache.store import default_cache_dir
+from synthc.compiler.engines import Engine
 from synthc.compiler.graph import Graph
 from synthc.compiler.lower import lower
 from synthc.compiler.overrides import Override, apply_overrides, overrides_from, parse_overrides
 from synthc.compiler.resolve import resolve
 from synthc.compiler.source import Document, include_environments, load_yaml, parse_yaml
 from synthc.compiler.validate import Spec, validate
-from synthc.core.errors import BatchesPending, BuildInterrupted, ConfigError, Span, SynthError
+from synthc.core.errors import (
+    BatchesPending,
+    BuildInterrupted,
+    ConfigError,
+    EngineError,
+    Span,
+    SynthError,
+)
 from synthc.core.records import Store
 from synthc.planning.derive import build_row
-from synthc.planning.explain import DEFAULT_NODE_LIMIT, Explanation, cost_usd
+from synthc.planning.explain import DEFAULT_NODE_LIMIT, Explanation, TokenCounter, cost_usd
 from synthc.planning.explain import explain as explain_graph
 from synthc.planning.explain import why as why_node
 from synthc.planning.manifest import load_manifest
 from synthc.planning.plan import SampleState
 from synthc.runtime.engines import LazyRunner, check_batch_engine, check_engine
-from synthc.runtime.export import Exported
+from synthc.runtime.export import HF_MESSAGES, HF_ROWS, Exported
 from synthc.runtime.export import export as export_rows
 from synthc.runtime.inputs import load_inputs
 from synthc.runtime.loops import in_a_thread, off_the_loop, run_loop
@@ -56,6 +65,7 @@ from synthc.runtime.output import (
     read_rows,
     row_line,
 )
+from synthc.runtime.progress import NotebookProgress, in_a_notebook
 from synthc.runtime.scheduler import (
     NoProgress,
     Progress,
@@ -67,6 +77,7 @@ from synthc.runtime.scheduler import (
 if TYPE_CHECKING:
     from synthc.cluster.shards import ShardAnswers
     from synthc.runtime.batching import BatchRunner
+    from synthc.runtime.hub import Pushed
 
 PREVIEW_ROWS = 5
 T = TypeVar("T")
@@ -254,12 +265,33 @@ def _explained(
     try:
         previous = load_manifest(manifest_path(spec))
         report = explain_graph(
-            graph, store, previous, node_limit=node_limit, prices=prices, batch=batch
+            graph,
+            store,
+            previous,
+            node_limit=node_limit,
+            prices=prices,
+            batch=batch,
+            tokenizer=_token_counter(graph),
         )
         report.remote_hits = store.remote_hits()
         return report
     finally:
         store.close()
+
+
+def _token_counter(graph: Graph) -> TokenCounter | None:
+    """The model's own token count where it is on this machine: a GGUF model's
+    vocabulary and chat template (llama.cpp). None otherwise (a hosted model, or a
+    library missing): explain then counts characters."""
+    path = graph.inference.path
+    if graph.inference.engine is not Engine.LLAMACPP or path is None or not path.is_file():
+        return None
+    try:
+        from synthc.runtime.backends.llamacpp import prompt_counter
+
+        return prompt_counter(path)
+    except (ImportError, ValueError, RuntimeError, EngineError):
+        return None
 
 
 @dataclass
@@ -341,24 +373,95 @@ def export(
 ) -> Exported:
     """Write the rows ``config``'s build made, from the cache, in a trainer's format
     (:mod:`synthc.runtime.export`): ``messages`` (TRL's SFTTrainer, oumi's
-    text_sft_jsonl), ``sharegpt`` or ``parquet``. Sends nothing; samples not in the
-    cache are counted in the result, not written. ``output`` defaults to the build's
-    output beside itself: ``out.messages.jsonl``, ``out.parquet``."""
+    text_sft_jsonl), ``sharegpt``, ``parquet``, or ``hf-dir`` (a folder for the Hub:
+    the rows, their messages and a dataset card as ``README.md``). Sends nothing;
+    samples not in the cache are counted in the result, not written. ``output``
+    defaults to the build's output beside itself: ``out.messages.jsonl``,
+    ``out.parquet``, ``out-hf/``."""
     spec, graph = _compile(config, overrides)
     store = cache_store(spec, cache_dir, remote_cache, remote_cache_readonly)
     target = Path(output) if output is not None else export_path(output_path(spec), format)
     try:
-        return export_rows(
+        exported = export_rows(
             graph, store, format, target, conversation=conversation, provenance=provenance
         )
     finally:
         store.close()
+    if format == "hf-dir":  # the folder's card names its files as configs
+        files = {HF_ROWS: "default", HF_MESSAGES: "messages"}
+        configs = {files[f]: f for f in files if f in exported.first}
+        first = {files[f]: row for f, row in exported.first.items()}
+        samples = Samples(exported.rows, exported.missing, exported.tokens)
+        name = output_path(spec).stem
+        _write_card(spec, graph, target / "README.md", name, configs, samples, first)
+    return exported
+
+
+@dataclass(frozen=True)
+class Published:
+    """What :func:`push` put on the Hub."""
+
+    pushed: Pushed
+    exported: Exported  # the folder's rows, as export wrote them (the folder is gone)
+
+    def __repr__(self) -> str:
+        return (
+            f"<Published {self.exported.rows:,} rows to {self.pushed.url} "
+            f"(commit {self.pushed.commit[:12]})>"
+        )
+
+
+def push(
+    config: ConfigSource,
+    repo_id: str,
+    overrides: Overrides = (),
+    *,
+    private: bool | None = None,
+    conversation: str | None = None,
+    provenance: bool = False,
+    message: str | None = None,
+    token: str | None = None,
+    endpoint: str | None = None,
+    cache_dir: str | None = None,
+    remote_cache: Sequence[str] | str | None = None,
+    remote_cache_readonly: bool | None = None,
+) -> Published:
+    """Publish what ``config``'s build made as the Hub dataset ``repo_id``: the
+    ``hf-dir`` export (rows, messages, dataset card as ``README.md``) in one commit,
+    the repo created when missing (:mod:`synthc.runtime.hub`). Sends no LLM request.
+    The token: ``token``, else ``HF_TOKEN`` or the login file; it is never stored."""
+    from synthc.runtime.hub import push_folder
+
+    with tempfile.TemporaryDirectory(prefix="synthc-push-") as tmp:
+        exported = export(
+            config,
+            overrides,
+            format="hf-dir",
+            output=Path(tmp) / "dataset",
+            conversation=conversation,
+            provenance=provenance,
+            cache_dir=cache_dir,
+            remote_cache=remote_cache,
+            remote_cache_readonly=remote_cache_readonly,
+        )
+        default = f"synthc: {exported.rows:,} rows"
+        pushed = push_folder(
+            exported.path,
+            repo_id,
+            message=message or default,
+            private=private,
+            token=token,
+            endpoint=endpoint,
+        )
+    return Published(pushed, exported)
 
 
 def export_path(output: Path, fmt: str) -> Path:
     """Where an export goes by default: beside the build's output, named for the format."""
     if fmt == "parquet":
         return output.with_suffix(".parquet")
+    if fmt == "hf-dir":
+        return output.with_name(f"{output.stem}-hf")
     return output.with_name(f"{output.stem}.{fmt}.jsonl")
 
 
@@ -406,7 +509,24 @@ def build(
     ``batch`` (else the config's ``synthc.batch``) sends the requests through the
     provider's batch API (docs/batch.md); with ``wait=False`` the build returns once
     nothing more can happen without waiting for the provider, ``pending`` set.
+    In a Jupyter kernel, without a ``progress`` of its own, the cell shows the build's
+    progress as it goes (:class:`~synthc.runtime.progress.NotebookProgress`).
     """
+    if progress is None and in_a_notebook():
+        with NotebookProgress() as shown:
+            return build(
+                config,
+                overrides,
+                cache_dir=cache_dir,
+                progress=shown,
+                remote_cache=remote_cache,
+                remote_cache_readonly=remote_cache_readonly,
+                executor=executor,
+                ray_address=ray_address,
+                shards=shards,
+                batch=batch,
+                wait=wait,
+            )
     if executor not in EXECUTORS:
         expected = " or ".join(EXECUTORS)
         raise ConfigError.at(f"unknown executor {executor!r}: expected {expected}")
@@ -683,15 +803,41 @@ def write_card(
     spec: Spec, graph: Graph, output: Path, stats: Stats, first_rows: list[dict[str, Any]]
 ) -> Path:
     """Write the dataset card of the rows at ``output`` beside them."""
+    used_in, used_out = stats.dataset_tokens
+    samples = Samples(stats.samples_written, stats.samples_failed, (used_in, used_out))
+    first = {"default": first_rows[0]} if first_rows else {}
+    return _write_card(
+        spec, graph, card_path(output), output.stem, {"default": output.name}, samples, first
+    )
+
+
+@dataclass(frozen=True)
+class Samples:
+    """What a card counts of the rows it describes."""
+
+    written: int
+    missing: int  # samples without a row: failed, or (an export) not in the cache
+    tokens: tuple[int, int]  # input, output: what the rows' nodes took
+
+
+def _write_card(  # noqa: PLR0917 - the card's facts, gathered by its two callers
+    spec: Spec,
+    graph: Graph,
+    path: Path,
+    name: str,
+    data_files: dict[str, str],
+    samples: Samples,
+    first_rows: dict[str, dict[str, Any]],
+) -> Path:
     from synthc.runtime.card import CardFacts, card_text
 
-    used_in, used_out = stats.dataset_tokens
+    used_in, used_out = samples.tokens
     facts = CardFacts(
-        name=output.stem,
-        data_file=output.name,
-        rows=stats.samples_written,
+        name=name,
+        data_files=data_files,
+        rows=samples.written,
         num_samples=graph.num_samples,
-        samples_failed=stats.samples_failed,
+        samples_missing=samples.missing,
         seed=graph.seed,
         engine=graph.inference.engine.name,
         model=graph.inference.model,
@@ -704,7 +850,7 @@ def write_card(
         cost_usd=cost_usd(graph, used_in, used_out),
         created=time.strftime("%Y-%m-%d", time.gmtime()),
     )
-    card = AtomicFile(card_path(output))
+    card = AtomicFile(path)
     card.write(card_text(facts, first_rows))
     card.commit()
     return card.path

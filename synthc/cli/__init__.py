@@ -7,7 +7,7 @@ the library, rich and the backends load inside the commands that use them.
 from __future__ import annotations
 
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 import click
@@ -354,6 +354,21 @@ def preview(
         click.echo(summary_text(result.full.to_json()))
 
 
+def _conversation_args(command: Callable[..., None]) -> Callable[..., None]:
+    """--conversation and --provenance: which rows export and push write, and how."""
+    command = click.option(
+        "--provenance",
+        is_flag=True,
+        help="Add a synthc_nodes column: the key of every node that made the row, by node id.",
+    )(command)
+    return click.option(
+        "--conversation",
+        metavar="ATTRIBUTE",
+        help="The column the messages come from (a multiturn attribute or a CHAT "
+        "transform); needed only when the rows have several.",
+    )(command)
+
+
 @main.command(
     "export",
     context_settings={"ignore_unknown_options": True, "allow_extra_args": True},
@@ -364,30 +379,21 @@ def preview(
 @click.option(
     "--format",
     "fmt",
-    type=click.Choice(["messages", "sharegpt", "parquet"]),
+    type=click.Choice(["messages", "sharegpt", "parquet", "hf-dir"]),
     default="messages",
     show_default=True,
     help="messages: {'messages': [...]} a line, what TRL's SFTTrainer and oumi's "
     "text_sft_jsonl load; sharegpt: {'conversations': [{'from', 'value'}]} a line; "
-    "parquet: every column in one Parquet file.",
+    "parquet: every column in one Parquet file; hf-dir: a folder for the Hugging Face "
+    "Hub (data/train.jsonl, messages/train.jsonl, a dataset card as README.md).",
 )
 @click.option(
     "-o",
     "--output",
-    type=click.Path(dir_okay=False),
-    help="Where to write [default: beside the build's output, e.g. out.messages.jsonl].",
+    type=click.Path(),
+    help="Where to write [default: beside the build's output, e.g. out.messages.jsonl, out-hf/].",
 )
-@click.option(
-    "--conversation",
-    metavar="ATTRIBUTE",
-    help="The column the messages come from (a multiturn attribute or a CHAT transform); "
-    "needed only when the rows have several.",
-)
-@click.option(
-    "--provenance",
-    is_flag=True,
-    help="Add a synthc_nodes column: the key of every node that made the row, by node id.",
-)
+@_conversation_args
 def export_command(
     *,
     args: tuple[str, ...],
@@ -423,12 +429,76 @@ def export_command(
         )
     source = f" (from {done.conversation})" if done.conversation else ""
     click.echo(f"{done.rows:,} rows written to {done.path} as {done.format}{source}")
-    if done.missing:
+    _left_out(done.missing, config)
+
+
+def _left_out(missing: int, config: str) -> None:
+    if missing:
         click.echo(
-            f"warning: {done.missing:,} samples are not in the cache and were left out: "
+            f"warning: {missing:,} samples are not in the cache and were left out: "
             f"run synthc build {config} first",
             err=True,
         )
+
+
+@main.command(
+    "push",
+    context_settings={"ignore_unknown_options": True, "allow_extra_args": True},
+    epilog=OVERRIDES_HELP,
+)
+@_config_args
+@_remote_args
+@_conversation_args
+@click.option("--private", is_flag=True, default=None, help="Create the repo private.")
+@click.option("-m", "--message", help="The commit message [default: synthc: N rows].")
+def push_command(
+    *,
+    args: tuple[str, ...],
+    config_opt: str | None,
+    cache_dir: str | None,
+    log_level: str,
+    remote_cache: tuple[str, ...],
+    remote_cache_readonly: bool | None,
+    conversation: str | None,
+    provenance: bool,
+    private: bool | None,
+    message: str | None,
+) -> None:
+    """Publish what CONFIG's build made as the Hugging Face dataset REPO_ID.
+
+    synthc push CONFIG REPO_ID [OVERRIDES...]
+
+    Uploads what `synthc export --format hf-dir` writes (the rows, their messages,
+    the dataset card as README.md) as one commit, creating the dataset repo when
+    it is missing. Sends no LLM request. The token comes from HF_TOKEN (or `hf
+    auth login`); synthc stores it nowhere. HF_ENDPOINT points at another Hub.
+    """
+    config, rest = _split(config_opt, args)
+    if not rest or rest[0].startswith("-"):
+        raise click.UsageError("give the dataset's repo id: synthc push CONFIG REPO_ID")
+    repo_id, overrides = rest[0], rest[1:]
+    setup_logging(log_level)
+    from synthc import pipeline
+
+    with errors_to_exit_codes():
+        done = pipeline.push(
+            config,
+            repo_id,
+            overrides,
+            private=private,
+            conversation=conversation,
+            provenance=provenance,
+            message=message,
+            cache_dir=cache_dir,
+            **_tiers(remote_cache, remote_cache_readonly),
+        )
+    rows = done.exported
+    configs = "rows and messages" if rows.conversation else "rows"
+    click.echo(
+        f"{rows.rows:,} rows ({configs}, dataset card) pushed to {done.pushed.url} "
+        f"(commit {done.pushed.commit[:12]})"
+    )
+    _left_out(rows.missing, config)
 
 
 @main.command()

@@ -180,7 +180,7 @@ def render_explain(
 def load_prices(path: str) -> dict[str, tuple[float, float]]:
     """A price table: model → {input, output} USD per million tokens, merged over the defaults."""
     from synthc.core.errors import ConfigError, Span
-    from synthc.planning.explain import PRICES
+    from synthc.planning.prices import PRICES
 
     raw = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
     table = dict(PRICES)

@@ -3,22 +3,18 @@
 from __future__ import annotations
 
 import json
-import time
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 import click
-from rich.console import Console, Group, RenderableType
+from rich.console import Console
 from rich.live import Live
-from rich.progress_bar import ProgressBar
-from rich.spinner import Spinner
 from rich.table import Table
 from rich.text import Text
 
-from synthc.core.messages import Completion
 from synthc.pipeline import BuildResult
 from synthc.planning.formats.rows import is_conversation, message_text
-from synthc.planning.plan import Node
+from synthc.runtime.progress import Counts, batch_text
 
 if TYPE_CHECKING:
     from synthc.runtime.batching import BatchCounts
@@ -27,82 +23,25 @@ PREVIEW_COLUMNS = 6
 CELL_CHARS = 200
 
 
-class BuildProgress:
-    """Counts what the scheduler reports; a rich Live redraws from the counts 4 times a second."""
+class BuildProgress(Counts):
+    """The counts drawn live on a terminal (stderr), 4 times a second; a line per change
+    of what loads and of a batch build's batches when stderr is not a terminal."""
 
     def __init__(self, enabled: bool = True, quiet: bool = False):
+        super().__init__()
         self.enabled = enabled and not quiet
         self.quiet = quiet
-        self.total = 0
-        self.n_cached = 0
-        self.n_generated = 0
-        self.n_failed = 0
-        self.tokens = 0
-        self.started = time.monotonic()
-        self.status: str | None = None  # what is loading, shown with a spinner
-        self.batch: BatchCounts | None = None  # a batch build's batches, as last reported
-        self._spinner = Spinner("dots")
         self._live: Live | None = None
 
-    def begin(self, total: int) -> None:
-        self.total = total
-        self.started = time.monotonic()
-
-    def cached(self, count: int) -> None:
-        self.n_cached += count
-
-    def generated(self, node: Node, completion: Completion | None) -> None:
-        self.n_generated += 1
-        self.tokens += completion.usage.output_tokens if completion is not None else 0
-
-    def failed(self, node: Node, message: str) -> None:
-        self.n_failed += 1
-
-    def counted(self, generated: int, failed: int, output_tokens: int) -> None:
-        self.n_generated += generated
-        self.n_failed += failed
-        self.tokens += output_tokens
-
     def loading(self, what: str) -> None:
-        self.status = what
+        super().loading(what)
         if not self.enabled and not self.quiet:
             click.echo(f"{what}...", err=True)
 
-    def loaded(self) -> None:
-        self.status = None
-
     def batches(self, counts: BatchCounts) -> None:
-        """A batch build's counts changed (a batch submitted, adopted or downloaded)."""
-        self.batch = counts
+        super().batches(counts)
         if not self.enabled and not self.quiet:  # a log, not a terminal: a line per change
             click.echo(batch_text(counts), err=True)
-
-    def __rich__(self) -> RenderableType:
-        done = self.n_cached + self.n_generated + self.n_failed
-        self.total = max(self.total, done)  # tool rounds and plan retries were not foreseen
-        elapsed = max(time.monotonic() - self.started, 1e-6)
-        rate = self.n_generated / elapsed
-        left = self.total - done
-        eta = f"{left / rate:,.0f}s" if rate > 0 and left > 0 else "-"
-        counts = Text.assemble(
-            (f"{done:,}/{self.total:,} nodes  ", "bold"),
-            (f"{self.n_cached:,} cached  ", "cyan"),
-            (f"{self.n_generated:,} generated  ", "green"),
-            (f"{self.n_failed:,} failed", "red" if self.n_failed else "dim"),
-        )
-        speed = Text(
-            f"{rate:,.1f} req/s  {self.tokens / elapsed:,.0f} tokens/s  "
-            f"{self.tokens:,} tokens  ETA {eta}",
-            style="dim",
-        )
-        bar = ProgressBar(total=max(self.total, 1), completed=done, width=40)
-        rows: list[RenderableType] = [bar, counts, speed]
-        if self.batch is not None:
-            rows.append(Text(batch_text(self.batch), style="magenta"))
-        if self.status:
-            self._spinner.update(text=Text(self.status, style="yellow"))
-            rows.insert(0, self._spinner)
-        return Group(*rows)
 
     def __enter__(self) -> BuildProgress:
         if self.enabled:
@@ -180,15 +119,6 @@ def _cell(value: Any) -> str:
     return text if len(text) <= CELL_CHARS else text[:CELL_CHARS] + "..."
 
 
-def batch_text(counts: BatchCounts) -> str:
-    ids = counts.batch_ids
-    shown = ", ".join(ids[-3:]) + (f" and {len(ids) - 3} more" if len(ids) > 3 else "")
-    return (
-        f"batches: {counts.submitted:,} requests submitted, {counts.in_progress:,} in progress, "
-        f"{counts.downloaded:,} downloaded ({shown or 'none yet'})"
-    )
-
-
 def pending_text(result: BuildResult, config: str) -> str:
     """What a --no-wait build says when it stops with requests at the provider."""
     pending = result.pending
@@ -239,7 +169,8 @@ def training_hint(result: BuildResult, config: str) -> str:
         f"the cache, nothing sent): synthc export {config}{choose}\n"
         f"TRL: SFTTrainer(train_dataset=load_dataset('json', data_files='{exported}')['train'])"
         f"\noumi: data.train.datasets: [{{dataset_name: text_sft_jsonl, dataset_path: "
-        f"{exported}}}]"
+        f"{exported}}}]\n"
+        f"Hub: synthc push {config}{choose} you/dataset-name  (rows, messages, dataset card)"
     )
 
 

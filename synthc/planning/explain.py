@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import html
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,7 +25,7 @@ from synthc.compiler.graph import Graph, LLMRule, MultiturnRule
 from synthc.compiler.template import SampledValue
 from synthc.core.errors import ConfigError
 from synthc.core.messages import Message
-from synthc.core.records import Store
+from synthc.core.records import Store, get_many
 from synthc.planning.conversation import step_rule, target_turns
 from synthc.planning.manifest import Manifest
 from synthc.planning.plan import (
@@ -38,23 +38,17 @@ from synthc.planning.plan import (
     start,
     text_digest,
 )
+from synthc.planning.prices import PRICES, price
 from synthc.planning.reasons import NodeFacts, Reason, reasons
 from synthc.planning.steps import Step
+
+# A prompt's tokens, chat template included, as the model's tokenizer counts them.
+TokenCounter = Callable[[Sequence[Message]], int]
 
 SCHEMA_VERSION = 1
 DEFAULT_NODE_LIMIT = 50
 CHARS_PER_TOKEN = 4
 
-# USD per million tokens (input, output); override with --prices FILE.
-PRICES: dict[str, tuple[float, float]] = {
-    "gpt-4o": (2.50, 10.00),
-    "gpt-4o-mini": (0.15, 0.60),
-    "gpt-4.1": (2.00, 8.00),
-    "gpt-4.1-mini": (0.40, 1.60),
-    "claude-3-5-sonnet-20240620": (3.00, 15.00),
-    "claude-3-5-haiku-20241022": (0.80, 4.00),
-    "claude-sonnet-4-20250514": (3.00, 15.00),
-}
 BATCH_PRICE = 0.5  # OpenAI's Batch API and Anthropic's Message Batches: half the online price
 EXACT_SAMPLES = 20_000  # explained one by one: a build this size is explained exactly
 SPREAD_SAMPLES = 20_000  # beyond them, at most this many more, evenly spread, for the rest
@@ -92,6 +86,23 @@ class Walk:
 
 
 @dataclass
+class Usage:
+    """What some of a rule's requests took: their prompts' characters and the tokens the
+    provider reported (or, where none was sent yet, a tokenizer counted)."""
+
+    requests: int = 0
+    chars: int = 0
+    input_tokens: int = 0
+    output_tokens: int = 0
+
+    def add(self, chars: int, input_tokens: int, output_tokens: int = 0) -> None:
+        self.requests += 1
+        self.chars += chars
+        self.input_tokens += input_tokens
+        self.output_tokens += output_tokens
+
+
+@dataclass
 class NodeReport:
     id: str
     rule: str
@@ -114,6 +125,11 @@ class Explanation:
     remote_hits: dict[str, int] = field(default_factory=dict)  # cached nodes a remote served
     batch: bool = False  # priced as a batch build (the provider's batch API)
     walk: Walk | None = None  # the samples looked at; None: every one
+    # rule → what its answered requests took, from the cache's records: the nodes cached now,
+    # else those of the last build (a rule rebuilt after an edit); priced by the estimate
+    history: dict[str, Usage] = field(default_factory=dict)
+    counted: dict[str, Usage] = field(default_factory=dict)  # rule → a tokenizer's counts
+    tokenizer: TokenCounter | None = None  # the model's own, where one is available offline
 
     def total(self, status: str) -> int:
         return sum(c[status] for c in self.counts.values())
@@ -149,16 +165,27 @@ def explain(
     node_limit: int | None = DEFAULT_NODE_LIMIT,
     prices: dict[str, tuple[float, float]] | None = None,
     batch: bool = False,
+    tokenizer: TokenCounter | None = None,
 ) -> Explanation:
     """What a build would do now and why; sends nothing. ``batch``: price it as a batch
     build. With a ``node_limit`` a big build's counts are estimated (:class:`Walk`);
-    without one (every node listed) every sample is walked."""
+    without one (every node listed) every sample is walked. Tokens are estimated from
+    what the rule's answered requests took (:class:`Usage`), else by ``tokenizer``,
+    else as characters / 4."""
     llm = [r for r in graph.rules if isinstance(r, LLMRule)]
     multiturn = [r for r in graph.rules if isinstance(r, MultiturnRule)]
     ids = [r.id for r in llm] + [r.id for r in multiturn]
     counts: dict[str, Counter[str]] = {rule_id: Counter() for rule_id in ids}
     walk = Walk.of(graph.num_samples, exactly=node_limit is None)
-    report = Explanation(graph, counts, Counter(), prices=prices or PRICES, batch=batch, walk=walk)
+    report = Explanation(
+        graph,
+        counts,
+        Counter(),
+        prices={**PRICES, **(prices or {})},  # --prices FILE overrides or extends the table
+        batch=batch,
+        walk=walk,
+        tokenizer=tokenizer,
+    )
 
     def visit(state: SampleState) -> None:
         for rule in llm:
@@ -167,7 +194,44 @@ def explain(
             _count_multiturn(report, conv, state, previous, node_limit)
 
     plan(graph, store, visit, walk.samples())
+    _last_build_usage(report, store, previous)
     return report
+
+
+HISTORY_RECORDS = 200  # at most this many of the last build's records per rule are read
+TOKENIZED_PROMPTS = 50  # at most this many prompts per rule are counted by a tokenizer
+
+
+def _last_build_usage(report: Explanation, store: Store, previous: Manifest | None) -> None:
+    """For each rule with requests to send and no answered node cached now (rebuilt after
+    an edit, say), what its requests took in the last build, from that build's records."""
+    if previous is None:
+        return
+    wanted = {
+        rule_id
+        for rule_id, counts in report.counts.items()
+        if counts["run"] + counts["blocked"] and not report.history.get(rule_id)
+    }
+    keys: dict[str, list[str]] = {rule_id: [] for rule_id in wanted}
+    for node_id, entry in previous.nodes.items():
+        rule_id = node_id.rsplit("[", 1)[0].split(".", 1)[0]  # a conversation's steps too
+        chosen = keys.get(rule_id)
+        if chosen is not None and entry.get("key") and len(chosen) < HISTORY_RECORDS:
+            chosen.append(entry["key"])
+    for rule_id, rule_keys in keys.items():
+        for record in get_many(store, rule_keys).values():
+            used = record.usage
+            if record.kind == "llm" and used.get("input_tokens"):
+                chars = sum(_chars(m) for m in record.request.get("messages", ()))
+                report.history.setdefault(rule_id, Usage()).add(
+                    chars, used["input_tokens"], used.get("output_tokens", 0)
+                )
+
+
+def _chars(message: Any) -> int:
+    """A recorded message's characters (as a key holds it: ``[role, content, ...]``)."""
+    content = message[1] if isinstance(message, list) and len(message) > 1 else None
+    return len(content) if isinstance(content, str) else 0
 
 
 def _count(
@@ -186,15 +250,18 @@ def _count(
     old = previous.nodes.get(node_id) if previous else None
     if old is not None and old.get("status") == Status.FAILED:
         report.failed_last_time[counts_as or rule.id] += weight
-    if status == "cached":
-        return
     node = state.nodes.get(rule.id)
+    if status == "cached":
+        if isinstance(node, LLMNode) and (used := state.tokens.get(node.key)) and used[0]:
+            report.history.setdefault(counts_as or rule.id, Usage()).add(_prompt_chars(node), *used)
+        return
     if isinstance(node, ToolNode):
         report.tool_runs[counts_as or rule.id] += weight * (status != "failed")
     elif status == "run" and isinstance(node, LLMNode):
-        report.input_chars[counts_as or rule.id] += weight * sum(
-            len(m.content) for m in node.request.messages
-        )
+        report.input_chars[counts_as or rule.id] += weight * _prompt_chars(node)
+        counted = report.counted.setdefault(counts_as or rule.id, Usage())
+        if report.tokenizer is not None and counted.requests < TOKENIZED_PROMPTS:
+            counted.add(_prompt_chars(node), report.tokenizer(node.request.messages))
     if node_limit is not None and len(report.nodes) >= node_limit:
         report.omitted += weight
         return
@@ -226,6 +293,10 @@ def _count_multiturn(
     if state.status.get(rule.id) is Status.BLOCKED:
         known = sum(1 for s in steps if s.opens_turn)  # the plan, each turn's first request
         report.counts[rule.id]["blocked"] += report.weight(state.index) * max(expected - known, 0)
+
+
+def _prompt_chars(node: LLMNode) -> int:
+    return sum(len(m.content) for m in node.request.messages)
 
 
 def _status(status: Status) -> str:
@@ -270,26 +341,48 @@ def _tool_facts(node: ToolNode) -> dict[str, Any]:
 
 
 def estimate(report: Explanation) -> dict[str, Any]:
-    """Requests, tokens and dollars the build would spend (blocked nodes included)."""
+    """Requests, tokens and dollars the build would spend (blocked nodes included).
+
+    A rule's input tokens are its prompts' characters at the tokens per character its
+    answered requests took (the provider's count; a blocked node, whose prompt is not
+    known yet, at their average), else at its tokenizer's count, else at 4 characters a
+    token; its output tokens are what its answered requests averaged,
+    else ``max_new_tokens`` each (then ``output_tokens`` is the upper bound)."""
     graph = report.graph
-    inference = graph.inference
-    max_out = int(inference.request_params.get("max_new_tokens", 1024))
-    input_tokens = 0
-    requests = 0
+    max_out = int(graph.inference.request_params.get("max_new_tokens", 1024))
+    input_tokens = output_tokens = output_max = requests = 0
+    sources: dict[str, str] = {}
     for rule_id, counts in report.counts.items():
         run, blocked = counts["run"], counts["blocked"]
         run -= min(report.tool_runs[rule_id], run)  # an executor call is no request
+        if not run + blocked:
+            continue
         per_request = report.input_chars[rule_id] / run if run else _template_chars(graph, rule_id)
-        input_tokens += round(
-            (report.input_chars[rule_id] + blocked * per_request) / CHARS_PER_TOKEN
-        )
+        chars = report.input_chars[rule_id] + blocked * per_request
+        seen, counted = report.history.get(rule_id), report.counted.get(rule_id)
+        outputs = (run + blocked) * max_out
+        if seen and seen.chars:
+            sources[rule_id] = "usage"  # a blocked prompt's text is unknown: the average's
+            sent = report.input_chars[rule_id] * seen.input_tokens / seen.chars
+            input_tokens += round(sent + blocked * seen.input_tokens / seen.requests)
+            outputs = min(round((run + blocked) * seen.output_tokens / seen.requests), outputs)
+        elif counted and counted.chars:
+            sources[rule_id] = "tokenizer"
+            input_tokens += round(chars * counted.input_tokens / counted.chars)
+        else:
+            sources[rule_id] = "characters"
+            input_tokens += round(chars / CHARS_PER_TOKEN)
+        output_tokens += outputs
+        output_max += (run + blocked) * max_out
         requests += run + blocked
-    output_tokens = requests * max_out
     return {
         "requests": requests,
         "input_tokens": input_tokens,
-        "output_tokens_max": output_tokens,
-        "cost_usd_max": _cost(report, input_tokens, output_tokens),
+        "output_tokens": output_tokens,
+        "output_tokens_max": output_max,
+        "cost_usd": _cost(report, input_tokens, output_tokens),
+        "cost_usd_max": _cost(report, input_tokens, output_max),
+        "tokens_from": sources,
         "batch": report.batch,
     }
 
@@ -318,11 +411,11 @@ def cost_usd(
     inference = graph.inference
     if ENGINES[inference.engine].local:
         return 0.0
-    price = (prices or PRICES).get(inference.model)
-    if price is None:
+    rates = price(inference.model, prices)
+    if rates is None:
         return None
     scale = BATCH_PRICE if batch else 1.0
-    return round((input_tokens * price[0] + output_tokens * price[1]) * scale / 1e6, 6)
+    return round((input_tokens * rates[0] + output_tokens * rates[1]) * scale / 1e6, 6)
 
 
 def _to_json(report: Explanation) -> dict[str, Any]:

@@ -370,6 +370,29 @@ def samples_share_nodes(graph: Graph) -> bool:
     )
 
 
+class TokenTally:
+    """The tokens a dataset's rows took, from their samples' :attr:`SampleState.tokens`:
+    a node several samples share (only when :func:`samples_share_nodes`) counts once."""
+
+    def __init__(self, graph: Graph) -> None:
+        self.input = self.output = 0
+        self._counted: set[str] | None = set() if samples_share_nodes(graph) else None
+
+    def add(self, state: SampleState) -> tuple[int, int]:
+        """Count ``state``'s nodes; return the input and output tokens they added."""
+        added_in = added_out = 0
+        for key, (used_in, used_out) in state.tokens.items():
+            if self._counted is not None:
+                if key in self._counted:
+                    continue
+                self._counted.add(key)
+            added_in += used_in
+            added_out += used_out
+        self.input += added_in
+        self.output += added_out
+        return added_in, added_out
+
+
 def make_node(
     graph: Graph,
     state: SampleState,

@@ -36,10 +36,10 @@ class CardFacts:
     """What a card says of one build."""
 
     name: str  # the dataset's name (the output's stem)
-    data_file: str  # the rows, relative to the card
+    data_files: dict[str, str]  # config name → its rows, relative to the card ("default" first)
     rows: int
     num_samples: int
-    samples_failed: int
+    samples_missing: int  # samples without a row: failed, or (an export) not built yet
     seed: int
     engine: str
     model: str
@@ -53,27 +53,33 @@ class CardFacts:
     created: str  # ISO date
 
 
-def card_text(facts: CardFacts, first_rows: list[dict[str, Any]]) -> str:
-    """The card for ``facts``; its features are read from ``first_rows``."""
+def card_text(facts: CardFacts, first_rows: dict[str, dict[str, Any]]) -> str:
+    """The card for ``facts``; each config's features are read from its first row
+    (``first_rows`` by config name; a config without one gets none)."""
     metadata: dict[str, Any] = {
         "pretty_name": facts.name,
         "configs": [
-            {
-                "config_name": "default",
-                "data_files": [{"split": "train", "path": facts.data_file}],
-            }
+            {"config_name": name, "data_files": [{"split": "train", "path": path}]}
+            for name, path in facts.data_files.items()
         ],
         "size_categories": [size_category(facts.rows)],
         "tags": ["synthetic", "synthc"],
         "task_categories": ["text-generation"],
     }
-    features = _features(first_rows)
-    if features:
-        metadata["dataset_info"] = {"features": features}
+    info = [
+        {"config_name": name, "features": features}
+        for name in facts.data_files
+        if (features := _features(first_rows.get(name)))
+    ]
+    if len(facts.data_files) == 1 and info:
+        metadata["dataset_info"] = {"features": info[0]["features"]}
+    elif info:
+        metadata["dataset_info"] = info
     front = yaml.safe_dump(metadata, sort_keys=False, allow_unicode=True)
     cost = "unknown (the model is not in the price table)"
     if facts.cost_usd is not None:
         cost = f"${facts.cost_usd:,.4f} at list prices (input and output tokens as reported)"
+    missing = f"{facts.samples_missing:,}"
     masked = "\n".join(mask_line(line) for line in facts.config_text.splitlines())
     digest = hashlib.sha256(facts.config_text.encode()).hexdigest()
     return f"""---
@@ -86,7 +92,7 @@ Synthetic data made by synthc {facts.synthc_version} from the config
 
 | | |
 | --- | --- |
-| rows | {facts.rows:,} ({facts.samples_failed:,} of {facts.num_samples:,} samples failed) |
+| rows | {facts.rows:,} of {facts.num_samples:,} samples ({missing} failed or not built) |
 | model | {facts.engine} `{facts.model}` (identity `{facts.identity}`) |
 | seed | {facts.seed} |
 | tokens | {facts.input_tokens:,} input, {facts.output_tokens:,} output |
@@ -114,12 +120,12 @@ def size_category(rows: int) -> str:
     return "100M<n<1B"
 
 
-def _features(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The Hub's feature list for rows shaped like ``rows`` (the fields of the first;
-    a nested value by its first item)."""
-    if not rows:
+def _features(row: dict[str, Any] | None) -> list[dict[str, Any]]:
+    """The Hub's feature list for rows shaped like ``row`` (a nested value by its first
+    item)."""
+    if not row:
         return []
-    return [f for name, value in rows[0].items() if (f := _feature(name, value)) is not None]
+    return [f for name, value in row.items() if (f := _feature(name, value)) is not None]
 
 
 def _feature(name: str, value: Any) -> dict[str, Any] | None:

@@ -13,11 +13,16 @@ is written in the chosen format:
   result ``observation``; tools as JSON text in ``"tools"``), LLaMA-Factory's form;
 - ``parquet``: every column of the rows, in one Parquet file (through
   ``datasets``, which brings pyarrow); an empty mapping is stored as null, since
-  Parquet has no struct without fields.
+  Parquet has no struct without fields;
+- ``hf-dir``: a folder to publish on the Hugging Face Hub: the rows as a build
+  writes them in ``data/train.jsonl`` and, when they hold one conversation, the
+  ``messages`` rows in ``messages/train.jsonl``; the caller adds the dataset card
+  (``README.md``) that names both as configs (``synthc push`` uploads the folder).
 
 With ``provenance`` each row gains ``synthc_nodes``: the key of every node that
 made it, by node id, for tracing a row back to its requests (``synthc explain
---why``). Samples not in the cache yet are counted, not built.
+--why``). Samples not in the cache yet are counted, not built. The result counts
+the tokens the exported rows' nodes took (each node once), for the card.
 """
 
 from __future__ import annotations
@@ -25,7 +30,7 @@ from __future__ import annotations
 import importlib
 import json
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -34,11 +39,13 @@ from synthc.core.errors import SynthError
 from synthc.core.records import Lookup
 from synthc.planning.derive import build_row
 from synthc.planning.formats.rows import is_conversation
-from synthc.planning.plan import SampleState, Status, plan
-from synthc.runtime.output import AtomicFile
+from synthc.planning.plan import SampleState, Status, TokenTally, plan
+from synthc.runtime.output import AtomicFile, row_line
 
-FORMATS = ("messages", "sharegpt", "parquet")
+FORMATS = ("messages", "sharegpt", "parquet", "hf-dir")
 SHAREGPT_ROLES = {"system": "system", "user": "human", "assistant": "gpt", "tool": "observation"}
+HF_ROWS = "data/train.jsonl"  # in an hf-dir: the rows, as a build writes them
+HF_MESSAGES = "messages/train.jsonl"  # ... and the conversation as messages rows
 
 
 @dataclass
@@ -48,6 +55,8 @@ class Exported:
     rows: int
     missing: int  # samples not (wholly) in the cache: not exported
     conversation: str | None  # the attribute the messages came from
+    tokens: tuple[int, int] = (0, 0)  # input, output: what the exported rows' nodes took
+    first: dict[str, dict[str, Any]] = field(default_factory=dict)  # hf-dir: file → first row
 
 
 def export(
@@ -62,13 +71,18 @@ def export(
     """Write ``graph``'s cached rows to ``path`` as ``fmt``; sends nothing."""
     if fmt not in FORMATS:
         raise SynthError(f"unknown export format {fmt!r}: expected {', '.join(FORMATS)}")
-    missing = written = 0
-    table: list[dict[str, Any]] | None = [] if fmt == "parquet" else None  # Parquet: at once
-    lines = None if table is not None else AtomicFile(path)  # JSONL: a line per row, as met
-    column = conversation
+    sink: _Sink = (
+        _Parquet(path)
+        if fmt == "parquet"
+        else _HfDir(path, conversation)
+        if fmt == "hf-dir"
+        else _Lines(path, fmt, conversation)
+    )
+    tokens = TokenTally(graph)
+    missing = 0
 
     def visit(state: SampleState) -> None:
-        nonlocal missing, written, column
+        nonlocal missing
         if not _complete(state):
             missing += 1
             return
@@ -77,32 +91,121 @@ def export(
             row["synthc_nodes"] = {
                 f"{rule}[{state.index}]": n.key for rule, n in state.nodes.items()
             }
-        written += 1
-        if table is not None:
-            table.append(row)
-            return
-        assert lines is not None
-        column = column or _conversation_column(row)
-        lines.write(json.dumps(_line(fmt, row, column, provenance), ensure_ascii=False) + "\n")
+        tokens.add(state)
+        sink.add(row)
 
     try:
         plan(graph, store, visit)
-        if lines is not None and column is None:
+        if not sink.rows:
             raise SynthError("nothing to export: no sample is in the cache yet (build first)")
+        sink.commit()
     except BaseException:
-        if lines is not None:
-            lines.abort()
+        sink.abort()
         raise
-    if table is not None:
-        _write_parquet(table, path)
-    else:
-        assert lines is not None
-        lines.commit()
-    return Exported(path, fmt, written, missing, column)
+    return Exported(
+        path, fmt, sink.rows, missing, sink.column, (tokens.input, tokens.output), sink.first
+    )
+
+
+class _Sink:
+    """Where exported rows go: a file (or a folder of them), put in place on commit."""
+
+    rows = 0
+    column: str | None = None  # the conversation the rows' messages came from
+    first: dict[str, dict[str, Any]]
+
+    def add(self, row: dict[str, Any]) -> None:
+        raise NotImplementedError
+
+    def commit(self) -> None:
+        raise NotImplementedError
+
+    def abort(self) -> None:
+        raise NotImplementedError
+
+
+class _Lines(_Sink):
+    """``messages`` or ``sharegpt`` rows, a JSON line each, written as met."""
+
+    def __init__(self, path: Path, fmt: str, conversation: str | None) -> None:
+        self.file, self.fmt, self.column, self.first = AtomicFile(path), fmt, conversation, {}
+
+    def add(self, row: dict[str, Any]) -> None:
+        self.column = self.column or _conversation_column(row)
+        self.file.write(json.dumps(_line(self.fmt, row, self.column), ensure_ascii=False) + "\n")
+        self.rows += 1
+
+    def commit(self) -> None:
+        self.file.commit()
+
+    def abort(self) -> None:
+        self.file.abort()
+
+
+class _Parquet(_Sink):
+    """Every column of the rows in one Parquet file: held until the end, written at once."""
+
+    def __init__(self, path: Path) -> None:
+        self.path, self.first = path, {}
+        self.table: list[dict[str, Any]] = []
+
+    def add(self, row: dict[str, Any]) -> None:
+        self.table.append(row)
+        self.rows += 1
+
+    def commit(self) -> None:
+        _write_parquet(self.table, self.path)
+
+    def abort(self) -> None:
+        pass
+
+
+class _HfDir(_Sink):
+    """A folder to publish: the rows as a build writes them (``data/train.jsonl``), and,
+    where they hold one conversation (or ``conversation`` names it), the same rows as
+    ``messages`` (``messages/train.jsonl``). The card (``README.md``) is the caller's."""
+
+    def __init__(self, path: Path, conversation: str | None) -> None:
+        if path.exists() and not path.is_dir():
+            raise SynthError(f"cannot write {path}: hf-dir writes a folder and this is a file")
+        self.path, self.column, self.first = path, conversation, {}
+        self.data = AtomicFile(path / HF_ROWS)
+        self.messages: AtomicFile | None = None
+
+    def add(self, row: dict[str, Any]) -> None:
+        if not self.rows:
+            self.first[HF_ROWS] = row
+            self.column = self.column or _only_conversation(row)
+        self.data.write(row_line(row))  # the bytes a build writes
+        if self.column is not None:
+            line = _line("messages", row, self.column)
+            if self.messages is None:
+                self.messages = AtomicFile(self.path / HF_MESSAGES)
+                self.first[HF_MESSAGES] = line
+            self.messages.write(json.dumps(line, ensure_ascii=False) + "\n")
+        self.rows += 1
+
+    def commit(self) -> None:
+        self.data.commit()
+        if self.messages is not None:
+            self.messages.commit()
+        else:  # a folder exported before from rows that had a conversation
+            (self.path / HF_MESSAGES).unlink(missing_ok=True)
+
+    def abort(self) -> None:
+        self.data.abort()
+        if self.messages is not None:
+            self.messages.abort()
 
 
 def _complete(state: SampleState) -> bool:
     return state.ok and all(s in (Status.CACHED, Status.GENERATED) for s in state.status.values())
+
+
+def _only_conversation(row: dict[str, Any]) -> str | None:
+    """The one column of ``row`` holding a conversation; None when there are several or none."""
+    found = [name for name, value in row.items() if is_conversation(value)]
+    return found[0] if len(found) == 1 else None
 
 
 def _conversation_column(row: dict[str, Any]) -> str:
@@ -119,7 +222,7 @@ def _conversation_column(row: dict[str, Any]) -> str:
     raise SynthError(f"several columns hold conversations ({', '.join(found)}): choose one")
 
 
-def _line(fmt: str, row: dict[str, Any], column: str, provenance: bool) -> dict[str, Any]:
+def _line(fmt: str, row: dict[str, Any], column: str) -> dict[str, Any]:
     value = row.get(column)
     if not is_conversation(value):
         raise SynthError(f"column {column!r} holds no conversation; the rows have {', '.join(row)}")
@@ -133,7 +236,7 @@ def _line(fmt: str, row: dict[str, Any], column: str, provenance: bool) -> dict[
         out = {"conversations": [turn for m in messages for turn in _sharegpt(m)]}
         if value.get("tools"):
             out["tools"] = json.dumps(value["tools"], ensure_ascii=False)
-    if provenance:
+    if "synthc_nodes" in row:
         out["synthc_nodes"] = row["synthc_nodes"]
     return out
 

@@ -35,13 +35,13 @@ from synthc.planning.plan import (
     Node,
     SampleState,
     Status,
+    TokenTally,
     ToolNode,
     advance,
     answer,
     found,
     ran,
     resolve,
-    samples_share_nodes,
     spent,
     start,
     usable,
@@ -166,7 +166,7 @@ class Scheduler:
         # answers refused by their node (not cached): a sharded build reports them as failed
         self.refused: list[tuple[Request, RequestFailure]] = []
         self.tools = ToolRunner(store, build)
-        self._counted: set[str] | None = set() if samples_share_nodes(graph) else None
+        self._tokens = TokenTally(graph)  # what the written rows' nodes took
 
     async def run(self) -> Stats:
         """Build every sample (of ``samples``, when given); return the counts."""
@@ -333,24 +333,15 @@ class Scheduler:
             done = self._finished.pop(self._next)
             if done.ok:
                 self.stats.samples_written += 1
-                self._count_tokens(done)
+                used_in, used_out = self._tokens.add(done)
+                self.stats.dataset_tokens[0] += used_in
+                self.stats.dataset_tokens[1] += used_out
             else:
                 self.stats.samples_failed += 1
             self.emit(done)
             self._next += 1
         self._open -= 1
         self._room.set()
-
-    def _count_tokens(self, state: SampleState) -> None:
-        """Add what ``state``'s nodes took to the dataset's tokens; a node several samples
-        share (only possible when :func:`samples_share_nodes`) counts once."""
-        for key, (used_in, used_out) in state.tokens.items():
-            if self._counted is not None:
-                if key in self._counted:
-                    continue
-                self._counted.add(key)
-            self.stats.dataset_tokens[0] += used_in
-            self.stats.dataset_tokens[1] += used_out
 
     def _tally(self, state: SampleState) -> None:
         """Count the sample's cached nodes and the failures that sent no request."""

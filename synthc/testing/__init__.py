@@ -1,4 +1,5 @@
-"""Test helpers for synthc and its users: a local fake LLM server that speaks the real APIs.
+"""Test helpers for synthc and its users: a local fake LLM server that speaks the real APIs,
+and a stand-in of the Hugging Face Hub's upload endpoints (``FakeHub``).
 
 Names load on first use, so ``python -m synthc.testing.server`` runs the server
 module as a script without importing it twice.
@@ -11,11 +12,13 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from synthc.testing._wire import default_reply
+    from synthc.testing.hub import FakeHub
     from synthc.testing.server import FakeLLMServer, Fault
 
-__all__ = ["FakeLLMServer", "Fault", "default_reply"]
+__all__ = ["FakeHub", "FakeLLMServer", "Fault", "default_reply"]
 
 _HOMES = {
+    "FakeHub": "synthc.testing.hub",
     "FakeLLMServer": "synthc.testing.server",
     "Fault": "synthc.testing.server",
     "default_reply": "synthc.testing._wire",

@@ -4,13 +4,22 @@ Three kinds of conversation, built against a loopback server: a single-turn CHAT
 transform (the geography example), a multiturn conversation (oumi's example) and
 one with tools (the library agent). Export sends nothing (request counts); the
 ``messages`` rows load in TRL's SFT data path for real (a tiny model with the
-embedded SmolLM2's tokenizer and chat template), skipped only where TRL is absent.
+embedded SmolLM2's tokenizer and chat template) and in oumi 0.9's ``text_sft_jsonl``
+dataset (tokenized with the same tokenizer), each skipped only where it is absent.
+oumi 0.9 pins torch, transformers and TRL below what synthc's test environment
+holds, so it lives in a Python of its own: ``SYNTHC_OUMI_PYTHON`` names it
+(``.ci/run`` builds one), or oumi is imported beside synthc where it is installed.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import json
+import os
+import re
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -68,6 +77,7 @@ def test_messages_rows_come_from_the_cache_and_keep_every_turn(tmp_path: Path, c
         assert any("tool_calls" in m for row in rows for m in row["messages"])
     hint = run_cli("build", *command).stdout  # cached: the hint names the export
     assert f"synthc export {command[0]}" in hint and "dataset_path: out.messages.jsonl" in hint
+    assert f"synthc push {command[0]}" in hint
 
 
 def test_sharegpt_parquet_and_provenance(tmp_path: Path) -> None:
@@ -130,9 +140,122 @@ def test_messages_rows_load_in_trls_sft_data_path(tmp_path: Path, case: str) -> 
     assert all(len(ids) > 10 for ids in prepared["input_ids"])
 
 
+OUMI_LOADS = """
+import json, sys
+from transformers import AutoTokenizer
+from oumi.core.registry import REGISTRY
+
+path, tokenizer = sys.argv[1], AutoTokenizer.from_pretrained(sys.argv[2])
+dataset = REGISTRY.get_dataset("text_sft_jsonl")(dataset_path=path, tokenizer=tokenizer)
+rows = []
+for index in range(len(dataset)):
+    conversation = dataset.conversation(index)
+    rows.append({
+        "roles": [message.role.value for message in conversation.messages],
+        "tool_calls": sum(len(message.tool_calls or []) for message in conversation.messages),
+        "tools": len(conversation.tools or []),
+        "input_ids": len(dataset[index]["input_ids"]),
+    })
+print(json.dumps(rows))
+"""
+
+
+def _oumi_python() -> str:
+    """A Python with oumi 0.9: ``SYNTHC_OUMI_PYTHON``, or this one if it has oumi."""
+    named = os.environ.get("SYNTHC_OUMI_PYTHON")
+    if named:
+        return named
+    if importlib.util.find_spec("oumi") is None:
+        pytest.skip("oumi is not installed: set SYNTHC_OUMI_PYTHON to a Python with oumi 0.9")
+    return sys.executable
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_messages_rows_load_in_oumis_text_sft_jsonl(tmp_path: Path, case: str) -> None:
+    python = _oumi_python()
+    pytest.importorskip("transformers", reason="transformers is not installed")
+    from synthc.runtime.documents import load_tokenizer
+
+    with FakeLLMServer() as server:
+        command = _built(tmp_path, server, case)
+        _, rows = _export(command)
+    data, tokenizer = tmp_path / "out.messages.jsonl", tmp_path / "tokenizer"
+    saved = load_tokenizer("smollm2", str(tmp_path))
+    saved.model_max_length = 8192  # SmolLM2's context; a GGUF file does not say (oumi truncates)
+    saved.save_pretrained(tokenizer)
+    env = {**os.environ, "DO_NOT_TRACK": "1", "HF_HUB_OFFLINE": "1", "PYTHONWARNINGS": "ignore"}
+    loaded = subprocess.run(
+        [python, "-c", OUMI_LOADS, str(data), str(tokenizer)],
+        check=False,
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+        timeout=600,
+    )
+    assert loaded.returncode == 0, loaded.stderr[-3000:]
+    conversations = json.loads(loaded.stdout.splitlines()[-1])
+    assert len(conversations) == len(rows) == 3
+    for seen, row in zip(conversations, rows, strict=True):
+        assert seen["roles"] == [m["role"] for m in row["messages"]]
+        assert seen["tool_calls"] == sum(len(m.get("tool_calls", [])) for m in row["messages"])
+        assert seen["tools"] == len(row.get("tools", []))
+        assert seen["input_ids"] > 10
+    if case == "tools":
+        assert all(seen["tools"] > 0 for seen in conversations)
+
+
 def test_nothing_built_is_a_clear_error_and_writes_nothing(tmp_path: Path) -> None:
     shutil.copy(REPO / "examples" / "geography_qa.yaml", tmp_path / "geography_qa.yaml")
     result = run_cli("export", str(tmp_path / "geography_qa.yaml"))
     assert result.exit_code == 1
     assert "nothing to export: no sample is in the cache yet (build first)" in result.stderr
     assert not list(tmp_path.glob("*.jsonl")) and not list(tmp_path.glob(".*.tmp"))
+
+
+def test_hf_dir_holds_the_rows_their_messages_and_a_card_naming_both(tmp_path: Path) -> None:
+    hub = pytest.importorskip("huggingface_hub", reason="huggingface_hub is not installed")
+    with FakeLLMServer() as server:
+        command = _built(tmp_path, server, "multiturn")
+        sent = server.count
+        result = run_cli("export", *command, "--format", "hf-dir")
+        assert server.count == sent  # from the cache
+    assert result.exit_code == 0, result.stderr
+    assert "3 rows written to out-hf as hf-dir (from support_conversation)" in result.stdout
+    folder = tmp_path / "out-hf"
+    assert sorted(str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file()) == [
+        "README.md",
+        "data/train.jsonl",
+        "messages/train.jsonl",
+    ]
+    assert (folder / "data" / "train.jsonl").read_bytes() == (tmp_path / "out.jsonl").read_bytes()
+    lines = (folder / "messages" / "train.jsonl").read_text().splitlines()
+    messages = [json.loads(line) for line in lines]
+    assert len(messages) == 3 and all(set(row) == {"messages"} for row in messages)
+    card = hub.DatasetCard.load(folder / "README.md")
+    data = card.data.to_dict()
+    assert data["configs"] == [
+        {"config_name": "default", "data_files": [{"split": "train", "path": "data/train.jsonl"}]},
+        {
+            "config_name": "messages",
+            "data_files": [{"split": "train", "path": "messages/train.jsonl"}],
+        },
+    ]
+    assert [info["config_name"] for info in data["dataset_info"]] == ["default", "messages"]
+    assert [f["name"] for f in data["dataset_info"][1]["features"]] == ["messages"]
+    assert "3 of 3 samples (0 failed or not built)" in card.text
+    tokens = re.search(r"\| tokens \| ([\d,]+) input", card.text)
+    assert tokens is not None and int(tokens[1].replace(",", "")) > 0  # from the records
+    datasets = pytest.importorskip("datasets", reason="the datasets library is not installed")
+    loaded = datasets.load_dataset(str(folder), "messages", split="train")
+    assert loaded.num_rows == 3 and loaded[0]["messages"] == messages[0]["messages"]
+
+
+def test_hf_dir_refuses_a_file_where_the_folder_goes(tmp_path: Path) -> None:
+    with FakeLLMServer() as server:
+        command = _built(tmp_path, server, "single-turn")
+        (tmp_path / "taken").write_text("mine")
+        refused = run_cli("export", *command, "--format", "hf-dir", "-o", str(tmp_path / "taken"))
+    assert refused.exit_code == 1
+    assert "hf-dir writes a folder and this is a file" in refused.stderr
+    assert (tmp_path / "taken").read_text() == "mine"

@@ -99,14 +99,22 @@ def _totals(totals: dict[str, int]) -> str:
 
 
 def _estimate(estimate: dict[str, Any]) -> str:
-    cost = estimate["cost_usd_max"]
-    price = "unknown price" if cost is None else f"≤ ${cost:,.4f}"
+    cost, cost_max = estimate.get("cost_usd", estimate["cost_usd_max"]), estimate["cost_usd_max"]
+    expected, most = (
+        estimate.get("output_tokens", estimate["output_tokens_max"]),
+        estimate["output_tokens_max"],
+    )
+    known = expected < most  # some rules' outputs are known from their answered requests
+    price = "unknown price" if cost_max is None else f"≤ ${cost_max:,.4f}"
+    if cost is not None and known:
+        price = f"~${cost:,.4f} ({price})"
     if estimate.get("batch"):
         price += " (batch price)"
+    outputs = f"~{expected:,} (≤ {most:,})" if known else f"≤ {most:,}"
     cards = [
         _card("requests", f"{estimate['requests']:,}", "estimate-requests"),
         _card("input tokens", f"~{estimate['input_tokens']:,}", "estimate-input"),
-        _card("output tokens", f"≤ {estimate['output_tokens_max']:,}", "estimate-output"),
+        _card("output tokens", outputs, "estimate-output"),
         _card("cost (USD)", price, "estimate-cost"),
     ]
     return f'<section class="cards" id="estimate">{"".join(cards)}</section>'

@@ -15,13 +15,24 @@ def summary_text(data: dict[str, Any]) -> str:
         f"{t['nodes']} nodes: {t['cached']} cached{tiers}, {t['run']} to run, {t['blocked']} "
         f"blocked on an upstream node, {t['failed']} failing"
     ]
-    cost = e["cost_usd_max"]
-    price = "unknown price" if cost is None else f"at most ${cost:,.4f}"
+    cost, cost_max = e.get("cost_usd", e["cost_usd_max"]), e["cost_usd_max"]
+    expected, most = e.get("output_tokens", e["output_tokens_max"]), e["output_tokens_max"]
+    if cost_max is None:
+        price = "unknown price"
+    elif expected < most:  # some rules' outputs are known from their answered requests
+        price = f"~${cost:,.4f} (at most ${cost_max:,.4f})"
+    else:
+        price = f"at most ${cost_max:,.4f}"
     if e.get("batch"):
         price += " at the batch price (half the online price: a batch build)"
+    outputs = (
+        f"~{expected:,} output tokens (at most {most:,})"
+        if expected < most
+        else f"at most {most:,} output tokens"
+    )
     lines.append(
         f"estimate: {e['requests']} requests, ~{e['input_tokens']:,} input tokens, "
-        f"at most {e['output_tokens_max']:,} output tokens, {price}"
+        f"{outputs}, {price}"
     )
     if sampled := data.get("sampled"):
         lines.append(

@@ -5,18 +5,20 @@ own sampling seed (the node's draw seed), so two samples with identical
 prompts at temperature > 0 get separate draws and a request reproduces.
 Generation runs in a worker thread; llama.cpp releases the GIL while it computes.
 ``guided_decoding: {json: schema}`` (the multiturn planner's) constrains the
-output to the schema with llama.cpp's JSON grammar.
+output to the schema with llama.cpp's JSON grammar. :func:`prompt_counter` counts a
+prompt's tokens as the model will, for explain's estimates.
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 from synthc.core.errors import EngineError
-from synthc.core.messages import Completion, Outcome, Request, RequestFailure, Usage
+from synthc.core.messages import Completion, Message, Outcome, Request, RequestFailure, Usage
 from synthc.runtime.config import LocalModelConfig
 
 DEFAULT_CONTEXT = 2048
@@ -58,6 +60,10 @@ class LlamaCppBackend:
 
     def _generate(self, request: Request) -> Outcome:
         params = request.params
+        # Evaluate the whole prompt afresh: llama.cpp would reuse the previous request's
+        # prefix, and the same prompt computed in other pieces gives other logits, so an
+        # answer would depend on which request ran before it, not on its key alone.
+        self.llm.reset()
         try:
             reply: Any = self.llm.create_chat_completion(
                 messages=[{"role": m.role, "content": m.content} for m in request.messages],
@@ -98,3 +104,34 @@ def _response_format(guided: Any) -> dict[str, Any] | None:
         return None
     schema = guided["json"]
     return {"type": "json_object", **({"schema": schema} if isinstance(schema, dict) else {})}
+
+
+def prompt_counter(path: Path) -> Callable[[Sequence[Message]], int]:
+    """How many tokens a request's prompt takes on the GGUF model at ``path``, chat
+    template included, as llama.cpp counts them when it answers; reads the file's
+    vocabulary and template only (a fraction of a second), not its weights."""
+    import llama_cpp
+    from llama_cpp._utils import suppress_stdout_stderr
+    from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+
+    with suppress_stdout_stderr(disable=False):  # llama.cpp's C logging about the context
+        vocab = llama_cpp.Llama(model_path=str(path), vocab_only=True, verbose=False)
+    template = vocab.metadata.get("tokenizer.chat_template")
+    if not template:
+        raise EngineError(f"{path.name} has no chat template")
+    token = vocab._model.token_get_text
+
+    def text(token_id: int) -> str:
+        return token(token_id) if token_id != -1 else ""
+
+    formatter = Jinja2ChatFormatter(
+        template=template, eos_token=text(vocab.token_eos()), bos_token=text(vocab.token_bos())
+    )
+
+    def count(messages: Sequence[Message]) -> int:
+        chat = [{"role": m.role, "content": m.content} for m in messages]
+        formatted = formatter(messages=chat)
+        prompt = formatted.prompt.encode("utf-8")
+        return len(vocab.tokenize(prompt, add_bos=not formatted.added_special, special=True))
+
+    return count
