@@ -41,6 +41,7 @@ from synthc.core.errors import (
     EngineError,
     Span,
     SynthError,
+    UnsupportedFeature,
 )
 from synthc.core.records import Store
 from synthc.planning.derive import build_row
@@ -532,6 +533,12 @@ def build(
         raise ConfigError.at(f"unknown executor {executor!r}: expected {expected}")
     spec, graph = _compile(config, overrides)
     batched = batch_setting(spec, graph, batch)
+    if graph.gates is not None and (executor == "ray" or batched):
+        raise UnsupportedFeature(
+            "synthc.quality gates run in a local build for now: leave out "
+            + ("--executor ray" if executor == "ray" else "--batch (and synthc.batch)"),
+            spec.span("synthc", "quality"),
+        )
     if executor == "ray":
         if batched:
             raise ConfigError.at("a batch build runs in one process: leave out --executor ray")
@@ -711,11 +718,17 @@ async def _build(
     preview: list[dict[str, Any]] = []
     rows = AtomicFile(output_path(spec))
     manifest = AtomicFile(manifest_path(spec))
+    # rows a quality gate refused, with the gate: for looking at, not for training
+    rejected = AtomicFile(rejected_path(output_path(spec))) if graph.gates else None
 
     def emit(state: SampleState) -> None:
         for entry in manifest_entries(graph, state):
             manifest.write(manifest_line(entry))
-        if state.ok:
+        if rejected is not None:
+            for refused in state.rejections:
+                line = {"slot": state.index, "attempt": refused.attempt, "gate": refused.gate}
+                rejected.write(row_line({**line, "row": refused.row}))
+        if state.accepted:
             row = build_row(graph, state.values)
             rows.write(row_line(row))
             if len(preview) < PREVIEW_ROWS:
@@ -729,9 +742,13 @@ async def _build(
     except BaseException:
         rows.abort()
         manifest.abort()
+        if rejected is not None:
+            rejected.abort()
         raise
     kept = _commit_rows(rows, stats)
     manifest.commit()
+    if rejected is not None:
+        rejected.commit()
     if kept is None:  # the output was replaced: so is its card
         write_card(spec, graph, rows.path, stats, preview)
     elapsed = time.perf_counter() - started
@@ -792,6 +809,11 @@ def _close(store: Store, claims: Claims | None) -> None:
     finally:
         if claims is not None:
             claims.close()
+
+
+def rejected_path(output: Path) -> Path:
+    """Where a build with quality gates keeps the rows they refused: ``out.rejected.jsonl``."""
+    return output.with_name(f"{output.stem}.rejected.jsonl")
 
 
 def card_path(output: Path) -> Path:

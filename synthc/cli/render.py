@@ -142,6 +142,17 @@ def summary_line(result: BuildResult) -> str:
     line += (
         f"; {s.samples_written} samples written to {result.output_path} in {result.elapsed:.1f}s"
     )
+    if s.rejected:
+        gates = ", ".join(f"{gate}: {count}" for gate, count in sorted(s.rejected.items()))
+        count = sum(s.rejected.values())
+        line += f"\nquality gates rejected {count} row{'s' * (count != 1)} ({gates})"
+        if s.slots_given_up:
+            line += (
+                f"; {s.slots_given_up} slot{'s' * (s.slots_given_up != 1)} gave up after "
+                "their last attempt "
+                "(synthc.quality.max_attempts) and have no row"
+            )
+        line += f"; the rows are in {result.output_path.stem}.rejected.jsonl"
     if result.kept is not None:
         line += (
             f"\n{result.kept} is kept as it was (it has more rows than this failed build "

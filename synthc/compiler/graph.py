@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from synthc.compiler.engines import Engine
+from synthc.compiler.gates import Gates
 from synthc.compiler.sampling import Sampler
 from synthc.compiler.spec import PostprocessingParams, TransformationType
 from synthc.compiler.template import Template
@@ -142,6 +143,7 @@ class Graph:
     hidden: frozenset[str] = frozenset()  # raw texts dropped by keep_original_text_attribute
     passthrough: tuple[str, ...] | None = None
     edges: dict[str, tuple[str, ...]] = field(default_factory=dict)  # rule id → what it reads
+    gates: Gates | None = None  # quality gates a row must pass (synthc.quality)
 
     @cached_property
     def base_set(self) -> frozenset[str]:

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from synthc.compiler.engines import ENGINES
+from synthc.compiler.gates import compile_gates
 from synthc.compiler.graph import (
     SPECIAL_IDS,
     Graph,
@@ -94,10 +95,13 @@ def lower(spec: Spec, model: ResolvedModel, sources: tuple[Source, ...] | None =
     known = _known_ids(config, sampler)
     rules, problems = _rules(spec, known)
     problems += _check_samples(spec, sampler) + _check_combinations(spec, sampler, rules)
+    base, columns, hidden = _columns(config, sampler)
+    quality = config.synthc.quality if config.synthc else None
+    gates, wrong = compile_gates(quality, (set(base) | set(columns)) - hidden, spec.span)
+    problems += wrong
     if problems:
         raise ConfigError(problems, spec.text, spec.name)
     ordered = _topological(spec, rules)
-    base, columns, hidden = _columns(config, sampler)
     _warn_unknown_passthrough(spec, {*known, *base, *columns, *(r.id for r in rules)})
     if spec.config.inference_config.progress_path is not None:
         where = spec.span("inference_config", "progress_path")
@@ -113,6 +117,7 @@ def lower(spec: Spec, model: ResolvedModel, sources: tuple[Source, ...] | None =
         hidden=hidden,
         passthrough=tuple(config.strategy_params.passthrough_attributes or ()) or None,
         edges={r.id: r.deps for r in ordered},
+        gates=gates,
     )
 
 

@@ -90,32 +90,34 @@ class Sampler:
     choices: tuple[Choice, ...]
     combinations: tuple[Combination, ...] = ()
 
-    def draw(self, index: int) -> dict[str, Any]:
-        """Sample ``index``'s source rows and sampled values, in oumi's column order."""
+    def draw(self, index: int, seed: int | None = None) -> dict[str, Any]:
+        """Sample ``index``'s source rows and sampled values, in oumi's column order;
+        ``seed`` draws them from another seed (a slot's later attempt) than the config's."""
+        seed = self.seed if seed is None else seed
         values: dict[str, Any] = {}
         for source in self.sources:
-            source.take(self.seed, index, values)
-        fixed = self._combination(index)
+            source.take(seed, index, values)
+        fixed = self._combination(seed, index)
         if fixed:
             choices = {c.id: c for c in self.choices}
             values.update((a, choices[a].value(v)) for a, v in fixed.items())
             return values
         for attempt in range(MAX_REDRAWS):
-            drawn = {c.id: self._pick(c, index, attempt) for c in self.choices}
+            drawn = {c.id: self._pick(c, seed, index, attempt) for c in self.choices}
             if not self._matches_combination(drawn):
                 break
         values.update(drawn)
         return values
 
-    def _pick(self, choice: Choice, index: int, attempt: int) -> SampledValue:
+    def _pick(self, choice: Choice, seed: int, index: int, attempt: int) -> SampledValue:
         name = choice.id if attempt == 0 else f"{choice.id}\x1d{attempt}"
-        return choice.pick(unit_draw(self.seed, index, name))
+        return choice.pick(unit_draw(seed, index, name))
 
-    def _combination(self, index: int) -> dict[str, str]:
+    def _combination(self, seed: int, index: int) -> dict[str, str]:
         total = sum(c.rate for c in self.combinations)
         if not self.combinations or total <= 0:
             return {}
-        u = unit_draw(self.seed, index, "\x1dcombination")
+        u = unit_draw(seed, index, "\x1dcombination")
         if u >= total:
             return {}
         bound = 0.0
@@ -131,7 +133,8 @@ class Sampler:
             for c in self.combinations
         )
 
-    def sample_key(self, index: int, values: dict[str, Any]) -> NodeKey:
+    def sample_key(self, index: int, values: dict[str, Any], seed: int | None = None) -> NodeKey:
         """The key of sample ``index``: what was drawn for it and from what definitions."""
         drawn = {k: v.id if isinstance(v, SampledValue) else v for k, v in values.items()}
-        return node_key("sample", {"seed": self.seed, "index": index, "values": drawn})
+        seed = self.seed if seed is None else seed
+        return node_key("sample", {"seed": seed, "index": index, "values": drawn})

@@ -461,12 +461,51 @@ def check_remote_url(url: str) -> None:
         )
 
 
+class Validator(Model):
+    """Checks one attribute's value (as the row holds it) must pass: a failing one
+    rejects the sample, whose slot is drawn again (docs/quality.md)."""
+
+    attribute: NonEmpty
+    regex: Text | None = None  # must match somewhere in the text
+    not_regex: Text | None = None  # must not match anywhere
+    min_chars: Annotated[int, Field(ge=0)] | None = None
+    max_chars: Annotated[int, Field(ge=0)] | None = None
+    parses: bool = Field(default=False, alias="json")  # ``json: true``: must parse as JSON
+
+    @field_validator("regex", "not_regex")
+    @classmethod
+    def _compiles(cls, pattern: str | None) -> str | None:
+        if pattern is not None:
+            try:
+                re.compile(pattern)
+            except re.error as exc:
+                raise ValueError(f"not a regular expression: {exc}") from None
+        return pattern
+
+    @model_validator(mode="after")
+    def _some_check(self) -> Validator:
+        checks = (self.regex, self.not_regex, self.min_chars, self.max_chars)
+        if all(c is None for c in checks) and not self.parses:
+            raise ValueError("give a check: regex, not_regex, min_chars, max_chars or json")
+        return self
+
+
+class QualitySettings(Model):
+    """Quality gates (``synthc.quality``): validators and filters a sample's row must
+    pass; a rejected sample's slot is drawn again, up to ``max_attempts`` times."""
+
+    max_attempts: Annotated[int, Field(ge=1, le=100)] = 3
+    validators: list[Validator] = Field(default_factory=list)
+    filters: list[NonEmpty] = Field(default_factory=list)  # "score >= 4", "answer != ''"
+
+
 class SynthcSettings(Model):
     """synthc's own settings (``synthc:`` in a config); none of them is part of a node key."""
 
     remote_cache: Text | list[Text] | None = None
     remote_cache_readonly: bool = False
     batch: bool = False  # send through the provider's batch API (docs/batch.md)
+    quality: QualitySettings | None = None  # quality gates (docs/quality.md)
 
     @field_validator("remote_cache")
     @classmethod

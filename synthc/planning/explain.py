@@ -285,7 +285,7 @@ def _count_multiturn(
     rest blocked behind the first that must run. A turn not reached yet counts one
     request, though with tools an assistant turn may take several rounds."""
     steps = [s for s in state.steps.values() if s.conversation == rule.id]
-    expected = 1 + target_turns(report.graph.seed, state.index, rule)
+    expected = 1 + target_turns(state.seed, state.index, rule)
     for step in steps:
         _count(
             report, state.nodes[step.rule_id].rule, state, previous, node_limit, counts_as=rule.id

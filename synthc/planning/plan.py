@@ -33,7 +33,7 @@ from synthc.core.keys import NodeId, NodeKey, derive_seed, digest, node_id, node
 from synthc.core.messages import Message, Request, ToolCall
 from synthc.core.records import Lookup, Record, get_many
 from synthc.planning.conversation import Cursor, Ran, step_rule, target_turns
-from synthc.planning.derive import postprocess, transform
+from synthc.planning.derive import build_row, postprocess, transform
 from synthc.planning.steps import Step
 
 UPSTREAM_FAILED = "an upstream node failed"
@@ -122,6 +122,15 @@ class SampleState:
     reused: int = 0  # nodes found in the cache that this very build made (by another process)
     # the tokens each of its model nodes took (by key), whenever it was answered
     tokens: dict[str, tuple[int, int]] = field(default_factory=dict)
+    attempt: int = 0  # which draw of its slot: a row a quality gate rejects is drawn again
+    seed: int = 0  # what its draws are seeded with: the config's seed at attempt 0
+    rejections: list[Rejection] = field(default_factory=list)  # its slot's earlier attempts
+    gave_up: bool = False  # rejected at the last attempt: the slot has no row
+
+    @property
+    def accepted(self) -> bool:
+        """Whether the sample gives its slot's row."""
+        return self.ok and not self.gave_up
 
     @property
     def complete(self) -> bool:
@@ -132,10 +141,50 @@ class SampleState:
         return not self.errors
 
 
-def start(graph: Graph, index: int, build: str = "") -> SampleState:
-    """Sample ``index`` before anything is looked up, planned by ``build`` (its id)."""
-    values = graph.sampler.draw(index)
-    return SampleState(index, values, graph.sampler.sample_key(index, values), build=build)
+@dataclass(frozen=True)
+class Rejection:
+    """A row a quality gate refused: which attempt of its slot, which gate, the row."""
+
+    attempt: int
+    gate: str
+    row: dict[str, Any]
+
+
+def start(graph: Graph, index: int, build: str = "", attempt: int = 0) -> SampleState:
+    """Sample ``index`` (attempt ``attempt`` of its slot) before anything is looked up,
+    planned by ``build`` (its id). Attempt 0 draws from the config's seed; attempt j
+    from a seed of (seed, index, j), so every draw of the slot is new and reproducible."""
+    seed = (
+        graph.seed if not attempt else derive_seed(graph.seed, index, f"\x1dattempt\x1f{attempt}")
+    )
+    values = graph.sampler.draw(index, seed)
+    key = graph.sampler.sample_key(index, values, seed)
+    return SampleState(index, values, key, build=build, attempt=attempt, seed=seed)
+
+
+def next_attempt(graph: Graph, state: SampleState, build: str = "") -> SampleState | None:
+    """The slot's next attempt when a quality gate rejects ``state``'s row (which is then
+    noted in the new state's :attr:`~SampleState.rejections`); None when the row is
+    kept, cannot be judged yet (not every node answered), or ``state`` was the last
+    attempt (then marked :attr:`~SampleState.gave_up`)."""
+    gates = graph.gates
+    if gates is None or not state.ok or state.gave_up or not _answered(graph, state):
+        return None
+    row = build_row(graph, state.values)
+    gate = gates.rejection(row)
+    if gate is None:
+        return None
+    rejections = [*state.rejections, Rejection(state.attempt, gate, row)]
+    if state.attempt + 1 >= gates.max_attempts:
+        state.rejections, state.gave_up = rejections, True
+        return None
+    following = start(graph, state.index, build, state.attempt + 1)
+    following.rejections = rejections
+    return following
+
+
+def _answered(graph: Graph, state: SampleState) -> bool:
+    return all(state.status.get(r.id) in (Status.CACHED, Status.GENERATED) for r in graph.rules)
 
 
 def advance(graph: Graph, state: SampleState, store: Lookup) -> list[Node]:
@@ -230,8 +279,8 @@ def _multiturn(
     try:
         cursor = state.cursors.get(rule.id)
         if cursor is None:
-            turns = target_turns(graph.seed, state.index, rule)
-            facts = rule.toolset.grounding_facts(graph.seed, state.index) if rule.toolset else []
+            turns = target_turns(state.seed, state.index, rule)
+            facts = rule.toolset.grounding_facts(state.seed, state.index) if rule.toolset else []
             cursor = state.cursors[rule.id] = Cursor(rule, state.values, turns, facts)
         result = cursor.advance(_Asker(graph, state, rule, store, to_send))
     except (TemplateError, _StepFailed) as exc:
@@ -415,7 +464,7 @@ def make_node(
     if inference.temperature > 0 and shared:
         seed = derive_seed(graph.seed, -1, shared)
     elif inference.temperature > 0:
-        seed = derive_seed(graph.seed, state.index, rule.id)
+        seed = derive_seed(state.seed, state.index, rule.id)
     params = {**inference.request_params, **extra} if extra else inference.request_params
     key_params = {**inference.key_params, **extra} if extra else inference.key_params
     request = Request(inference.model, messages, params, seed)
@@ -529,6 +578,10 @@ def _resolved(graph: Graph, store: Lookup, samples: Iterable[int]) -> Iterator[S
     while batch := list(islice(indices, PLAN_BATCH)):
         states = [start(graph, i) for i in batch]
         resolve(graph, states, store)
+        while again := [(k, n) for k, s in enumerate(states) if (n := next_attempt(graph, s))]:
+            resolve(graph, [n for _, n in again], store)  # rejected rows: their slots' next draws
+            for k, following in again:
+                states[k] = following
         yield from states
 
 

@@ -57,6 +57,7 @@ class Exported:
     conversation: str | None  # the attribute the messages came from
     tokens: tuple[int, int] = (0, 0)  # input, output: what the exported rows' nodes took
     first: dict[str, dict[str, Any]] = field(default_factory=dict)  # hf-dir: file → first row
+    rejected: int = 0  # slots whose every attempt a quality gate refused: no row
 
 
 def export(
@@ -79,10 +80,13 @@ def export(
         else _Lines(path, fmt, conversation)
     )
     tokens = TokenTally(graph)
-    missing = 0
+    missing = refused = 0
 
     def visit(state: SampleState) -> None:
-        nonlocal missing
+        nonlocal missing, refused
+        if state.gave_up:  # every attempt of the slot failed a quality gate: no row
+            refused += 1
+            return
         if not _complete(state):
             missing += 1
             return
@@ -103,7 +107,14 @@ def export(
         sink.abort()
         raise
     return Exported(
-        path, fmt, sink.rows, missing, sink.column, (tokens.input, tokens.output), sink.first
+        path,
+        fmt,
+        sink.rows,
+        missing,
+        sink.column,
+        (tokens.input, tokens.output),
+        sink.first,
+        refused,
     )
 
 
@@ -199,6 +210,7 @@ class _HfDir(_Sink):
 
 
 def _complete(state: SampleState) -> bool:
+    """Whether ``state`` gives its slot's row: every node cached."""
     return state.ok and all(s in (Status.CACHED, Status.GENERATED) for s in state.status.values())
 
 

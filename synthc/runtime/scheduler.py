@@ -40,6 +40,7 @@ from synthc.planning.plan import (
     advance,
     answer,
     found,
+    next_attempt,
     ran,
     resolve,
     spent,
@@ -105,6 +106,8 @@ class Stats:
     failures: list[tuple[str, str]] = field(default_factory=list)  # (node id, why), first few
     remote_hits: dict[str, int] = field(default_factory=dict)  # cached nodes each remote served
     reused: int = 0  # nodes found in the cache that this build made in another process
+    rejected: dict[str, int] = field(default_factory=dict)  # quality gate → rows it rejected
+    slots_given_up: int = 0  # slots whose every attempt a quality gate rejected: no row
 
     @property
     def nodes(self) -> int:
@@ -328,10 +331,19 @@ class Scheduler:
 
     def _finish(self, state: SampleState) -> None:
         self._tally(state)
+        following = next_attempt(self.graph, state, self.build)
+        if following is not None or state.gave_up:
+            gate = (following or state).rejections[-1].gate
+            self.stats.rejected[gate] = self.stats.rejected.get(gate, 0) + 1
+        if following is not None:  # a quality gate rejected the row: the slot draws again
+            self._step(following)
+            return
         self._finished[state.index] = state
         while self._next in self._finished:
             done = self._finished.pop(self._next)
-            if done.ok:
+            if done.gave_up:
+                self.stats.slots_given_up += 1
+            elif done.ok:
                 self.stats.samples_written += 1
                 used_in, used_out = self._tokens.add(done)
                 self.stats.dataset_tokens[0] += used_in

@@ -1,0 +1,163 @@
+"""Quality gates (synthc.quality): validators and filters, rejected slots drawn again.
+
+The fake server's answers end with ``#`` and a hex digest of the request, so a
+regular expression on that digit keeps a known share of the answers (``#[0-9]``:
+10 in 16) and every outcome is fixed by the seed. The point of doing it in synthc
+is incrementality, proven by request counts: a gate decides which rows are kept,
+never what a node sends, so changing it sends only the draws that were never made.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import synthc
+from synthc.testing.server import FakeLLMServer
+from tests.conftest import run_cli
+from tests.reliability.helpers import write_config
+
+SAMPLES = 12
+
+
+def _gated(path: Path, server: FakeLLMServer, gates: str, attempts: int = 4) -> Path:
+    extra = f"synthc:\n  quality:\n    max_attempts: {attempts}\n{gates}"
+    return write_config(path, server, samples=SAMPLES, extra=extra)
+
+
+def _regex(pattern: str) -> str:
+    return f"    validators:\n      - {{attribute: answer, regex: '{pattern}'}}\n"
+
+
+def _bodies(server: FakeLLMServer, since: int = 0) -> Counter[str]:
+    return Counter(json.dumps(b, sort_keys=True) for b in server.requests[since:])
+
+
+def _rows(path: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def test_rejected_slots_are_drawn_again_until_a_row_passes(tmp_path: Path) -> None:
+    with FakeLLMServer() as server:
+        config = _gated(tmp_path / "qa.yaml", server, _regex("#[0-9]"))
+        result = synthc.build(config)
+        sent = server.count
+    rejected = _rows(tmp_path / "out.rejected.jsonl")
+    rows = _rows(tmp_path / "out.jsonl")
+    assert rejected and all(not re.search("#[0-9]", r["row"]["answer"]) for r in rejected)
+    assert all(r["gate"] == "answer: regex '#[0-9]'" for r in rejected)
+    kept = SAMPLES - result.stats.slots_given_up
+    assert len(rows) == kept == result.stats.samples_written
+    assert all(re.search("#[0-9]", row["answer"]) for row in rows)
+    # every attempt made its two requests: the kept rows' and the rejected ones'
+    assert sent == 2 * (len(rows) + len(rejected))
+    assert result.stats.rejected == {"answer: regex '#[0-9]'": len(rejected)}
+    # slot order, and each later attempt draws anew: no rejected answer is repeated
+    assert [r["slot"] for r in rejected] == sorted(r["slot"] for r in rejected)
+    assert len({r["row"]["answer"] for r in rejected}) == len(rejected)
+
+
+def test_the_same_seed_gives_the_same_rows_byte_for_byte(tmp_path: Path) -> None:
+    with FakeLLMServer() as server:
+        outputs = []
+        for run in ("a", "b"):
+            (tmp_path / run).mkdir()
+            config = _gated(tmp_path / run / "qa.yaml", server, _regex("#[0-9]"))
+            synthc.build(config, ["--output_path", str(tmp_path / run / "out.jsonl")])
+            outputs.append((tmp_path / run / "out.jsonl").read_bytes())
+    assert outputs[0] == outputs[1]
+
+
+def test_loosening_a_gate_brings_rejected_rows_back_from_the_cache(tmp_path: Path) -> None:
+    with FakeLLMServer() as server:
+        config = _gated(tmp_path / "qa.yaml", server, _regex("#[0-9]"))
+        synthc.build(config)
+        first = _rows(tmp_path / "out.rejected.jsonl")
+        before = server.count
+        loose = _gated(tmp_path / "qa.yaml", server, _regex("#"))  # every answer passes
+        result = synthc.build(loose)
+        assert server.count == before  # 0 requests: each slot's first draw is cached
+    rows = _rows(tmp_path / "out.jsonl")
+    assert len(rows) == SAMPLES and result.stats.rejected == {}
+    first_attempts = {r["slot"]: r["row"] for r in first if r["attempt"] == 0}
+    assert all(rows[slot] == row for slot, row in first_attempts.items())
+
+
+def test_tightening_a_gate_sends_only_the_draws_never_made(tmp_path: Path) -> None:
+    with FakeLLMServer() as server:
+        loose = _gated(tmp_path / "qa.yaml", server, _regex("#[0-9]"))
+        synthc.build(loose)
+        made = _bodies(server)
+        since = server.count
+        tight = _gated(tmp_path / "qa.yaml", server, _regex("#[0-4]"))
+        synthc.build(tight)
+        sent = _bodies(server, since)
+        # what the tight gate needs from scratch, built in a cache of its own
+        (tmp_path / "fresh").mkdir()
+        alone = _gated(tmp_path / "fresh" / "qa.yaml", server, _regex("#[0-4]"))
+        since = server.count
+        synthc.build(alone, ["--output_path", str(tmp_path / "fresh" / "out.jsonl")])
+        needed = _bodies(server, since)
+    assert sent == needed - made  # exactly the requests no earlier build made
+    assert sum(sent.values()) < sum(needed.values())
+    assert (tmp_path / "out.jsonl").read_bytes() == (tmp_path / "fresh" / "out.jsonl").read_bytes()
+
+
+def test_a_gate_that_never_passes_stops_at_max_attempts_and_says_so(tmp_path: Path) -> None:
+    with FakeLLMServer() as server:
+        config = _gated(tmp_path / "qa.yaml", server, _regex("never matches"), attempts=3)
+        result = run_cli("build", str(config))
+        assert server.count == 2 * 3 * SAMPLES  # three draws a slot, two requests a draw
+    assert result.exit_code == 0, result.stderr
+    assert (
+        f"quality gates rejected {3 * SAMPLES} rows (answer: regex 'never matches': "
+        f"{3 * SAMPLES}); {SAMPLES} slots gave up after their last attempt"
+    ) in result.stdout
+    assert (tmp_path / "out.jsonl").read_text() == ""
+    assert len(_rows(tmp_path / "out.rejected.jsonl")) == 3 * SAMPLES
+
+
+def test_filters_and_length_bounds_judge_the_row(tmp_path: Path) -> None:
+    gates = (
+        "    validators:\n      - {attribute: question, min_chars: 10, max_chars: 400}\n"
+        "    filters: [\"item != 'item-3'\"]\n"
+    )
+    with FakeLLMServer() as server:
+        config = _gated(tmp_path / "qa.yaml", server, gates, attempts=2)
+        result = synthc.build(config)
+    rows = _rows(tmp_path / "out.jsonl")
+    # item-3's slot keeps its example row on every attempt: it can never pass
+    assert [row["item"] for row in rows] == [f"item-{i}" for i in range(SAMPLES) if i != 3]
+    assert result.stats.rejected == {"filter \"item != 'item-3'\"": 2}
+    assert result.stats.slots_given_up == 1
+
+
+def test_export_writes_the_kept_rows_and_sends_nothing(tmp_path: Path) -> None:
+    with FakeLLMServer() as server:
+        config = _gated(tmp_path / "qa.yaml", server, _regex("#[0-9]"))
+        synthc.build(config)
+        sent = server.count
+        exported = synthc.export(config, format="parquet", output=tmp_path / "o.parquet")
+        explained = synthc.explain(config)
+        assert server.count == sent
+    assert exported.rows == len(_rows(tmp_path / "out.jsonl"))
+    assert explained.total("run") == 0 and explained.total("blocked") == 0
+
+
+def test_bad_gates_are_located_errors(tmp_path: Path) -> None:
+    with FakeLLMServer() as server:
+        gates = (
+            "    validators:\n      - {attribute: anser, regex: 'x'}\n"
+            "    filters: ['answer >> 4', 'nothing here']\n"
+        )
+        config = _gated(tmp_path / "qa.yaml", server, gates)
+        result = run_cli("build", str(config))
+        assert server.count == 0
+    assert result.exit_code != 0
+    assert "qa.yaml:" in result.stderr and "no column 'anser' in the rows" in result.stderr
+    assert "filters: '> 4' is not a value" in result.stderr
+    assert "expected NAME OP VALUE" in result.stderr and "3 errors" in result.stderr
+    assert "Traceback" not in result.stderr
