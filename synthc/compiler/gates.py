@@ -13,6 +13,7 @@ sends nothing for the rows already made.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from dataclasses import dataclass
@@ -85,10 +86,12 @@ class Filter:
 
 @dataclass(frozen=True)
 class Gates:
-    """What every kept row passes, in order; ``max_attempts`` draws per slot."""
+    """What every kept row passes, in order; ``max_attempts`` draws per slot; and the
+    attributes (``dedup``) whose text no two kept rows may share."""
 
     max_attempts: int
     checks: tuple[Check | Filter, ...]
+    dedup: tuple[str, ...] = ()
 
     def rejection(self, row: dict[str, Any]) -> str | None:
         """The first gate ``row`` fails, by name; None when it passes them all."""
@@ -96,6 +99,19 @@ class Gates:
             if not check.passes(row):
                 return check.name
         return None
+
+    def fingerprints(self, row: dict[str, Any]) -> dict[str, str]:
+        """What exact dedup compares of ``row``: per attribute, its text normalised
+        (case folded, runs of spaces as one, ends stripped), hashed."""
+        prints = {}
+        for name in self.dedup:
+            value = row.get(name)
+            text = value if isinstance(value, str) else json.dumps(value, sort_keys=True)
+            normal = " ".join(text.casefold().split())
+            prints[name] = (
+                f"{name}\x1f{hashlib.blake2b(normal.encode(), digest_size=16).hexdigest()}"
+            )
+        return prints
 
 
 def compile_gates(
@@ -128,7 +144,12 @@ def compile_gates(
             problems.append(Diagnostic(message, span(*where)))
             continue
         checks.append(condition)
-    return Gates(quality.max_attempts, tuple(checks)), problems
+    for i, name in enumerate(quality.dedup):
+        if name not in columns:
+            message = f"dedup: no column {name!r} in the rows ({_listed(columns)})"
+            problems.append(Diagnostic(message, span("synthc", "quality", "dedup", i)))
+    dedup = tuple(dict.fromkeys(quality.dedup))
+    return Gates(quality.max_attempts, tuple(checks), dedup), problems
 
 
 def _checks(validator: Validator) -> list[Check]:

@@ -49,6 +49,7 @@ class LLMRule:
     deps: tuple[str, ...]
     digest: str  # of the definition: its message templates
     span: Span | None = None
+    verdict: tuple[int, int] | None = None  # a judge's score range: its reply is a verdict
 
 
 @dataclass(frozen=True)

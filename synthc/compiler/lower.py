@@ -94,10 +94,12 @@ def lower(spec: Spec, model: ResolvedModel, sources: tuple[Source, ...] | None =
     sampler = _sampler(spec, sources if sources is not None else _inline_examples(spec))
     known = _known_ids(config, sampler)
     rules, problems = _rules(spec, known)
+    rules += _judges(spec, known, problems)
     problems += _check_samples(spec, sampler) + _check_combinations(spec, sampler, rules)
     base, columns, hidden = _columns(config, sampler)
     quality = config.synthc.quality if config.synthc else None
-    gates, wrong = compile_gates(quality, (set(base) | set(columns)) - hidden, spec.span)
+    columns += tuple(judge.id for judge in quality.judges) if quality else ()
+    gates, wrong = compile_gates(quality, set(base) | set(columns), spec.span)
     problems += wrong
     if problems:
         raise ConfigError(problems, spec.text, spec.name)
@@ -323,6 +325,43 @@ def _transform_rule(
     return TransformRule(
         attr.id, strategy.type, templates, deps, digest(definition), cid, metadata, span
     )
+
+
+JUDGE_SYSTEM = (
+    "You are a strict, fair grader. Score what the rubric asks about with an integer from "
+    '{low} to {high}. Reply with JSON only: {{"score": <integer>, "reason": "<one '
+    'sentence>"}}.'
+)
+
+
+def _judges(spec: Spec, known: dict[str, _Known], problems: list[Diagnostic]) -> list[Rule]:
+    """``synthc.quality.judges`` as generated attributes whose replies are verdicts."""
+    quality = spec.config.synthc.quality if spec.config.synthc else None
+    rules: list[Rule] = []
+    for i, judge in enumerate(quality.judges if quality else ()):
+        where = ("synthc", "quality", "judges", i)
+        if judge.id in known:
+            message = f"judges: {judge.id!r} is already an attribute: give the judge its own id"
+            problems.append(Diagnostic(message, spec.span(*where, "id")))
+            continue
+        template = _template(spec, judge.rubric, (*where, "rubric"), known, problems)
+        system = JUDGE_SYSTEM.format(low=judge.min_score, high=judge.max_score)
+        messages = (
+            MessageTemplate("system", parse_template(_literal(system)), system),
+            MessageTemplate("user", template, judge.rubric),
+        )
+        scale = (judge.min_score, judge.max_score)
+        deps = tuple(dict.fromkeys(template.roots))
+        definition = ["judge", judge.rubric, system, list(scale)]
+        span = spec.span(*where, "id")
+        rules.append(LLMRule(judge.id, messages, deps, digest(definition), span, verdict=scale))
+        known[judge.id] = _Known("text")
+    return rules
+
+
+def _literal(text: str) -> str:
+    """``text`` as a template that renders to itself (its braces doubled)."""
+    return text.replace("{", "{{").replace("}", "}}")
 
 
 def _template(

@@ -490,13 +490,33 @@ class Validator(Model):
         return self
 
 
+class Judge(Model):
+    """An LLM-as-judge attribute: ``rubric`` (a template over the sample's attributes)
+    asks the model for a verdict, ``{"score": <integer>, "reason": "..."}`` with the
+    score from ``min_score`` to ``max_score``; the row holds it as JSON text under
+    ``id``, for filters such as ``verdict.score >= 4``."""
+
+    id: NonEmpty
+    rubric: NonEmpty
+    min_score: int = 1
+    max_score: int = 5
+
+    @model_validator(mode="after")
+    def _scale(self) -> Judge:
+        if self.max_score <= self.min_score:
+            raise ValueError(f"max_score must be above min_score ({self.min_score})")
+        return self
+
+
 class QualitySettings(Model):
     """Quality gates (``synthc.quality``): validators and filters a sample's row must
     pass; a rejected sample's slot is drawn again, up to ``max_attempts`` times."""
 
     max_attempts: Annotated[int, Field(ge=1, le=100)] = 3
+    judges: list[Judge] = Field(default_factory=list)
     validators: list[Validator] = Field(default_factory=list)
     filters: list[NonEmpty] = Field(default_factory=list)  # "score >= 4", "answer != ''"
+    dedup: list[NonEmpty] = Field(default_factory=list)  # attributes no two kept rows share
 
 
 class SynthcSettings(Model):

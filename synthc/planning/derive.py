@@ -73,6 +73,12 @@ def build_row(graph: Graph, values: dict[str, Any]) -> dict[str, Any]:
     return row
 
 
+def gate_view(values: dict[str, Any]) -> dict[str, Any]:
+    """Every value of a sample as a row would store it, hidden and left-out ones too:
+    what quality gates judge (a row's own columns may leave some out)."""
+    return {k: _stored(v) for k, v in values.items()}
+
+
 def _stored(value: Any) -> Any:
     return value.id if isinstance(value, SampledValue) else value
 

@@ -17,6 +17,7 @@ only and asks the remotes as it sends (:class:`synthc.core.records.Tiered`).
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -33,7 +34,7 @@ from synthc.core.keys import NodeId, NodeKey, derive_seed, digest, node_id, node
 from synthc.core.messages import Message, Request, ToolCall
 from synthc.core.records import Lookup, Record, get_many
 from synthc.planning.conversation import Cursor, Ran, step_rule, target_turns
-from synthc.planning.derive import build_row, postprocess, transform
+from synthc.planning.derive import build_row, gate_view, postprocess, transform
 from synthc.planning.steps import Step
 
 UPSTREAM_FAILED = "an upstream node failed"
@@ -170,12 +171,36 @@ def next_attempt(graph: Graph, state: SampleState, build: str = "") -> SampleSta
     gates = graph.gates
     if gates is None or not state.ok or state.gave_up or not _answered(graph, state):
         return None
-    row = build_row(graph, state.values)
-    gate = gates.rejection(row)
-    if gate is None:
-        return None
-    rejections = [*state.rejections, Rejection(state.attempt, gate, row)]
-    if state.attempt + 1 >= gates.max_attempts:
+    gate = gates.rejection(gate_view(state.values))
+    return None if gate is None else _redraw(graph, state, gate, build)
+
+
+def duplicate_attempt(
+    graph: Graph, state: SampleState, seen: set[str], build: str = ""
+) -> tuple[SampleState | None, str | None]:
+    """Exact dedup, decided in slot order: ``state`` (kept by every other gate) is a
+    duplicate when a ``synthc.quality.dedup`` attribute's text is one a kept row of an
+    earlier slot had (``seen``, which its own texts join when it is kept). Returns the
+    slot's next attempt (None at the last, which is marked given up) and the gate, or
+    (None, None) for a row that stays."""
+    gates = graph.gates
+    if gates is None or not gates.dedup or not state.accepted or not _answered(graph, state):
+        return None, None
+    prints = gates.fingerprints(gate_view(state.values))
+    same = next((name for name, found in prints.items() if found in seen), None)
+    if same is None:
+        seen.update(prints.values())
+        return None, None
+    gate = f"dedup {same}"
+    return _redraw(graph, state, gate, build), gate
+
+
+def _redraw(graph: Graph, state: SampleState, gate: str, build: str) -> SampleState | None:
+    """``state`` rejected by ``gate``: its slot's next attempt, or None at the last
+    attempt (``state`` is then given up)."""
+    assert graph.gates is not None
+    rejections = [*state.rejections, Rejection(state.attempt, gate, build_row(graph, state.values))]
+    if state.attempt + 1 >= graph.gates.max_attempts:
         state.rejections, state.gave_up = rejections, True
         return None
     following = start(graph, state.index, build, state.attempt + 1)
@@ -403,7 +428,37 @@ def _llm_node(graph: Graph, state: SampleState, rule: LLMRule) -> LLMNode | None
     except TemplateError as exc:
         _fail(state, rule, f"cannot render the prompt: {exc}")
         return None
+    if rule.verdict is not None:  # a judge: its reply is a verdict, guided by a schema
+        low, high = rule.verdict
+        extra = {"guided_decoding": {"json": verdict_schema(low, high)}}
+        return make_node(graph, state, rule, messages, extra, accept=_verdict_check(low, high))
     return make_node(graph, state, rule, messages)
+
+
+def verdict_schema(low: int, high: int) -> dict[str, Any]:
+    """The JSON schema a judge's reply follows: a score in ``low..high`` and a reason."""
+    return {
+        "type": "object",
+        "properties": {
+            "score": {"type": "integer", "minimum": low, "maximum": high},
+            "reason": {"type": "string"},
+        },
+        "required": ["score", "reason"],
+    }
+
+
+def _verdict_check(low: int, high: int) -> Check:
+    def problem(text: str) -> str | None:
+        try:
+            verdict = json.loads(text)
+        except ValueError:
+            return f"the judge's reply is not JSON: {text[:80]!r}"
+        score = verdict.get("score") if isinstance(verdict, dict) else None
+        if isinstance(score, bool) or not isinstance(score, int) or not low <= score <= high:
+            return f"the judge's reply has no integer score from {low} to {high}: {text[:80]!r}"
+        return None
+
+    return problem
 
 
 def samples_share_nodes(graph: Graph) -> bool:
@@ -575,6 +630,7 @@ def _resolved(graph: Graph, store: Lookup, samples: Iterable[int]) -> Iterator[S
     """``samples``, in order, resolved as far as the cache allows, :data:`PLAN_BATCH` at a
     time so that their lookups are batched (and remote round trips overlap)."""
     indices = iter(samples)
+    seen: set[str] = set()  # what the kept rows so far hold, for exact dedup
     while batch := list(islice(indices, PLAN_BATCH)):
         states = [start(graph, i) for i in batch]
         resolve(graph, states, store)
@@ -582,6 +638,12 @@ def _resolved(graph: Graph, store: Lookup, samples: Iterable[int]) -> Iterator[S
             resolve(graph, [n for _, n in again], store)  # rejected rows: their slots' next draws
             for k, following in again:
                 states[k] = following
+        for k in range(len(states)):  # dedup, in slot order: each redraw judged again
+            redrawn = duplicate_attempt(graph, states[k], seen)[0]
+            while redrawn is not None:
+                resolve(graph, [redrawn], store)
+                states[k] = redrawn
+                redrawn = next_attempt(graph, redrawn) or duplicate_attempt(graph, redrawn, seen)[0]
         yield from states
 
 

@@ -39,6 +39,7 @@ from synthc.planning.plan import (
     ToolNode,
     advance,
     answer,
+    duplicate_attempt,
     found,
     next_attempt,
     ran,
@@ -170,6 +171,7 @@ class Scheduler:
         self.refused: list[tuple[Request, RequestFailure]] = []
         self.tools = ToolRunner(store, build)
         self._tokens = TokenTally(graph)  # what the written rows' nodes took
+        self._seen: set[str] = set()  # what the kept rows hold, for exact dedup (slot order)
 
     async def run(self) -> Stats:
         """Build every sample (of ``samples``, when given); return the counts."""
@@ -341,6 +343,13 @@ class Scheduler:
         self._finished[state.index] = state
         while self._next in self._finished:
             done = self._finished.pop(self._next)
+            redrawn, same = duplicate_attempt(self.graph, done, self._seen, self.build)
+            if same is not None:
+                self.stats.rejected[same] = self.stats.rejected.get(same, 0) + 1
+            if redrawn is not None:  # a row an earlier slot already holds: draw the slot again
+                self._open += 1  # (its _finish closes it again)
+                self._step(redrawn)
+                continue
             if done.gave_up:
                 self.stats.slots_given_up += 1
             elif done.ok:

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import synthc
+from synthc.testing._wire import default_reply, request_digest, response_schema
 from synthc.testing.server import FakeLLMServer
 from tests.conftest import run_cli
 from tests.reliability.helpers import write_config
@@ -161,3 +162,121 @@ def test_bad_gates_are_located_errors(tmp_path: Path) -> None:
     assert "filters: '> 4' is not a value" in result.stderr
     assert "expected NAME OP VALUE" in result.stderr and "3 errors" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def _grading(body: dict[str, Any]) -> str:
+    """The server's answers, a judge's verdict scored 1-5 from the request's digest."""
+    if response_schema(body) is None:
+        return default_reply(body)
+    score = int(request_digest(body)[0], 16) % 5 + 1
+    return json.dumps({"score": score, "reason": f"scored {score}"})
+
+
+def _judged(path: Path, server: FakeLLMServer, rubric: str, filters: str = "") -> Path:
+    judge = f"    judges:\n      - {{id: verdict, rubric: '{rubric}'}}\n"
+    return _gated(path, server, judge + filters)
+
+
+def test_a_judge_grades_each_row_and_a_filter_keeps_the_good_ones(tmp_path: Path) -> None:
+    with FakeLLMServer(reply=_grading) as server:
+        config = _judged(tmp_path / "qa.yaml", server, "Grade: {answer}", FILTER)
+        result = synthc.build(config)
+        judged = [b for b in server.requests if response_schema(b) is not None]
+    rows = _rows(tmp_path / "out.jsonl")
+    assert len(rows) == SAMPLES - result.stats.slots_given_up
+    assert all(json.loads(row["verdict"])["score"] >= 3 for row in rows)
+    rejected = _rows(tmp_path / "out.rejected.jsonl")
+    assert rejected and all(json.loads(r["row"]["verdict"])["score"] < 3 for r in rejected)
+    assert len(judged) == len(rows) + len(rejected)  # one verdict a draw
+    system = judged[0]["messages"][0]["content"]
+    assert "integer from 1 to 5" in system and '{"score": <integer>' in system
+
+
+FILTER = "    filters: ['verdict.score >= 3']\n"
+
+
+def test_editing_the_rubric_reruns_the_judge_alone(tmp_path: Path) -> None:
+    with FakeLLMServer(reply=_grading) as server:
+        config = _judged(tmp_path / "qa.yaml", server, "Grade: {answer}")
+        synthc.build(config)
+        since = server.count
+        edited = _judged(tmp_path / "qa.yaml", server, "Grade strictly: {answer}")
+        synthc.build(edited)
+        sent = server.requests[since:]
+    assert len(sent) == SAMPLES  # no filter: one new verdict a slot, no generation
+    assert all(response_schema(b) is not None for b in sent)
+
+
+def test_raising_the_bar_sends_no_verdict_twice(tmp_path: Path) -> None:
+    with FakeLLMServer(reply=_grading) as server:
+        config = _judged(tmp_path / "qa.yaml", server, "Grade: {answer}", FILTER)
+        synthc.build(config)
+        made = _bodies(server)
+        since = server.count
+        higher = _judged(tmp_path / "qa.yaml", server, "Grade: {answer}", FILTER.replace("3", "4"))
+        synthc.build(higher)
+        sent = _bodies(server, since)
+    assert not set(sent) & set(made)  # nothing asked twice: slots judged before send nothing
+    assert sum(sent.values()) > 0
+
+
+def test_a_judge_that_reads_an_unknown_attribute_is_a_located_error(tmp_path: Path) -> None:
+    with FakeLLMServer() as server:
+        config = _judged(tmp_path / "qa.yaml", server, "Grade: {answr}")
+        result = run_cli("build", str(config))
+    assert result.exit_code != 0 and "qa.yaml:" in result.stderr and "{answr}" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def _few_answers(body: dict[str, Any]) -> str:
+    """Answers from a set of four, spelled with varying case and spaces (the same text
+    once normalised); questions as usual."""
+    text = default_reply(body)
+    if not text.startswith("reply to: reply to:"):
+        return text
+    digest = int(request_digest(body), 16)
+    return f"{'Answer' if digest % 2 else 'answer'}  {digest // 2 % 4} "
+
+
+DEDUP = "    dedup: [answer]\n"
+
+
+def test_dedup_keeps_one_row_per_text_in_slot_order(tmp_path: Path) -> None:
+    with FakeLLMServer(reply=_few_answers) as server:
+        config = _gated(tmp_path / "qa.yaml", server, DEDUP, attempts=6)
+        result = synthc.build(config)
+    rows = _rows(tmp_path / "out.jsonl")
+    normal = [" ".join(row["answer"].casefold().split()) for row in rows]
+    assert len(set(normal)) == len(normal) == 4  # four texts: four rows, the rest give up
+    assert result.stats.slots_given_up == SAMPLES - 4
+    rejected = _rows(tmp_path / "out.rejected.jsonl")
+    assert {r["gate"] for r in rejected} == {"dedup answer"}
+    kept = {row["item"]: n for row, n in zip(rows, normal, strict=True)}
+    for refused in rejected:  # each refused text was kept by an earlier slot
+        text = " ".join(refused["row"]["answer"].casefold().split())
+        earlier = [item for item, n in kept.items() if n == text]
+        assert earlier and int(earlier[0].split("-")[1]) < refused["slot"]
+
+
+def test_adding_dedup_redraws_only_the_duplicates(tmp_path: Path) -> None:
+    with FakeLLMServer(reply=_few_answers) as server:
+        plain = _gated(tmp_path / "qa.yaml", server, "", attempts=6)
+        synthc.build(plain)
+        made = _bodies(server)
+        since = server.count
+        synthc.build(_gated(tmp_path / "qa.yaml", server, DEDUP, attempts=6))
+        sent = _bodies(server, since)
+        (tmp_path / "fresh").mkdir()
+        alone = _gated(tmp_path / "fresh" / "qa.yaml", server, DEDUP, attempts=6)
+        since = server.count
+        synthc.build(alone, ["--output_path", str(tmp_path / "fresh" / "out.jsonl")])
+        needed = _bodies(server, since)
+        exported = synthc.export(alone, format="hf-dir", output=tmp_path / "pub")
+        assert server.count == since + sum(needed.values())  # export sends nothing
+    assert sent == needed - made and sum(sent.values()) > 0
+    assert (tmp_path / "out.jsonl").read_bytes() == (tmp_path / "fresh" / "out.jsonl").read_bytes()
+    # export follows the same decisions through the cache: the same rows, the same give-ups
+    assert (tmp_path / "pub" / "data" / "train.jsonl").read_bytes() == (
+        tmp_path / "fresh" / "out.jsonl"
+    ).read_bytes()
+    assert (exported.rows, exported.rejected) == (4, SAMPLES - 4)
