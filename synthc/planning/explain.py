@@ -103,6 +103,60 @@ class Usage:
 
 
 @dataclass
+class QualityTally:
+    """What the quality gates decided of the slots explain looked at (docs/quality.md)."""
+
+    max_attempts: int
+    kept: int = 0  # slots whose row passed
+    given_up: int = 0  # slots whose every attempt was rejected
+    open: int = 0  # slots whose current attempt waits on nodes to send
+    attempts: int = 0  # attempts judged: each rejected one, and each kept row
+    rejected: Counter[str] = field(default_factory=Counter)  # gate → rows rejected
+
+    def add(self, graph: Graph, state: SampleState, weight: int) -> None:
+        for refused in state.rejections:
+            self.rejected[refused.gate] += weight
+        self.attempts += weight * len(state.rejections)
+        if state.gave_up:
+            self.given_up += weight
+        elif state.ok and all(
+            state.status.get(r.id) in (Status.CACHED, Status.GENERATED) for r in graph.rules
+        ):
+            self.kept += weight
+            self.attempts += weight
+        else:
+            self.open += weight
+
+    @property
+    def acceptance(self) -> float | None:
+        """The share of judged attempts whose row was kept; None before any was judged."""
+        return self.kept / self.attempts if self.attempts else None
+
+    @property
+    def expected_attempts(self) -> float:
+        """Attempts a slot takes on average at that acceptance, up to ``max_attempts``:
+        (1 - (1 - p)^m) / p. 1 before any attempt was judged."""
+        p = self.acceptance
+        if p is None:
+            return 1.0
+        if p == 0:
+            return float(self.max_attempts)
+        return (1 - (1 - p) ** self.max_attempts) / p
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "max_attempts": self.max_attempts,
+            "kept": self.kept,
+            "given_up": self.given_up,
+            "open": self.open,
+            "attempts": self.attempts,
+            "rejected": dict(sorted(self.rejected.items())),
+            "acceptance": None if self.acceptance is None else round(self.acceptance, 4),
+            "expected_attempts": round(self.expected_attempts, 3),
+        }
+
+
+@dataclass
 class NodeReport:
     id: str
     rule: str
@@ -130,6 +184,7 @@ class Explanation:
     history: dict[str, Usage] = field(default_factory=dict)
     counted: dict[str, Usage] = field(default_factory=dict)  # rule → a tokenizer's counts
     tokenizer: TokenCounter | None = None  # the model's own, where one is available offline
+    quality: QualityTally | None = None  # with quality gates: what they decided so far
 
     def total(self, status: str) -> int:
         return sum(c[status] for c in self.counts.values())
@@ -187,11 +242,16 @@ def explain(
         tokenizer=tokenizer,
     )
 
+    if graph.gates is not None:
+        report.quality = QualityTally(graph.gates.max_attempts)
+
     def visit(state: SampleState) -> None:
         for rule in llm:
             _count(report, rule, state, previous, node_limit)
         for conv in multiturn:
             _count_multiturn(report, conv, state, previous, node_limit)
+        if report.quality is not None:
+            report.quality.add(graph, state, report.weight(state.index))
 
     plan(graph, store, visit, walk.samples())
     _last_build_usage(report, store, previous)
@@ -350,6 +410,9 @@ def estimate(report: Explanation) -> dict[str, Any]:
     else ``max_new_tokens`` each (then ``output_tokens`` is the upper bound)."""
     graph = report.graph
     max_out = int(graph.inference.request_params.get("max_new_tokens", 1024))
+    # with quality gates, a slot still open takes this many attempts on average (each
+    # attempt sends what its first does: an approximation for a slot past its first)
+    attempts = report.quality.expected_attempts if report.quality is not None else 1.0
     input_tokens = output_tokens = output_max = requests = 0
     sources: dict[str, str] = {}
     for rule_id, counts in report.counts.items():
@@ -364,17 +427,18 @@ def estimate(report: Explanation) -> dict[str, Any]:
         if seen and seen.chars:
             sources[rule_id] = "usage"  # a blocked prompt's text is unknown: the average's
             sent = report.input_chars[rule_id] * seen.input_tokens / seen.chars
-            input_tokens += round(sent + blocked * seen.input_tokens / seen.requests)
+            inputs = sent + blocked * seen.input_tokens / seen.requests
             outputs = min(round((run + blocked) * seen.output_tokens / seen.requests), outputs)
         elif counted and counted.chars:
             sources[rule_id] = "tokenizer"
-            input_tokens += round(chars * counted.input_tokens / counted.chars)
+            inputs = chars * counted.input_tokens / counted.chars
         else:
             sources[rule_id] = "characters"
-            input_tokens += round(chars / CHARS_PER_TOKEN)
-        output_tokens += outputs
-        output_max += (run + blocked) * max_out
-        requests += run + blocked
+            inputs = chars / CHARS_PER_TOKEN
+        input_tokens += round(inputs * attempts)
+        output_tokens += round(outputs * attempts)
+        output_max += round((run + blocked) * attempts) * max_out
+        requests += round((run + blocked) * attempts)
     return {
         "requests": requests,
         "input_tokens": input_tokens,
@@ -445,6 +509,7 @@ def _to_json(report: Explanation) -> dict[str, Any]:
         "nodes_omitted": report.omitted,
         "remote_hits": dict(report.remote_hits),
         "sampled": _sampled(report.walk),
+        "quality": report.quality.to_json() if report.quality is not None else None,
     }
 
 

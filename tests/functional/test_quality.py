@@ -280,3 +280,45 @@ def test_adding_dedup_redraws_only_the_duplicates(tmp_path: Path) -> None:
         tmp_path / "fresh" / "out.jsonl"
     ).read_bytes()
     assert (exported.rows, exported.rejected) == (4, SAMPLES - 4)
+
+
+def test_explain_reports_the_gates_and_counts_the_redraws_in_its_estimate(tmp_path: Path) -> None:
+    with FakeLLMServer() as server:
+        config = _gated(tmp_path / "qa.yaml", server, _regex("#[0-9]"))
+        built = synthc.build(config)
+        report = synthc.explain(config, ["--num_samples", str(2 * SAMPLES)]).to_json()
+        quality, estimate = report["quality"], report["estimate"]
+        text = run_cli("explain", str(config), "--num_samples", str(2 * SAMPLES)).stdout
+        since = server.count
+        synthc.build(config, ["--num_samples", str(2 * SAMPLES)])
+        sent = server.count - since
+    given_up = built.stats.slots_given_up
+    rejected = sum(built.stats.rejected.values())
+    assert quality["kept"] == SAMPLES - given_up and quality["given_up"] == given_up
+    assert quality["open"] == SAMPLES and quality["rejected"] == built.stats.rejected
+    assert quality["attempts"] == rejected + SAMPLES - given_up
+    p = quality["acceptance"]
+    expected = (1 - (1 - p) ** 4) / p
+    assert quality["expected_attempts"] == round(expected, 3)
+    # twelve open slots, two requests an attempt, about `expected` attempts each
+    assert estimate["requests"] == 2 * round(SAMPLES * expected)
+    assert abs(sent - estimate["requests"]) <= 0.4 * sent  # the redraws the build then made
+    assert f"quality gates: {SAMPLES - given_up} of {SAMPLES} decided slots kept" in text
+
+
+def test_a_verdict_out_of_range_is_refused_not_cached(tmp_path: Path) -> None:
+    def wild(body: dict[str, Any]) -> str:
+        if response_schema(body) is None:
+            return default_reply(body)
+        return json.dumps({"score": 9, "reason": "off the scale"})
+
+    with FakeLLMServer(reply=wild) as server:
+        config = _judged(tmp_path / "qa.yaml", server, "Grade: {answer}")
+        result = run_cli("build", str(config))
+        first = server.count
+        run_cli("build", str(config))
+        asked_again = server.count - first
+    assert result.exit_code != 0
+    assert "the judge's reply has no integer score from 1 to 5" in result.stderr
+    assert "judge's verdict that does not parse" in result.stderr
+    assert asked_again == SAMPLES  # the verdicts only: not cached, asked again

@@ -34,6 +34,20 @@ def summary_text(data: dict[str, Any]) -> str:
         f"estimate: {e['requests']} requests, ~{e['input_tokens']:,} input tokens, "
         f"{outputs}, {price}"
     )
+    if quality := data.get("quality"):
+        decided = quality["kept"] + quality["given_up"]
+        rejected = sum(quality["rejected"].values())
+        rate = quality["acceptance"]
+        lines.append(
+            f"quality gates: {quality['kept']:,} of {decided:,} decided slots kept, "
+            f"{rejected:,} rows rejected, {quality['given_up']:,} given up"
+            + (
+                f"; {rate:.0%} of judged rows kept, so about "
+                f"{quality['expected_attempts']:.2f} attempts a slot (in the estimate)"
+                if rate is not None
+                else "; no row judged yet (the estimate counts one attempt a slot)"
+            )
+        )
     if sampled := data.get("sampled"):
         lines.append(
             f"(counted from {sampled['samples_walked']:,} of {data['num_samples']:,} samples: "
