@@ -68,6 +68,9 @@ class Entry:
     owner: str = ""
 
 
+OPEN_SECONDS = 30.0  # how long opening a journal another build is setting up may take
+
+
 class BatchJournal:
     """The batches recorded in one cache directory (see the module docstring)."""
 
@@ -76,10 +79,24 @@ class BatchJournal:
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             self._db = sqlite3.connect(path, timeout=60.0, isolation_level=None)
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.executescript(SCHEMA)
+            self._set_up()
         except sqlite3.Error as exc:
             raise CacheError(f"cannot open the batch journal {path}: {exc}") from None
+
+    def _set_up(self) -> None:
+        """WAL mode and the tables. Two builds opening a new journal at once can find it
+        locked while the other switches it to WAL: SQLite answers that at once, without
+        waiting out the connection's timeout, so it is tried again for a while."""
+        deadline = time.monotonic() + OPEN_SECONDS
+        while True:
+            try:
+                self._db.execute("PRAGMA journal_mode=WAL")
+                self._db.executescript(SCHEMA)
+                return
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
 
     @classmethod
     def open(cls, cache_dir: Path) -> BatchJournal:
