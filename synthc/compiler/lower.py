@@ -31,6 +31,7 @@ from synthc.compiler.source import PathKey
 from synthc.compiler.spec import (
     GenerationParams,
     MultiTurnAttribute,
+    QualitySettings,
     SynthesisConfig,
     TransformationType,
     TransformedAttribute,
@@ -94,10 +95,10 @@ def lower(spec: Spec, model: ResolvedModel, sources: tuple[Source, ...] | None =
     sampler = _sampler(spec, sources if sources is not None else _inline_examples(spec))
     known = _known_ids(config, sampler)
     rules, problems = _rules(spec, known)
-    rules += _judges(spec, known, problems)
+    quality = config.synthc.quality if config.synthc else None
+    rules += _judges(spec, quality, known, problems)
     problems += _check_samples(spec, sampler) + _check_combinations(spec, sampler, rules)
     base, columns, hidden = _columns(config, sampler)
-    quality = config.synthc.quality if config.synthc else None
     columns += tuple(judge.id for judge in quality.judges) if quality else ()
     gates, wrong = compile_gates(quality, set(base) | set(columns), spec.span)
     problems += wrong
@@ -334,9 +335,13 @@ JUDGE_SYSTEM = (
 )
 
 
-def _judges(spec: Spec, known: dict[str, _Known], problems: list[Diagnostic]) -> list[Rule]:
+def _judges(
+    spec: Spec,
+    quality: QualitySettings | None,
+    known: dict[str, _Known],
+    problems: list[Diagnostic],
+) -> list[Rule]:
     """``synthc.quality.judges`` as generated attributes whose replies are verdicts."""
-    quality = spec.config.synthc.quality if spec.config.synthc else None
     rules: list[Rule] = []
     for i, judge in enumerate(quality.judges if quality else ()):
         where = ("synthc", "quality", "judges", i)

@@ -34,6 +34,7 @@ from synthc.planning.plan import (
     Status,
     ToolNode,
     advance,
+    answered,
     plan,
     start,
     text_digest,
@@ -119,9 +120,7 @@ class QualityTally:
         self.attempts += weight * len(state.rejections)
         if state.gave_up:
             self.given_up += weight
-        elif state.ok and all(
-            state.status.get(r.id) in (Status.CACHED, Status.GENERATED) for r in graph.rules
-        ):
+        elif state.ok and answered(graph, state):
             self.kept += weight
             self.attempts += weight
         else:

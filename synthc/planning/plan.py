@@ -169,7 +169,7 @@ def next_attempt(graph: Graph, state: SampleState, build: str = "") -> SampleSta
     kept, cannot be judged yet (not every node answered), or ``state`` was the last
     attempt (then marked :attr:`~SampleState.gave_up`)."""
     gates = graph.gates
-    if gates is None or not state.ok or state.gave_up or not _answered(graph, state):
+    if gates is None or not state.ok or state.gave_up or not answered(graph, state):
         return None
     gate = gates.rejection(gate_view(state.values))
     return None if gate is None else _redraw(graph, state, gate, build)
@@ -184,7 +184,7 @@ def duplicate_attempt(
     slot's next attempt (None at the last, which is marked given up) and the gate, or
     (None, None) for a row that stays."""
     gates = graph.gates
-    if gates is None or not gates.dedup or not state.accepted or not _answered(graph, state):
+    if gates is None or not gates.dedup or not state.accepted or not answered(graph, state):
         return None, None
     prints = gates.fingerprints(gate_view(state.values))
     same = next((name for name, found in prints.items() if found in seen), None)
@@ -208,7 +208,8 @@ def _redraw(graph: Graph, state: SampleState, gate: str, build: str) -> SampleSt
     return following
 
 
-def _answered(graph: Graph, state: SampleState) -> bool:
+def answered(graph: Graph, state: SampleState) -> bool:
+    """Whether every rule of ``state`` has its value (from the cache or this build)."""
     return all(state.status.get(r.id) in (Status.CACHED, Status.GENERATED) for r in graph.rules)
 
 
@@ -634,11 +635,14 @@ def _resolved(graph: Graph, store: Lookup, samples: Iterable[int]) -> Iterator[S
     while batch := list(islice(indices, PLAN_BATCH)):
         states = [start(graph, i) for i in batch]
         resolve(graph, states, store)
+        if graph.gates is None:
+            yield from states
+            continue
         while again := [(k, n) for k, s in enumerate(states) if (n := next_attempt(graph, s))]:
             resolve(graph, [n for _, n in again], store)  # rejected rows: their slots' next draws
             for k, following in again:
                 states[k] = following
-        for k in range(len(states)):  # dedup, in slot order: each redraw judged again
+        for k in range(len(states) if graph.gates.dedup else 0):  # dedup, in slot order
             redrawn = duplicate_attempt(graph, states[k], seen)[0]
             while redrawn is not None:
                 resolve(graph, [redrawn], store)

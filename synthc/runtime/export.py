@@ -214,16 +214,20 @@ def _complete(state: SampleState) -> bool:
     return state.ok and all(s in (Status.CACHED, Status.GENERATED) for s in state.status.values())
 
 
+def _conversations(row: dict[str, Any]) -> list[str]:
+    return [name for name, value in row.items() if is_conversation(value)]
+
+
 def _only_conversation(row: dict[str, Any]) -> str | None:
     """The one column of ``row`` holding a conversation; None when there are several or none."""
-    found = [name for name, value in row.items() if is_conversation(value)]
+    found = _conversations(row)
     return found[0] if len(found) == 1 else None
 
 
 def _conversation_column(row: dict[str, Any]) -> str:
     """The one column of ``row`` holding a conversation; an error naming them when there
     are several or none."""
-    found = [name for name, value in row.items() if is_conversation(value)]
+    found = _conversations(row)
     if len(found) == 1:
         return found[0]
     if not found:

@@ -18,7 +18,9 @@ from synthc.testing.server import FakeLLMServer
 from tests.conftest import REPO, pointed_at, run_cli
 
 hub_library = pytest.importorskip("huggingface_hub", reason="huggingface_hub is not installed")
-hub_constants = pytest.importorskip("huggingface_hub.constants")
+hub_constants = pytest.importorskip(
+    "huggingface_hub.constants", reason="huggingface_hub is not installed"
+)
 from synthc.testing.hub import FakeHub  # noqa: E402 - needs aiohttp only, but is for the Hub
 
 TOKEN = "hf_test_write_token_1234"

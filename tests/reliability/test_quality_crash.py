@@ -41,9 +41,7 @@ def test_a_kill_mid_redraw_loses_only_work_in_flight(tmp_path: Path) -> None:
         build = subprocess.Popen(
             synthc_command("build", "q.yaml", "-q"), cwd=work, stderr=subprocess.DEVNULL
         )
-        deadline = time.monotonic() + 60
-        while server.count < needed // 2 and build.poll() is None:
-            assert time.monotonic() < deadline
+        while server.count < needed // 2 and build.poll() is None:  # ends if the build does
             time.sleep(0.005)
         build.send_signal(signal.SIGKILL)
         build.wait()
