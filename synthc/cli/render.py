@@ -198,8 +198,7 @@ def print_failures(result: BuildResult) -> None:
         click.echo(f"  ... and {s.failed - len(s.failures)} more", err=True)
     if s.unusable:
         click.echo(
-            f"warning: {s.unusable} answer(s) could not be used (a conversation plan or a "
-            "judge's verdict that does not parse); they are not cached, so the next run asks "
-            "for them again",
+            f"warning: {s.unusable} answer(s) could not be used (a conversation plan that "
+            "does not parse); they are not cached, so the next run asks for them again",
             err=True,
         )

@@ -33,11 +33,13 @@ class Check:
     """One check of a validator, named as the summary reports it (``answer: min_chars 20``)."""
 
     attribute: str
-    kind: str  # regex | not_regex | min_chars | max_chars | json
+    kind: str  # regex | not_regex | min_chars | max_chars | json | verdict
     param: Any
 
     @property
     def name(self) -> str:
+        if self.kind == "verdict":
+            return f"{self.attribute}: usable verdict (score {self.param[0]} to {self.param[1]})"
         shown = (
             ""
             if self.kind == "json"
@@ -58,6 +60,8 @@ class Check:
             return len(text) >= int(self.param)
         if self.kind == "max_chars":
             return len(text) <= int(self.param)
+        if self.kind == "verdict":
+            return usable_verdict(value, *self.param)
         return _json(value) is not _MISSING
 
 
@@ -121,7 +125,10 @@ def compile_gates(
     The problems come back as diagnostics, all at once."""
     if quality is None:
         return None, []
-    checks: list[Check | Filter] = []
+    # a judge's reply that is no verdict (no integer score in range) rejects its row
+    checks: list[Check | Filter] = [
+        Check(judge.id, "verdict", (judge.min_score, judge.max_score)) for judge in quality.judges
+    ]
     problems: list[Diagnostic] = []
     for i, validator in enumerate(quality.validators):
         where = ("synthc", "quality", "validators", i)
@@ -201,6 +208,14 @@ def _json(value: Any) -> Any:
         return json.loads(value)
     except ValueError:
         return _MISSING
+
+
+def usable_verdict(value: Any, low: int, high: int) -> bool:
+    """Whether ``value`` is a judge's verdict: JSON with an integer ``score`` from ``low``
+    to ``high``."""
+    verdict = _json(value)
+    score = verdict.get("score") if isinstance(verdict, dict) else None
+    return isinstance(score, int) and not isinstance(score, bool) and low <= score <= high
 
 
 def _compare(found: Any, op: str, value: Any) -> bool:

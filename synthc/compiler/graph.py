@@ -50,6 +50,8 @@ class LLMRule:
     digest: str  # of the definition: its message templates
     span: Span | None = None
     verdict: tuple[int, int] | None = None  # a judge's score range: its reply is a verdict
+    model: str | None = None  # a model of its own (a judge's), on the config's API engine
+    params: tuple[tuple[str, Any], ...] = ()  # request params of its own (a judge's budget)
 
 
 @dataclass(frozen=True)

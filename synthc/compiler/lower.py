@@ -12,7 +12,7 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
-from synthc.compiler.engines import ENGINES
+from synthc.compiler.engines import ENGINES, Engine
 from synthc.compiler.gates import compile_gates
 from synthc.compiler.graph import (
     SPECIAL_IDS,
@@ -96,7 +96,7 @@ def lower(spec: Spec, model: ResolvedModel, sources: tuple[Source, ...] | None =
     known = _known_ids(config, sampler)
     rules, problems = _rules(spec, known)
     quality = config.synthc.quality if config.synthc else None
-    rules += _judges(spec, quality, known, problems)
+    rules += _judges(spec, quality, known, problems, model.engine)
     problems += _check_samples(spec, sampler) + _check_combinations(spec, sampler, rules)
     base, columns, hidden = _columns(config, sampler)
     columns += tuple(judge.id for judge in quality.judges) if quality else ()
@@ -340,6 +340,7 @@ def _judges(
     quality: QualitySettings | None,
     known: dict[str, _Known],
     problems: list[Diagnostic],
+    engine: Engine,
 ) -> list[Rule]:
     """``synthc.quality.judges`` as generated attributes whose replies are verdicts."""
     rules: list[Rule] = []
@@ -355,11 +356,20 @@ def _judges(
             MessageTemplate("system", parse_template(_literal(system)), system),
             MessageTemplate("user", template, judge.rubric),
         )
+        if judge.model is not None and ENGINES[engine].local:
+            message = (
+                f"judges: {judge.id!r} names a model of its own, but {engine} runs the "
+                "config's one model in-process: use a hosted engine, or leave model out"
+            )
+            problems.append(Diagnostic(message, spec.span(*where, "model")))
         scale = (judge.min_score, judge.max_score)
         deps = tuple(dict.fromkeys(template.roots))
         definition = ["judge", judge.rubric, system, list(scale)]
         span = spec.span(*where, "id")
-        rules.append(LLMRule(judge.id, messages, deps, digest(definition), span, verdict=scale))
+        budget = (("max_new_tokens", judge.max_new_tokens),) if judge.max_new_tokens else ()
+        rules.append(
+            LLMRule(judge.id, messages, deps, digest(definition), span, scale, judge.model, budget)
+        )
         known[judge.id] = _Known("text")
     return rules
 

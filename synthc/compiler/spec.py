@@ -494,12 +494,15 @@ class Judge(Model):
     """An LLM-as-judge attribute: ``rubric`` (a template over the sample's attributes)
     asks the model for a verdict, ``{"score": <integer>, "reason": "..."}`` with the
     score from ``min_score`` to ``max_score``; the row holds it as JSON text under
-    ``id``, for filters such as ``verdict.score >= 4``."""
+    ``id``, for filters such as ``verdict.score >= 4``. ``model`` names a model of
+    its own on the config's (hosted) engine; ``max_new_tokens`` caps its reply."""
 
     id: NonEmpty
     rubric: NonEmpty
     min_score: int = 1
     max_score: int = 5
+    model: NonEmpty | None = None
+    max_new_tokens: Annotated[int, Field(ge=1)] | None = None
 
     @model_validator(mode="after")
     def _scale(self) -> Judge:

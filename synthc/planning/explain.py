@@ -408,13 +408,18 @@ def estimate(report: Explanation) -> dict[str, Any]:
     token; its output tokens are what its answered requests averaged,
     else ``max_new_tokens`` each (then ``output_tokens`` is the upper bound)."""
     graph = report.graph
-    max_out = int(graph.inference.request_params.get("max_new_tokens", 1024))
+    rules = {r.id: r for r in graph.llm_rules}
     # with quality gates, a slot still open takes this many attempts on average (each
     # attempt sends what its first does: an approximation for a slot past its first)
     attempts = report.quality.expected_attempts if report.quality is not None else 1.0
     input_tokens = output_tokens = output_max = requests = 0
+    by_model: dict[str | None, list[int]] = {}  # a judge's own model: its tokens' price
     sources: dict[str, str] = {}
     for rule_id, counts in report.counts.items():
+        rule = rules.get(rule_id)
+        own = dict(rule.params) if rule is not None else {}
+        default_max = graph.inference.request_params.get("max_new_tokens", 1024)
+        max_out = int(own.get("max_new_tokens", default_max))
         run, blocked = counts["run"], counts["blocked"]
         run -= min(report.tool_runs[rule_id], run)  # an executor call is no request
         if not run + blocked:
@@ -434,17 +439,22 @@ def estimate(report: Explanation) -> dict[str, Any]:
         else:
             sources[rule_id] = "characters"
             inputs = chars / CHARS_PER_TOKEN
-        input_tokens += round(inputs * attempts)
-        output_tokens += round(outputs * attempts)
-        output_max += round((run + blocked) * attempts) * max_out
+        spent = (round(inputs * attempts), round(outputs * attempts))
+        spent_max = round((run + blocked) * attempts) * max_out
+        input_tokens += spent[0]
+        output_tokens += spent[1]
+        output_max += spent_max
         requests += round((run + blocked) * attempts)
+        tally = by_model.setdefault(rule.model if rule is not None else None, [0, 0, 0])
+        for k, n in enumerate((*spent, spent_max)):
+            tally[k] += n
     return {
         "requests": requests,
         "input_tokens": input_tokens,
         "output_tokens": output_tokens,
         "output_tokens_max": output_max,
-        "cost_usd": _cost(report, input_tokens, output_tokens),
-        "cost_usd_max": _cost(report, input_tokens, output_max),
+        "cost_usd": _cost(report, by_model, 1),
+        "cost_usd_max": _cost(report, by_model, 2),
         "tokens_from": sources,
         "batch": report.batch,
     }
@@ -457,8 +467,22 @@ def _template_chars(graph: Graph, rule_id: str) -> float:
     return float(sum(len(m.text) for m in getattr(rule, "messages", ())))
 
 
-def _cost(report: Explanation, input_tokens: int, output_tokens: int) -> float | None:
-    return cost_usd(report.graph, input_tokens, output_tokens, report.prices, batch=report.batch)
+def _cost(report: Explanation, by_model: dict[str | None, list[int]], out: int) -> float | None:
+    """The price of the tokens counted per model (``out``: which output count)."""
+    total, graph = 0.0, report.graph
+    for model, tokens in (by_model or {None: [0, 0, 0]}).items():
+        cost = cost_usd(
+            graph,
+            tokens[0],
+            tokens[out],
+            report.prices,
+            batch=report.batch,
+            model=model or graph.inference.model,
+        )
+        if cost is None:
+            return None
+        total += cost
+    return round(total, 6)
 
 
 def cost_usd(
@@ -468,13 +492,17 @@ def cost_usd(
     prices: dict[str, tuple[float, float]] | None = None,
     *,
     batch: bool = False,
+    model: str | None = None,
 ) -> float | None:
-    """What ``graph``'s model charges for the tokens (0 for a local engine; None when its
-    price is unknown), at the batch price when ``batch``."""
+    """What ``graph``'s model (or ``model``, a judge's own) charges for the tokens (0 for a
+    local engine; None when its price is unknown, or when tokens of several models are
+    counted together), at the batch price when ``batch``."""
     inference = graph.inference
     if ENGINES[inference.engine].local:
         return 0.0
-    rates = price(inference.model, prices)
+    if model is None and any(rule.model for rule in graph.llm_rules):
+        return None
+    rates = price(model or inference.model, prices)
     if rates is None:
         return None
     scale = BATCH_PRICE if batch else 1.0

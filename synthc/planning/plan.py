@@ -17,7 +17,6 @@ only and asks the remotes as it sends (:class:`synthc.core.records.Tiered`).
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -430,14 +429,16 @@ def _llm_node(graph: Graph, state: SampleState, rule: LLMRule) -> LLMNode | None
         _fail(state, rule, f"cannot render the prompt: {exc}")
         return None
     if rule.verdict is not None:  # a judge: its reply is a verdict, guided by a schema
-        low, high = rule.verdict
-        extra = {"guided_decoding": {"json": verdict_schema(low, high)}}
-        return make_node(graph, state, rule, messages, extra, accept=_verdict_check(low, high))
+        extra = {"guided_decoding": {"json": verdict_schema(*rule.verdict)}}
+        return make_node(graph, state, rule, messages, extra)
     return make_node(graph, state, rule, messages)
 
 
 def verdict_schema(low: int, high: int) -> dict[str, Any]:
-    """The JSON schema a judge's reply follows: a score in ``low..high`` and a reason."""
+    """The JSON schema a judge's reply follows: a score in ``low..high`` and a reason.
+    A reply that does not (an engine without guided decoding, a cut-off reply) is
+    cached all the same: the quality gates reject its row (see
+    :func:`synthc.compiler.gates.usable_verdict`)."""
     return {
         "type": "object",
         "properties": {
@@ -446,20 +447,6 @@ def verdict_schema(low: int, high: int) -> dict[str, Any]:
         },
         "required": ["score", "reason"],
     }
-
-
-def _verdict_check(low: int, high: int) -> Check:
-    def problem(text: str) -> str | None:
-        try:
-            verdict = json.loads(text)
-        except ValueError:
-            return f"the judge's reply is not JSON: {text[:80]!r}"
-        score = verdict.get("score") if isinstance(verdict, dict) else None
-        if isinstance(score, bool) or not isinstance(score, int) or not low <= score <= high:
-            return f"the judge's reply has no integer score from {low} to {high}: {text[:80]!r}"
-        return None
-
-    return problem
 
 
 def samples_share_nodes(graph: Graph) -> bool:
@@ -521,20 +508,22 @@ def make_node(
         seed = derive_seed(graph.seed, -1, shared)
     elif inference.temperature > 0:
         seed = derive_seed(state.seed, state.index, rule.id)
+    extra = {**dict(rule.params), **(extra or {})}
     params = {**inference.request_params, **extra} if extra else inference.request_params
     key_params = {**inference.key_params, **extra} if extra else inference.key_params
-    request = Request(inference.model, messages, params, seed)
+    model, identity = inference.model, inference.identity
+    if rule.model:  # a judge's own model, on the same hosted engine
+        model = identity = rule.model
+    request = Request(model, messages, params, seed)
     parts = {
         "engine": inference.engine.name,
-        "model": inference.identity,
+        "model": identity,
         "params": key_params,
         "template": rule.digest,
         "inputs": {d: text_digest(state.values[d]) for d in rule.deps if d in state.values},
         "draw": seed,
     }
-    key = node_key(
-        "llm", _key_parts(request, inference.engine.name, inference.identity, key_params)
-    )
+    key = node_key("llm", _key_parts(request, inference.engine.name, identity, key_params))
     return LLMNode(rule, state.index, key, request, parts, accept)
 
 

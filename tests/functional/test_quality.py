@@ -306,19 +306,66 @@ def test_explain_reports_the_gates_and_counts_the_redraws_in_its_estimate(tmp_pa
     assert f"quality gates: {SAMPLES - given_up} of {SAMPLES} decided slots kept" in text
 
 
-def test_a_verdict_out_of_range_is_refused_not_cached(tmp_path: Path) -> None:
-    def wild(body: dict[str, Any]) -> str:
+def test_a_reply_that_is_no_verdict_rejects_its_row_and_is_kept(tmp_path: Path) -> None:
+    def wild(body: dict[str, Any]) -> str:  # some verdicts off the scale, some cut off
         if response_schema(body) is None:
             return default_reply(body)
-        return json.dumps({"score": 9, "reason": "off the scale"})
+        first = request_digest(body)[0]
+        if first in "0123":
+            return json.dumps({"score": 9, "reason": "off the scale"})
+        return '{"score": 4, "rea' if first in "45" else json.dumps({"score": 4, "reason": "ok"})
 
     with FakeLLMServer(reply=wild) as server:
         config = _judged(tmp_path / "qa.yaml", server, "Grade: {answer}")
-        result = run_cli("build", str(config))
+        result = synthc.build(config)
         first = server.count
-        run_cli("build", str(config))
+        again = run_cli("build", str(config))
         asked_again = server.count - first
-    assert result.exit_code != 0
-    assert "the judge's reply has no integer score from 1 to 5" in result.stderr
-    assert "judge's verdict that does not parse" in result.stderr
-    assert asked_again == SAMPLES  # the verdicts only: not cached, asked again
+    gate = "verdict: usable verdict (score 1 to 5)"
+    rejected = _rows(tmp_path / "out.rejected.jsonl")
+    assert rejected and {r["gate"] for r in rejected} == {gate}
+    assert result.stats.rejected == {gate: len(rejected)} and result.stats.failed == 0
+    rows = _rows(tmp_path / "out.jsonl")
+    assert len(rows) == SAMPLES - result.stats.slots_given_up
+    assert all(json.loads(row["verdict"]) == {"score": 4, "reason": "ok"} for row in rows)
+    # the replies were cached like any other: the rerun sends nothing, decides the same
+    assert again.exit_code == 0 and asked_again == 0
+    assert _rows(tmp_path / "out.rejected.jsonl") == rejected
+
+
+def test_a_judge_may_have_a_model_and_a_budget_of_its_own(tmp_path: Path) -> None:
+    judge = (
+        "    judges:\n      - {id: verdict, rubric: 'Grade: {answer}', model: big-judge,"
+        " max_new_tokens: 64}\n"
+    )
+    with FakeLLMServer(reply=_grading) as server:
+        config = _gated(tmp_path / "qa.yaml", server, judge)
+        synthc.build(config)
+        judged = [b for b in server.requests if response_schema(b) is not None]
+        made = [b for b in server.requests if response_schema(b) is None]
+        since = server.count
+        bigger = _gated(tmp_path / "qa.yaml", server, judge.replace("64", "96"))
+        synthc.build(bigger)
+        sent = server.requests[since:]
+    assert len(judged) == len(made) // 2 == SAMPLES
+    assert {b["model"] for b in judged} == {"big-judge"} and {b["model"] for b in made} == {"m"}
+    assert {b["max_tokens"] for b in judged} == {64}
+    assert all(b["max_tokens"] != 64 for b in made)
+    # the judge's budget is in its nodes' keys, and in no other node's
+    assert len(sent) == SAMPLES and all(b["max_tokens"] == 96 for b in sent)
+
+
+def test_a_judge_model_on_an_in_process_engine_is_a_located_error(tmp_path: Path) -> None:
+    with FakeLLMServer() as server:
+        config = _gated(
+            tmp_path / "qa.yaml",
+            server,
+            "    judges:\n      - id: verdict\n        rubric: 'Grade: {answer}'\n"
+            "        model: other\n",
+        )
+        text = config.read_text().replace("engine: REMOTE", "engine: LLAMACPP")
+        config.write_text(text)
+        result = run_cli("build", str(config))
+    assert result.exit_code != 0 and "Traceback" not in result.stderr
+    line = next(n for n, t in enumerate(text.splitlines(), 1) if "model: other" in t)
+    assert f"qa.yaml:{line}:" in result.stderr and "runs the config's one model" in result.stderr
