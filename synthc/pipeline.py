@@ -727,6 +727,8 @@ async def _build(
         if rejected is not None:
             for refused in state.rejections:
                 line = {"slot": state.index, "attempt": refused.attempt, "gate": refused.gate}
+                if refused.retried:  # the gate's attribute alone was drawn again
+                    line["retried"] = True
                 rejected.write(row_line({**line, "row": refused.row}))
         if state.accepted:
             row = build_row(graph, state.values)

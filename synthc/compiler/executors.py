@@ -26,10 +26,12 @@ only a stateful simulated environment takes an ``updated_state``.
 from __future__ import annotations
 
 import ast
+import hashlib
 import importlib.util
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from pathlib import Path
+from types import ModuleType
 
 from synthc.core.keys import digest
 
@@ -76,6 +78,23 @@ def with_digests(refs: Iterable[ExecutorRef]) -> dict[str, ExecutorRef]:
         siblings = {r.function for r in refs if r.path == ref.path and r.function != ref.function}
         out[ref.name] = replace(ref, digest=digest(_source_without(ref.path, siblings)))
     return out
+
+
+def import_module(ref: ExecutorRef) -> ModuleType:
+    """The module ``ref`` lives in, imported afresh under a name private to synthc (edits
+    are picked up by the next build); ExecutorError saying how when it fails."""
+    unique = hashlib.sha256(str(ref.path).encode()).hexdigest()[:12]
+    spec = importlib.util.spec_from_file_location(f"_synthc_executors_{unique}", ref.path)
+    if spec is None or spec.loader is None:
+        raise ExecutorError(f"cannot import {ref.path}")
+    module = importlib.util.module_from_spec(spec)
+    try:
+        spec.loader.exec_module(module)
+    except Exception as exc:  # the user's module failed while importing: say how
+        raise ExecutorError(
+            f"{ref.where}: importing {ref.path} failed: {type(exc).__name__}: {exc}"
+        ) from None
+    return module
 
 
 def _module_file(module_name: str, config_dir: Path) -> Path:

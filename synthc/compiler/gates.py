@@ -1,14 +1,18 @@
 """Quality gates: ``synthc.quality`` in, the checks a sample's row must pass out.
 
 A validator checks one attribute's value as the row holds it (a regular
-expression that must or must not match, bounds on its length in characters,
-that it parses as JSON); a filter is a condition over the row, ``name op
-literal``, where ``name`` may reach into a JSON value (``verdict.score >= 4``,
-the text parsed when it is a string) and ``op`` is one of ``>= <= > < == !=``.
+expression that must or must not match, bounds on its length in characters or
+in the tokens the engine reported for it, that it parses as JSON or validates
+against a JSON Schema, a Python predicate); a filter is a condition over the
+row, ``name op literal``, where ``name`` may reach into a JSON value
+(``verdict.score >= 4``, the text parsed when it is a string) and ``op`` is one
+of ``>= <= > < == !=``. Dedup compares a row's texts with the kept rows of
+earlier slots (:class:`Seen`): exactly, once normalised, or nearly (MinHash LSH).
 A row that fails one is rejected and its slot drawn again (see
-:func:`synthc.planning.plan.next_attempt`). Gates decide which rows are kept,
-never what a node sends, so they are in no node key: changing a threshold
-sends nothing for the rows already made.
+:func:`synthc.planning.plan.next_attempt`), or first, for a validator with
+``retries``, its attribute alone. Gates decide which rows are kept, never what a
+node sends, so they are in no node key: changing a threshold sends nothing for
+the rows already made.
 """
 
 from __future__ import annotations
@@ -16,11 +20,17 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
 from typing import Any
 
-from synthc.compiler.spec import QualitySettings, Validator
-from synthc.core.errors import Diagnostic
+import jsonschema
+
+from synthc.compiler.executors import ExecutorError, ExecutorRef, find_executor, import_module
+from synthc.compiler.spec import NearDedup, QualitySettings, Validator
+from synthc.core.errors import Diagnostic, SynthError
 
 OPERATORS = (">=", "<=", "==", "!=", ">", "<")
 _FILTER = re.compile(
@@ -28,41 +38,97 @@ _FILTER = re.compile(
 )
 
 
+class GateError(SynthError):
+    """A quality gate could not decide (a predicate raised, or could not be imported)."""
+
+
+Tokens = dict[str, int]  # per generated attribute: the tokens the engine reported for it
+
+
 @dataclass(frozen=True)
 class Check:
-    """One check of a validator, named as the summary reports it (``answer: min_chars 20``)."""
+    """One check of a validator, named as the summary reports it (``answer: min_chars 20``).
+    ``retries``: draws of the attribute alone (next draw seed) before the row is rejected."""
 
     attribute: str
-    kind: str  # regex | not_regex | min_chars | max_chars | json | verdict
+    kind: str  # regex | not_regex | min_chars | max_chars | min_tokens | max_tokens | json
+    #            | json_schema | predicate | verdict
     param: Any
+    retries: int = 0
 
     @property
     def name(self) -> str:
         if self.kind == "verdict":
             return f"{self.attribute}: usable verdict (score {self.param[0]} to {self.param[1]})"
+        if self.kind == "predicate":
+            return f"{self.attribute}: predicate {self.param.name}"
         shown = (
             ""
-            if self.kind == "json"
+            if self.kind in ("json", "json_schema")
             else f" {self.param!r}"
             if "regex" in self.kind
             else f" {self.param}"
         )
         return f"{self.attribute}: {self.kind}{shown}"
 
-    def passes(self, row: dict[str, Any]) -> bool:
+    def passes(self, row: dict[str, Any], tokens: Tokens | None = None) -> bool:
         value = row.get(self.attribute)
         text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
-        if self.kind == "regex":
+        kind = self.kind
+        if kind == "regex":
             return re.search(self.param, text) is not None
-        if self.kind == "not_regex":
+        if kind == "not_regex":
             return re.search(self.param, text) is None
-        if self.kind == "min_chars":
-            return len(text) >= int(self.param)
-        if self.kind == "max_chars":
-            return len(text) <= int(self.param)
-        if self.kind == "verdict":
+        if kind in ("min_chars", "max_chars"):
+            return _within(kind, len(text), int(self.param))
+        if kind in ("min_tokens", "max_tokens"):
+            # the engine's count of the reply; characters / 4 where it reported none
+            count = (tokens or {}).get(self.attribute) or -(-len(text) // 4)
+            return _within(kind, count, int(self.param))
+        if kind == "verdict":
             return usable_verdict(value, *self.param)
+        if kind == "json_schema":
+            found = _json(value)
+            return found is not _MISSING and _schema_validator(self.param).is_valid(found)
+        if kind == "predicate":
+            return _predicate(self.param)(value, row)
         return _json(value) is not _MISSING
+
+
+def _within(kind: str, count: int, bound: int) -> bool:
+    return count >= bound if kind.startswith("min") else count <= bound
+
+
+@cache
+def _schema_validator(schema: str) -> Any:
+    """A validator for the JSON Schema ``schema`` (its JSON text), made once."""
+    loaded = json.loads(schema)
+    return jsonschema.validators.validator_for(loaded)(loaded)
+
+
+_PREDICATES: dict[ExecutorRef, Callable[[Any, dict[str, Any]], bool]] = {}
+
+
+def _predicate(ref: ExecutorRef) -> Callable[[Any, dict[str, Any]], bool]:
+    """The predicate ``ref`` names, imported once a process, wrapped so that what it
+    raises is a GateError naming it."""
+    found = _PREDICATES.get(ref)
+    if found is None:
+        try:
+            function = getattr(import_module(ref), ref.function)
+        except ExecutorError as exc:
+            raise GateError(f"predicate {ref.name}: {exc}") from None
+
+        def found(value: Any, row: dict[str, Any]) -> bool:
+            try:
+                return bool(function(value, row))
+            except Exception as exc:  # the user's predicate failed: say where
+                raise GateError(
+                    f"{ref.where}: predicate {ref.name} raised {type(exc).__name__}: {exc}"
+                ) from None
+
+        _PREDICATES[ref] = found
+    return found
 
 
 @dataclass(frozen=True)
@@ -78,7 +144,9 @@ class Filter:
     def name(self) -> str:
         return f"filter {self.text!r}"
 
-    def passes(self, row: dict[str, Any]) -> bool:
+    retries = 0
+
+    def passes(self, row: dict[str, Any], tokens: Tokens | None = None) -> bool:
         found: Any = row.get(self.path[0], _MISSING)
         for part in self.path[1:]:
             found = _json(found)
@@ -89,40 +157,136 @@ class Filter:
 
 
 @dataclass(frozen=True)
+class Near:
+    """Near-duplicate dedup of one attribute: MinHash of its normalised text's character
+    ``shingle``-grams, a duplicate when its estimated Jaccard similarity with a kept
+    row's reaches ``threshold``."""
+
+    attribute: str
+    threshold: float
+    shingle: int = 5
+
+    @property
+    def name(self) -> str:
+        return f"near-dup {self.attribute} ({self.threshold:g})"
+
+
+PERMUTATIONS = 128  # MinHash permutations: the estimate's error is about 1/sqrt(128)
+
+
+@dataclass(frozen=True)
 class Gates:
-    """What every kept row passes, in order; ``max_attempts`` draws per slot; and the
-    attributes (``dedup``) whose text no two kept rows may share."""
+    """What every kept row passes, in order; ``max_attempts`` draws per slot; the
+    attributes (``dedup``) whose text no two kept rows may share, and those (``near``)
+    no two kept rows may nearly share."""
 
     max_attempts: int
     checks: tuple[Check | Filter, ...]
     dedup: tuple[str, ...] = ()
+    near: tuple[Near, ...] = ()
 
-    def rejection(self, row: dict[str, Any]) -> str | None:
-        """The first gate ``row`` fails, by name; None when it passes them all."""
-        for check in self.checks:
-            if not check.passes(row):
-                return check.name
+    def failing(self, row: dict[str, Any], tokens: Tokens | None = None) -> Check | Filter | None:
+        """The first gate ``row`` fails; None when it passes them all."""
+        return next((c for c in self.checks if not c.passes(row, tokens)), None)
+
+    def rejection(self, row: dict[str, Any], tokens: Tokens | None = None) -> str | None:
+        """The name of the first gate ``row`` fails; None when it passes them all."""
+        check = self.failing(row, tokens)
+        return None if check is None else check.name
+
+    @property
+    def dedups(self) -> bool:
+        return bool(self.dedup or self.near)
+
+    def seen(self) -> Seen:
+        """An empty record of the kept rows, for dedup in slot order."""
+        return Seen(self)
+
+
+def _normal(value: Any) -> str:
+    """What dedup compares of a value: its text case folded, runs of spaces as one, ends
+    stripped."""
+    text = value if isinstance(value, str) else json.dumps(value, sort_keys=True)
+    return " ".join(text.casefold().split())
+
+
+@dataclass
+class Seen:
+    """The kept rows so far, as dedup compares them: their normalised texts, hashed, and a
+    MinHash LSH index per near-dedup attribute. Fed in slot order, it decides the same
+    duplicates on every run."""
+
+    gates: Gates
+    exact: set[str] = field(default_factory=set)
+    _indexes: dict[str, Any] = field(default_factory=dict)  # attribute → its MinHashLSH
+    _hashes: dict[str, Any] = field(default_factory=dict)  # LSH key → the kept row's MinHash
+    _kept: int = 0
+
+    def duplicate(self, row: dict[str, Any]) -> str | None:
+        """The dedup gate ``row`` fails against the rows kept so far (by name), or None;
+        a row that passes is kept (added)."""
+        prints = {name: self._print(name, row.get(name)) for name in self.gates.dedup}
+        same = next((name for name, found in prints.items() if found in self.exact), None)
+        if same is not None:
+            return f"dedup {same}"
+        hashes = {near: self._minhash(near, row.get(near.attribute)) for near in self.gates.near}
+        for near, minhash in hashes.items():
+            index = self._index(near)
+            for key in index.query(minhash):
+                if self._hashes[key].jaccard(minhash) >= near.threshold:
+                    return near.name
+        self.exact.update(prints.values())
+        for near, minhash in hashes.items():
+            key = f"{near.attribute}\x1f{self._kept}"
+            self._hashes[key] = minhash
+            self._index(near).insert(key, minhash)
+        self._kept += 1
         return None
 
-    def fingerprints(self, row: dict[str, Any]) -> dict[str, str]:
-        """What exact dedup compares of ``row``: per attribute, its text normalised
-        (case folded, runs of spaces as one, ends stripped), hashed."""
-        prints = {}
-        for name in self.dedup:
-            value = row.get(name)
-            text = value if isinstance(value, str) else json.dumps(value, sort_keys=True)
-            normal = " ".join(text.casefold().split())
-            prints[name] = (
-                f"{name}\x1f{hashlib.blake2b(normal.encode(), digest_size=16).hexdigest()}"
-            )
-        return prints
+    @staticmethod
+    def _print(name: str, value: Any) -> str:
+        return f"{name}\x1f{hashlib.blake2b(_normal(value).encode(), digest_size=16).hexdigest()}"
+
+    def _index(self, near: Near) -> Any:
+        index = self._indexes.get(near.attribute)
+        if index is None:
+            lsh = _datasketch().MinHashLSH
+            index = lsh(threshold=near.threshold, num_perm=PERMUTATIONS)
+            self._indexes[near.attribute] = index
+        return index
+
+    @staticmethod
+    def _minhash(near: Near, value: Any) -> Any:
+        text = _normal(value)
+        grams = {text[k : k + near.shingle] for k in range(max(1, len(text) - near.shingle + 1))}
+        minhash = _datasketch().MinHash(num_perm=PERMUTATIONS, seed=1)
+        minhash.update_batch([g.encode() for g in sorted(grams)])
+        return minhash
+
+
+def _datasketch() -> Any:
+    try:
+        import datasketch
+    except ImportError:
+        raise GateError(
+            "near-duplicate dedup (dedup: {attribute, near}) needs datasketch: "
+            "pip install 'synthc[quality]'"
+        ) from None
+    return datasketch
 
 
 def compile_gates(
-    quality: QualitySettings | None, columns: set[str], span: Any
+    quality: QualitySettings | None,
+    columns: set[str],
+    span: Any,
+    *,
+    generated: set[str] = frozenset(),  # type: ignore[assignment]
+    config_dir: Path = Path("."),
+    temperature: float = 1.0,
 ) -> tuple[Gates | None, list[Diagnostic]]:
-    """``quality`` as gates over rows with ``columns``; ``span(*path)`` locates a setting.
-    The problems come back as diagnostics, all at once."""
+    """``quality`` as gates over rows with ``columns`` (``generated``: the attributes a
+    model writes, which token bounds and retries need); ``span(*path)`` locates a
+    setting. The problems come back as diagnostics, all at once."""
     if quality is None:
         return None, []
     # a judge's reply that is no verdict (no integer score in range) rejects its row
@@ -138,7 +302,26 @@ def compile_gates(
             )
             problems.append(Diagnostic(message, span(*where, "attribute")))
             continue
-        checks += _checks(validator)
+        needs_model = [
+            name
+            for name in ("min_tokens", "max_tokens", "retries")
+            if getattr(validator, name) and validator.attribute not in generated
+        ]
+        if needs_model:
+            message = (
+                f"validators: {needs_model[0]} needs an attribute a model generates; "
+                f"{validator.attribute!r} is not one ({_listed(generated)})"
+            )
+            problems.append(Diagnostic(message, span(*where, needs_model[0])))
+            continue
+        if validator.retries and temperature <= 0:
+            message = "validators: retries draw again, which needs a temperature above 0"
+            problems.append(Diagnostic(message, span(*where, "retries")))
+            continue
+        try:
+            checks += _checks(validator, config_dir, span(*where, "predicate"))
+        except ExecutorError as exc:
+            problems.append(Diagnostic(f"validators: predicate: {exc}", span(*where, "predicate")))
     for i, text in enumerate(quality.filters):
         where = ("synthc", "quality", "filters", i)
         try:
@@ -151,22 +334,44 @@ def compile_gates(
             problems.append(Diagnostic(message, span(*where)))
             continue
         checks.append(condition)
-    for i, name in enumerate(quality.dedup):
+    exact, near = _dedup(quality, columns, span, problems)
+    return Gates(quality.max_attempts, tuple(checks), exact, near), problems
+
+
+def _dedup(
+    quality: QualitySettings, columns: set[str], span: Any, problems: list[Diagnostic]
+) -> tuple[tuple[str, ...], tuple[Near, ...]]:
+    """``quality.dedup`` as the attributes deduplicated exactly and those nearly."""
+    exact: list[str] = []
+    near: list[Near] = []
+    for i, entry in enumerate(quality.dedup):
+        name = entry if isinstance(entry, str) else entry.attribute
         if name not in columns:
             message = f"dedup: no column {name!r} in the rows ({_listed(columns)})"
             problems.append(Diagnostic(message, span("synthc", "quality", "dedup", i)))
-    dedup = tuple(dict.fromkeys(quality.dedup))
-    return Gates(quality.max_attempts, tuple(checks), dedup), problems
+        elif isinstance(entry, NearDedup) and entry.near is not None:
+            near.append(Near(name, entry.near, entry.shingle))
+        else:
+            exact.append(name)
+    return tuple(dict.fromkeys(exact)), tuple(dict.fromkeys(near))
 
 
-def _checks(validator: Validator) -> list[Check]:
+def _checks(validator: Validator, config_dir: Path, where: Any) -> list[Check]:
+    kinds = ("regex", "not_regex", "min_chars", "max_chars", "min_tokens", "max_tokens")
     found = [
-        Check(validator.attribute, kind, getattr(validator, kind))
-        for kind in ("regex", "not_regex", "min_chars", "max_chars")
+        Check(validator.attribute, kind, getattr(validator, kind), validator.retries)
+        for kind in kinds
         if getattr(validator, kind) is not None
     ]
     if validator.parses:
-        found.append(Check(validator.attribute, "json", True))
+        found.append(Check(validator.attribute, "json", True, validator.retries))
+    if validator.json_schema is not None:
+        schema = json.dumps(validator.json_schema, sort_keys=True)
+        found.append(Check(validator.attribute, "json_schema", schema, validator.retries))
+    if validator.predicate is not None:
+        ref = find_executor(validator.predicate, config_dir)
+        ref = ExecutorRef(ref.name, ref.path, ref.function, where=str(where or ""))
+        found.append(Check(validator.attribute, "predicate", ref, validator.retries))
     return found
 
 

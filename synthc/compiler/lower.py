@@ -100,7 +100,14 @@ def lower(spec: Spec, model: ResolvedModel, sources: tuple[Source, ...] | None =
     problems += _check_samples(spec, sampler) + _check_combinations(spec, sampler, rules)
     base, columns, hidden = _columns(config, sampler)
     columns += tuple(judge.id for judge in quality.judges) if quality else ()
-    gates, wrong = compile_gates(quality, set(base) | set(columns), spec.span)
+    gates, wrong = compile_gates(
+        quality,
+        set(base) | set(columns),
+        spec.span,
+        generated={r.id for r in rules if isinstance(r, LLMRule)},
+        config_dir=spec.path.parent,
+        temperature=config.inference_config.generation.temperature,
+    )
     problems += wrong
     if problems:
         raise ConfigError(problems, spec.text, spec.name)

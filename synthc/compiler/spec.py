@@ -16,6 +16,7 @@ from enum import Enum
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
+import jsonschema
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
 from synthc.compiler.engines import Engine
@@ -470,7 +471,22 @@ class Validator(Model):
     not_regex: Text | None = None  # must not match anywhere
     min_chars: Annotated[int, Field(ge=0)] | None = None
     max_chars: Annotated[int, Field(ge=0)] | None = None
+    min_tokens: Annotated[int, Field(ge=0)] | None = None  # as the engine counted the reply
+    max_tokens: Annotated[int, Field(ge=0)] | None = None
     parses: bool = Field(default=False, alias="json")  # ``json: true``: must parse as JSON
+    json_schema: dict[str, Any] | None = None  # must parse as JSON and validate against it
+    predicate: NonEmpty | None = None  # module.function or file.py:function: (value, row) -> bool
+    retries: Annotated[int, Field(ge=0, le=10)] = 0  # draws of the attribute alone first
+
+    @field_validator("json_schema")
+    @classmethod
+    def _schema(cls, schema: dict[str, Any] | None) -> dict[str, Any] | None:
+        if schema is not None:
+            try:
+                jsonschema.validators.validator_for(schema).check_schema(schema)
+            except jsonschema.SchemaError as exc:
+                raise ValueError(f"not a JSON Schema: {exc.message}") from None
+        return schema
 
     @field_validator("regex", "not_regex")
     @classmethod
@@ -484,10 +500,24 @@ class Validator(Model):
 
     @model_validator(mode="after")
     def _some_check(self) -> Validator:
-        checks = (self.regex, self.not_regex, self.min_chars, self.max_chars)
+        checks: tuple[Any, ...] = (self.regex, self.not_regex, self.min_chars, self.max_chars)
+        checks += (self.min_tokens, self.max_tokens, self.json_schema, self.predicate)
         if all(c is None for c in checks) and not self.parses:
-            raise ValueError("give a check: regex, not_regex, min_chars, max_chars or json")
+            raise ValueError(
+                "give a check: regex, not_regex, min_chars, max_chars, min_tokens, max_tokens, "
+                "json, json_schema or predicate"
+            )
         return self
+
+
+class NearDedup(Model):
+    """A dedup entry written as a mapping: ``{attribute: answer}`` is exact dedup;
+    with ``near`` (a Jaccard similarity from 0 to 1) a row is a duplicate when its text
+    is that similar to a kept row's (MinHash LSH over character ``shingle``-grams)."""
+
+    attribute: NonEmpty
+    near: Annotated[float, Field(gt=0, le=1)] | None = None
+    shingle: Annotated[int, Field(ge=1, le=64)] = 5
 
 
 class Judge(Model):
@@ -519,7 +549,8 @@ class QualitySettings(Model):
     judges: list[Judge] = Field(default_factory=list)
     validators: list[Validator] = Field(default_factory=list)
     filters: list[NonEmpty] = Field(default_factory=list)  # "score >= 4", "answer != ''"
-    dedup: list[NonEmpty] = Field(default_factory=list)  # attributes no two kept rows share
+    # attributes no two kept rows share (exactly; ``{attribute, near}``: nearly)
+    dedup: list[NonEmpty | NearDedup] = Field(default_factory=list)
 
 
 class SynthcSettings(Model):

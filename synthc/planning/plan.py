@@ -26,6 +26,7 @@ from typing import Any
 
 import xxhash
 
+from synthc.compiler.gates import Check, Seen
 from synthc.compiler.graph import Graph, LLMRule, MultiturnRule, PostprocessRule, Rule
 from synthc.compiler.template import SampledValue, TemplateError, render
 from synthc.compiler.tools import Environment, Tool
@@ -38,7 +39,7 @@ from synthc.planning.steps import Step
 
 UPSTREAM_FAILED = "an upstream node failed"
 
-Check = Callable[[str], str | None]
+Accept = Callable[[str], str | None]
 
 
 class Status(str, Enum):
@@ -59,7 +60,7 @@ class LLMNode:
     request: Request
     parts: dict[str, Any]  # for the manifest: what the key was made of, as digests
     # what a reply must be for the node to use it (not part of the key): the problem, or None
-    accept: Check | None = field(default=None, compare=False, repr=False)
+    accept: Accept | None = field(default=None, compare=False, repr=False)
 
     @property
     def id(self) -> NodeId:
@@ -126,6 +127,8 @@ class SampleState:
     seed: int = 0  # what its draws are seeded with: the config's seed at attempt 0
     rejections: list[Rejection] = field(default_factory=list)  # its slot's earlier attempts
     gave_up: bool = False  # rejected at the last attempt: the slot has no row
+    # attributes drawn again within this attempt (a validator's ``retries``): how often
+    retries: dict[str, int] = field(default_factory=dict)
 
     @property
     def accepted(self) -> bool:
@@ -148,6 +151,7 @@ class Rejection:
     attempt: int
     gate: str
     row: dict[str, Any]
+    retried: bool = False  # the gate's attribute alone was drawn again, not the whole slot
 
 
 def start(graph: Graph, index: int, build: str = "", attempt: int = 0) -> SampleState:
@@ -163,34 +167,50 @@ def start(graph: Graph, index: int, build: str = "", attempt: int = 0) -> Sample
 
 
 def next_attempt(graph: Graph, state: SampleState, build: str = "") -> SampleState | None:
-    """The slot's next attempt when a quality gate rejects ``state``'s row (which is then
-    noted in the new state's :attr:`~SampleState.rejections`); None when the row is
-    kept, cannot be judged yet (not every node answered), or ``state`` was the last
-    attempt (then marked :attr:`~SampleState.gave_up`)."""
+    """The slot's next draw when a quality gate rejects ``state``'s row (which is then
+    noted in the new state's :attr:`~SampleState.rejections`): the same attempt with the
+    failing validator's attribute drawn again while it has ``retries`` left, else the
+    next attempt. None when the row is kept, cannot be judged yet (not every node
+    answered), or ``state`` was the last attempt (then marked :attr:`~SampleState.gave_up`)."""
     gates = graph.gates
     if gates is None or not state.ok or state.gave_up or not answered(graph, state):
         return None
-    gate = gates.rejection(gate_view(state.values))
-    return None if gate is None else _redraw(graph, state, gate, build)
+    check = gates.failing(gate_view(state.values), _reply_tokens(state))
+    if check is None:
+        return None
+    drawn = state.retries.get(check.attribute, 0) if isinstance(check, Check) else 0
+    if isinstance(check, Check) and drawn < check.retries:
+        row = build_row(graph, state.values)
+        following = start(graph, state.index, build, state.attempt)
+        following.retries = {**state.retries, check.attribute: drawn + 1}
+        following.rejections = [*state.rejections, Rejection(state.attempt, check.name, row, True)]
+        return following
+    return _redraw(graph, state, check.name, build)
+
+
+def _reply_tokens(state: SampleState) -> dict[str, int]:
+    """Per model node of ``state``: the tokens its reply took, as the engine reported."""
+    return {
+        rule_id: state.tokens[node.key][1]
+        for rule_id, node in state.nodes.items()
+        if node.key in state.tokens
+    }
 
 
 def duplicate_attempt(
-    graph: Graph, state: SampleState, seen: set[str], build: str = ""
+    graph: Graph, state: SampleState, seen: Seen, build: str = ""
 ) -> tuple[SampleState | None, str | None]:
-    """Exact dedup, decided in slot order: ``state`` (kept by every other gate) is a
-    duplicate when a ``synthc.quality.dedup`` attribute's text is one a kept row of an
-    earlier slot had (``seen``, which its own texts join when it is kept). Returns the
-    slot's next attempt (None at the last, which is marked given up) and the gate, or
-    (None, None) for a row that stays."""
+    """Dedup, decided in slot order: ``state`` (kept by every other gate) is a duplicate
+    when a ``synthc.quality.dedup`` attribute's text is one (or, near dedup, nearly one)
+    a kept row of an earlier slot had (``seen``, which it joins when it is kept).
+    Returns the slot's next attempt (None at the last, which is marked given up) and
+    the gate, or (None, None) for a row that stays."""
     gates = graph.gates
-    if gates is None or not gates.dedup or not state.accepted or not answered(graph, state):
+    if gates is None or not gates.dedups or not state.accepted or not answered(graph, state):
         return None, None
-    prints = gates.fingerprints(gate_view(state.values))
-    same = next((name for name, found in prints.items() if found in seen), None)
-    if same is None:
-        seen.update(prints.values())
+    gate = seen.duplicate(gate_view(state.values))
+    if gate is None:
         return None, None
-    gate = f"dedup {same}"
     return _redraw(graph, state, gate, build), gate
 
 
@@ -264,7 +284,7 @@ class _Asker:
         messages: Callable[[], list[Message]],
         extra: dict[str, Any],
         shared: str | None = None,
-        accept: Check | None = None,
+        accept: Accept | None = None,
     ) -> str | Message | None:
         if not self._unknown(step):
             return self.state.values.get(step.rule_id)
@@ -493,7 +513,7 @@ def make_node(
     extra: dict[str, Any] | None = None,
     *,
     shared: str | None = None,
-    accept: Check | None = None,
+    accept: Accept | None = None,
 ) -> LLMNode:
     """The node for ``messages`` sent on behalf of ``rule``; ``extra`` params join its key.
 
@@ -507,7 +527,10 @@ def make_node(
     if inference.temperature > 0 and shared:
         seed = derive_seed(graph.seed, -1, shared)
     elif inference.temperature > 0:
-        seed = derive_seed(state.seed, state.index, rule.id)
+        drawn = state.retries.get(rule.id)  # a validator's retry: the attribute drawn anew
+        seed = derive_seed(
+            state.seed, state.index, f"{rule.id}\x1fretry\x1f{drawn}" if drawn else rule.id
+        )
     extra = {**dict(rule.params), **(extra or {})}
     params = {**inference.request_params, **extra} if extra else inference.request_params
     key_params = {**inference.key_params, **extra} if extra else inference.key_params
@@ -620,7 +643,7 @@ def _resolved(graph: Graph, store: Lookup, samples: Iterable[int]) -> Iterator[S
     """``samples``, in order, resolved as far as the cache allows, :data:`PLAN_BATCH` at a
     time so that their lookups are batched (and remote round trips overlap)."""
     indices = iter(samples)
-    seen: set[str] = set()  # what the kept rows so far hold, for exact dedup
+    seen = graph.gates.seen() if graph.gates is not None else None  # kept rows, for dedup
     while batch := list(islice(indices, PLAN_BATCH)):
         states = [start(graph, i) for i in batch]
         resolve(graph, states, store)
@@ -631,7 +654,8 @@ def _resolved(graph: Graph, store: Lookup, samples: Iterable[int]) -> Iterator[S
             resolve(graph, [n for _, n in again], store)  # rejected rows: their slots' next draws
             for k, following in again:
                 states[k] = following
-        for k in range(len(states) if graph.gates.dedup else 0):  # dedup, in slot order
+        for k in range(len(states) if seen is not None and graph.gates.dedups else 0):
+            assert seen is not None
             redrawn = duplicate_attempt(graph, states[k], seen)[0]
             while redrawn is not None:
                 resolve(graph, [redrawn], store)

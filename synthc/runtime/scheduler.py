@@ -171,7 +171,8 @@ class Scheduler:
         self.refused: list[tuple[Request, RequestFailure]] = []
         self.tools = ToolRunner(store, build)
         self._tokens = TokenTally(graph)  # what the written rows' nodes took
-        self._seen: set[str] = set()  # what the kept rows hold, for exact dedup (slot order)
+        # the kept rows, for dedup (in slot order)
+        self._seen = graph.gates.seen() if graph.gates is not None else None
 
     async def run(self) -> Stats:
         """Build every sample (of ``samples``, when given); return the counts."""
@@ -343,7 +344,11 @@ class Scheduler:
         self._finished[state.index] = state
         while self._next in self._finished:
             done = self._finished.pop(self._next)
-            redrawn, same = duplicate_attempt(self.graph, done, self._seen, self.build)
+            redrawn, same = (
+                duplicate_attempt(self.graph, done, self._seen, self.build)
+                if self._seen is not None
+                else (None, None)
+            )
             if same is not None:
                 self.stats.rejected[same] = self.stats.rejected.get(same, 0) + 1
             if redrawn is not None:  # a row an earlier slot already holds: draw the slot again

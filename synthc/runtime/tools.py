@@ -20,8 +20,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import copy
-import hashlib
-import importlib.util
 import json
 import sqlite3
 import time
@@ -33,7 +31,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from synthc.compiler.executors import ExecutorRef
+from synthc.compiler.executors import ExecutorError, ExecutorRef, import_module
 from synthc.compiler.tools import Environment, Tool, ToolError, raised, validation_text
 from synthc.core.keys import bytes_digest, canonical_json, node_key
 from synthc.core.messages import ToolResult
@@ -268,17 +266,7 @@ def _unwrap(result: Any) -> tuple[Any, Any]:
 
 
 def _import(ref: ExecutorRef) -> ModuleType:
-    """The module ``ref`` lives in, imported afresh under a name private to synthc (edits
-    are picked up by the next build)."""
-    unique = hashlib.sha256(str(ref.path).encode()).hexdigest()[:12]
-    spec = importlib.util.spec_from_file_location(f"_synthc_executors_{unique}", ref.path)
-    if spec is None or spec.loader is None:
-        raise ToolRunError(f"cannot import {ref.path}")
-    module = importlib.util.module_from_spec(spec)
     try:
-        spec.loader.exec_module(module)
-    except Exception as exc:  # the user's module failed while importing: say how
-        raise ToolRunError(
-            f"{ref.where}: importing {ref.path} failed: {type(exc).__name__}: {exc}"
-        ) from None
-    return module
+        return import_module(ref)
+    except ExecutorError as exc:
+        raise ToolRunError(str(exc)) from None

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import re
 from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -87,24 +88,40 @@ def test_loosening_a_gate_brings_rejected_rows_back_from_the_cache(tmp_path: Pat
     assert all(rows[slot] == row for slot, row in first_attempts.items())
 
 
+@dataclass
+class Change:
+    """A config built with one set of gates, then another; and the second alone, in a
+    cache of its own: what each build sent (request bodies, counted)."""
+
+    made: Counter[str]  # by the first build
+    sent: Counter[str]  # by the second, on the first one's cache
+    needed: Counter[str]  # by the second alone, from an empty cache
+    fresh: Path  # the config of the build from an empty cache (its rows in out.jsonl beside)
+
+
+def change_gates(
+    tmp_path: Path, server: FakeLLMServer, before: str, after: str, attempts: int = 4
+) -> Change:
+    synthc.build(_gated(tmp_path / "qa.yaml", server, before, attempts))
+    made = _bodies(server)
+    since = server.count
+    synthc.build(_gated(tmp_path / "qa.yaml", server, after, attempts))
+    sent = _bodies(server, since)
+    (tmp_path / "fresh").mkdir()
+    fresh = _gated(tmp_path / "fresh" / "qa.yaml", server, after, attempts)
+    since = server.count
+    synthc.build(fresh, ["--output_path", str(tmp_path / "fresh" / "out.jsonl")])
+    needed = _bodies(server, since)
+    # the same rows, whichever way the build came to them
+    assert (tmp_path / "out.jsonl").read_bytes() == (tmp_path / "fresh" / "out.jsonl").read_bytes()
+    return Change(made, sent, needed, fresh)
+
+
 def test_tightening_a_gate_sends_only_the_draws_never_made(tmp_path: Path) -> None:
     with FakeLLMServer() as server:
-        loose = _gated(tmp_path / "qa.yaml", server, _regex("#[0-9]"))
-        synthc.build(loose)
-        made = _bodies(server)
-        since = server.count
-        tight = _gated(tmp_path / "qa.yaml", server, _regex("#[0-4]"))
-        synthc.build(tight)
-        sent = _bodies(server, since)
-        # what the tight gate needs from scratch, built in a cache of its own
-        (tmp_path / "fresh").mkdir()
-        alone = _gated(tmp_path / "fresh" / "qa.yaml", server, _regex("#[0-4]"))
-        since = server.count
-        synthc.build(alone, ["--output_path", str(tmp_path / "fresh" / "out.jsonl")])
-        needed = _bodies(server, since)
-    assert sent == needed - made  # exactly the requests no earlier build made
-    assert sum(sent.values()) < sum(needed.values())
-    assert (tmp_path / "out.jsonl").read_bytes() == (tmp_path / "fresh" / "out.jsonl").read_bytes()
+        change = change_gates(tmp_path, server, _regex("#[0-9]"), _regex("#[0-4]"))
+    assert change.sent == change.needed - change.made  # exactly the requests never made
+    assert sum(change.sent.values()) < sum(change.needed.values())
 
 
 def test_a_gate_that_never_passes_stops_at_max_attempts_and_says_so(tmp_path: Path) -> None:
@@ -260,21 +277,11 @@ def test_dedup_keeps_one_row_per_text_in_slot_order(tmp_path: Path) -> None:
 
 def test_adding_dedup_redraws_only_the_duplicates(tmp_path: Path) -> None:
     with FakeLLMServer(reply=_few_answers) as server:
-        plain = _gated(tmp_path / "qa.yaml", server, "", attempts=6)
-        synthc.build(plain)
-        made = _bodies(server)
+        change = change_gates(tmp_path, server, "", DEDUP, attempts=6)
         since = server.count
-        synthc.build(_gated(tmp_path / "qa.yaml", server, DEDUP, attempts=6))
-        sent = _bodies(server, since)
-        (tmp_path / "fresh").mkdir()
-        alone = _gated(tmp_path / "fresh" / "qa.yaml", server, DEDUP, attempts=6)
-        since = server.count
-        synthc.build(alone, ["--output_path", str(tmp_path / "fresh" / "out.jsonl")])
-        needed = _bodies(server, since)
-        exported = synthc.export(alone, format="hf-dir", output=tmp_path / "pub")
-        assert server.count == since + sum(needed.values())  # export sends nothing
-    assert sent == needed - made and sum(sent.values()) > 0
-    assert (tmp_path / "out.jsonl").read_bytes() == (tmp_path / "fresh" / "out.jsonl").read_bytes()
+        exported = synthc.export(change.fresh, format="hf-dir", output=tmp_path / "pub")
+        assert server.count == since  # export sends nothing
+    assert change.sent == change.needed - change.made and sum(change.sent.values()) > 0
     # export follows the same decisions through the cache: the same rows, the same give-ups
     assert (tmp_path / "pub" / "data" / "train.jsonl").read_bytes() == (
         tmp_path / "fresh" / "out.jsonl"
