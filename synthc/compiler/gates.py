@@ -29,7 +29,7 @@ from typing import Any
 import jsonschema
 
 from synthc.compiler.executors import ExecutorError, ExecutorRef, find_executor, import_module
-from synthc.compiler.spec import NearDedup, QualitySettings, Validator
+from synthc.compiler.spec import QualitySettings, Validator
 from synthc.core.errors import Diagnostic, SynthError
 
 OPERATORS = (">=", "<=", "==", "!=", ">", "<")
@@ -345,14 +345,13 @@ def _dedup(
     exact: list[str] = []
     near: list[Near] = []
     for i, entry in enumerate(quality.dedup):
-        name = entry if isinstance(entry, str) else entry.attribute
-        if name not in columns:
-            message = f"dedup: no column {name!r} in the rows ({_listed(columns)})"
+        if entry.attribute not in columns:
+            message = f"dedup: no column {entry.attribute!r} in the rows ({_listed(columns)})"
             problems.append(Diagnostic(message, span("synthc", "quality", "dedup", i)))
-        elif isinstance(entry, NearDedup) and entry.near is not None:
-            near.append(Near(name, entry.near, entry.shingle))
+        elif entry.near is not None:
+            near.append(Near(entry.attribute, entry.near, entry.shingle))
         else:
-            exact.append(name)
+            exact.append(entry.attribute)
     return tuple(dict.fromkeys(exact)), tuple(dict.fromkeys(near))
 
 

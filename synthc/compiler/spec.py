@@ -541,6 +541,11 @@ class Judge(Model):
         return self
 
 
+def _dedup_entry(value: Any) -> Any:
+    """A dedup entry written as a name is ``{attribute: name}``: exact dedup."""
+    return {"attribute": value} if isinstance(value, str) else value
+
+
 class QualitySettings(Model):
     """Quality gates (``synthc.quality``): validators and filters a sample's row must
     pass; a rejected sample's slot is drawn again, up to ``max_attempts`` times."""
@@ -550,7 +555,7 @@ class QualitySettings(Model):
     validators: list[Validator] = Field(default_factory=list)
     filters: list[NonEmpty] = Field(default_factory=list)  # "score >= 4", "answer != ''"
     # attributes no two kept rows share (exactly; ``{attribute, near}``: nearly)
-    dedup: list[NonEmpty | NearDedup] = Field(default_factory=list)
+    dedup: list[Annotated[NearDedup, BeforeValidator(_dedup_entry)]] = Field(default_factory=list)
 
 
 class SynthcSettings(Model):

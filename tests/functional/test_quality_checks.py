@@ -14,12 +14,20 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 import synthc
 from synthc.testing._wire import default_reply, request_digest
 from synthc.testing.server import FakeLLMServer
 from tests.conftest import run_cli
-from tests.functional.test_quality import SAMPLES, _bodies, _gated, _rows, change_gates
+from tests.functional.test_quality import (
+    SAMPLES,
+    _bodies,
+    _gated,
+    _grading,
+    _rows,
+    change_gates,
+)
 
 Reply = Callable[[dict[str, Any]], str]
 
@@ -192,3 +200,31 @@ def test_adding_near_dedup_redraws_only_the_near_duplicates(tmp_path: Path) -> N
         assert server.count == since  # explain sends nothing
     assert change.sent == change.needed - change.made and sum(change.sent.values()) > 0
     assert explained.quality is not None and explained.quality.kept == 4
+
+
+def test_the_synth_quality_block_builds_what_the_yaml_builds(tmp_path: Path) -> None:
+    gates = (
+        "    judges:\n      - {id: verdict, rubric: 'Grade: {answer}', max_new_tokens: 64}\n"
+        "    validators:\n      - {attribute: answer, regex: '#[0-9]', retries: 1}\n"
+        "    filters: ['verdict.score >= 2']\n"
+        "    dedup: [question, {attribute: answer, near: 0.9, shingle: 4}]\n"
+    )
+    with FakeLLMServer(reply=_grading) as server:
+        config = _gated(tmp_path / "qa.yaml", server, gates)
+        synthc.build(config)
+        sent = server.count
+        converted = run_cli("convert", str(config))
+        assert converted.exit_code == 0, converted.stderr
+        synth = tmp_path / "qa.synth"
+        synth.write_text(converted.stdout.replace('"out.jsonl"', '"synth.jsonl"'))
+        result = run_cli("build", str(synth))
+        assert result.exit_code == 0, result.stderr
+        assert server.count == sent  # the same nodes, keyed alike: all in the cache
+    text = synth.read_text()
+    assert "\nquality {\n  max_attempts 4\n" in text
+    assert "  dedup question, answer near 0.9 shingle 4\n" in text
+    assert '  filter "verdict.score >= 2"\n' in text
+    assert (tmp_path / "synth.jsonl").read_bytes() == (tmp_path / "out.jsonl").read_bytes()
+    assert run_cli("fmt", "--check", str(synth)).exit_code == 0
+    back = run_cli("convert", str(synth)).stdout
+    assert yaml.safe_load(back) == yaml.safe_load(config.read_text().replace("out.", "synth."))

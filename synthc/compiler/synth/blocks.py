@@ -45,6 +45,13 @@ RESERVED = frozenset(
         "multiturn",
         "environment",
         "passthrough",
+        "quality",
+        "judge",
+        "validate",
+        "filter",
+        "dedup",
+        "near",
+        "shingle",
         "true",
         "false",
         "null",
@@ -351,3 +358,68 @@ def passthrough(names: Any, path: PathKey) -> list[Line]:
 def _str(text: Any) -> str:
     _need(isinstance(text, str))
     return str(text)
+
+
+QP = ("synthc", "quality")
+
+
+def quality(gates: Any) -> list[Line]:
+    """``synthc.quality`` as a ``quality { ... }`` block: a line per judge, validator,
+    filter and dedup; its other settings (``max_attempts``) as they are."""
+    _need(
+        isinstance(gates, dict)
+        and set(gates) <= {"judges", "validators", "filters", "dedup"} | {"max_attempts"}
+    )
+    lines = [Line("quality {", (QP,))]
+    if "max_attempts" in gates:
+        lines.append(
+            Line(f"  max_attempts {value(gates['max_attempts'], '  ')}", ((*QP, "max_attempts"),))
+        )
+    for i, judge in enumerate(_entries(gates, "judges")):
+        _need(isinstance(judge, dict) and {"id", "rubric"} <= set(judge))
+        rest = {k: v for k, v in judge.items() if k not in ("id", "rubric")}
+        head = f"judge {key(_str(judge['id']))} {string(judge['rubric'], '  ')}"
+        body = [t for t, _ in settings(rest, "    ")]
+        lines.append(
+            Line("  " + (block(head, body, "  ") if body else head), ((*QP, "judges", i),))
+        )
+    for i, check in enumerate(_entries(gates, "validators")):
+        _need(isinstance(check, dict) and "attribute" in check and len(check) > 1)
+        rest = {k: v for k, v in check.items() if k != "attribute"}
+        head = f"validate {key(_str(check['attribute']))}"
+        body = [t for t, _ in settings(rest, "    ")]
+        lines.append(Line("  " + block(head, body, "  "), ((*QP, "validators", i),)))
+    for i, condition in enumerate(_entries(gates, "filters")):
+        lines.append(Line(f"  filter {string(condition, '  ')}", ((*QP, "filters", i),)))
+    dedup = _entries(gates, "dedup")
+    if dedup:
+        items = ", ".join(_dedup_item(entry) for entry in dedup)
+        lines.append(Line(f"  dedup {items}", ((*QP, "dedup"),)))
+    return [*lines, Line("}")]
+
+
+def _entries(gates: dict[str, Any], name: str) -> list[Any]:
+    found = gates.get(name, [])
+    _need(isinstance(found, list) and (bool(found) or name not in gates))
+    return list(found)
+
+
+def _dedup_item(entry: Any) -> str:
+    if isinstance(entry, str):
+        return key(entry)
+    _need(
+        isinstance(entry, dict)
+        and "attribute" in entry
+        and set(entry) <= {"attribute", "near", "shingle"}
+    )
+    _need("near" in entry or "shingle" not in entry)
+    near = entry.get("near")
+    _need(near is None or (isinstance(near, (int, float)) and not isinstance(near, bool)))
+    shingle = entry.get("shingle")
+    _need(shingle is None or (isinstance(shingle, int) and not isinstance(shingle, bool)))
+    text = key(_str(entry["attribute"]))
+    if near is not None:
+        text += f" near {near!r}"
+    if shingle is not None:
+        text += f" shingle {shingle!r}"
+    return text

@@ -33,6 +33,7 @@ from synthc.compiler.synth.blocks import (
     model,
     multiturn,
     passthrough,
+    quality,
     sample,
     samples,
     transform,
@@ -159,15 +160,19 @@ def emit_statements(data: dict[str, Any]) -> list[Line]:
     used |= {"num_samples"} if head else set()
     statements += [("header", head)] if head else []
     tails = ("inference_config", "environment_config", "strategy_params")
+    gates: Statements = []  # the quality block comes last
     for name, item in data.items():
-        if name not in used and name not in tails:
+        if name == "synthc":
+            settings, gates = _synthc(item)
+            statements += settings
+        elif name not in used and name not in tails:
             statements.append(("header", [raw(name, item)]))
     for name, emit in (("inference_config", _model), ("environment_config", _envs)):
         if name in data:
             statements += _or_raw(name, data[name], emit)
     if "strategy_params" in data:
         statements += _or_raw("strategy_params", data["strategy_params"], _params)
-    return _spaced(statements)
+    return _spaced(statements + gates)
 
 
 def raw(name: str, item: Any) -> Line:
@@ -184,6 +189,20 @@ def _or_raw(name: str, item: Any, emit: Callable[[Any], Statements]) -> Statemen
         return emit(item)
     except _Raw:
         return [("raw", [raw(name, item)])]
+
+
+def _synthc(settings: Any) -> tuple[Statements, Statements]:
+    """``synthc`` as header statements (its settings as they are) and its quality gates
+    as a ``quality`` block."""
+    whole: Statements = [("header", [raw("synthc", settings)])]
+    if not isinstance(settings, dict) or "quality" not in settings:
+        return whole, []
+    rest = {k: v for k, v in settings.items() if k != "quality"}
+    try:
+        gates: Statements = [("quality", quality(settings["quality"]))]
+    except _Raw:
+        return whole, []
+    return ([("header", [raw("synthc", rest)])] if rest else []), gates
 
 
 def _model(ic: Any) -> Statements:

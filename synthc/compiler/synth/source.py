@@ -25,6 +25,7 @@ from synthc.core.errors import ConfigError, Span
 
 SP = ("strategy_params",)
 IC = ("inference_config",)
+QP = ("synthc", "quality")
 MODEL_GROUPS = (
     ("generation", set(GenerationParams.model_fields)),
     ("remote_params", set(RemoteParams.model_fields)),
@@ -335,10 +336,53 @@ class _ToParts(Transformer[Token, Any]):
     def passthrough(self, meta: Meta, children: list[Node]) -> list[Part]:
         return [Part((*SP, "passthrough_attributes"), c, append=True) for c in children]
 
+    # quality gates ---------------------------------------------------------------------
+    def quality(self, meta: Meta, children: list[Any]) -> list[Part]:
+        parts: list[Part] = []
+        for child in children:
+            if isinstance(child, tuple):  # max_attempts 4
+                parts.append(Part((*QP, child[0]), child[1]))
+            else:
+                parts += child
+        return parts
+
+    def judge(self, meta: Meta, children: list[Any]) -> list[Part]:
+        ident, rubric, *rest = children
+        items = [("id", ident), ("rubric", rubric), *(rest[0] if rest else [])]
+        return [Part((*QP, "judges"), block(items, self._at(meta), "this judge"), append=True)]
+
+    def validate(self, meta: Meta, children: list[Any]) -> list[Part]:
+        attribute, checks = children
+        entry = block([("attribute", attribute), *checks], self._at(meta), "this validate")
+        return [Part((*QP, "validators"), entry, append=True)]
+
+    def filter(self, meta: Meta, children: list[Node]) -> list[Part]:
+        return [Part((*QP, "filters"), children[0], append=True)]
+
+    def dedup(self, meta: Meta, children: list[Node]) -> list[Part]:
+        return [Part((*QP, "dedup"), c, append=True) for c in children]
+
+    def dedup_item(self, meta: Meta, children: list[Any]) -> Node:
+        attribute: Node = children[0]
+        near = children[1:]
+        if not near:
+            return attribute
+        return block([("attribute", attribute), *near[0]], attribute.span)
+
+    def near(self, meta: Meta, children: list[Node]) -> list[Item]:
+        return list(zip(("near", "shingle"), children, strict=False))
+
     def start(self, meta: Meta, children: list[Any]) -> list[Part]:
         parts: list[Part] = []
         for child in children:
-            if isinstance(child, tuple):
+            if (
+                isinstance(child, tuple)
+                and child[0] == "synthc"
+                and isinstance(child[1].value, dict)
+            ):
+                # synthc { ... } key by key, so that a quality block can join it
+                parts += [Part(("synthc", k), v) for k, v in child[1].value.items()]
+            elif isinstance(child, tuple):
                 parts.append(Part((child[0],), child[1]))
             else:
                 parts += child
