@@ -18,6 +18,7 @@ the rows already made.
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import json
 import re
 from collections.abc import Callable
@@ -65,7 +66,7 @@ class Check:
         shown = (
             ""
             if self.kind in ("json", "json_schema")
-            else f" {self.param!r}"
+            else f" '{self.param}'"
             if "regex" in self.kind
             else f" {self.param}"
         )
@@ -264,14 +265,14 @@ class Seen:
         return minhash
 
 
+NEEDS_DATASKETCH = "needs datasketch: pip install 'synthc[quality]'"
+
+
 def _datasketch() -> Any:
     try:
         import datasketch
-    except ImportError:
-        raise GateError(
-            "near-duplicate dedup (dedup: {attribute, near}) needs datasketch: "
-            "pip install 'synthc[quality]'"
-        ) from None
+    except ImportError:  # compile_gates said so already, unless it went since
+        raise GateError(f"near-duplicate dedup {NEEDS_DATASKETCH}") from None
     return datasketch
 
 
@@ -348,6 +349,9 @@ def _dedup(
         if entry.attribute not in columns:
             message = f"dedup: no column {entry.attribute!r} in the rows ({_listed(columns)})"
             problems.append(Diagnostic(message, span("synthc", "quality", "dedup", i)))
+        elif entry.near is not None and importlib.util.find_spec("datasketch") is None:
+            message = f"dedup: near-duplicate dedup {NEEDS_DATASKETCH}"
+            problems.append(Diagnostic(message, span("synthc", "quality", "dedup", i, "near")))
         elif entry.near is not None:
             near.append(Near(entry.attribute, entry.near, entry.shingle))
         else:

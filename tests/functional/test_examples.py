@@ -10,6 +10,8 @@ from __future__ import annotations
 import json
 import re
 import shutil
+from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +19,7 @@ import pytest
 
 import synthc
 from synthc.compiler.resolve import smollm2_path
+from synthc.testing._wire import default_reply, request_digest, response_schema
 from synthc.testing.server import FakeLLMServer
 from tests.conftest import REPO, run_cli
 
@@ -25,8 +28,16 @@ TESTED_ELSEWHERE = {"quickstart"}
 
 # every example: the columns of each row it writes, in order, and the requests a first build
 # sends: a number, or the column holding a multiturn conversation, whose length varies (one
-# plan per row, then one request per user or assistant message)
-EXPECTED: dict[str, tuple[list[str], int | str]] = {
+# plan per row, then one request per user or assistant message), or, with quality gates,
+# the requests each attempt of a slot sends (Gated)
+
+
+@dataclass(frozen=True)
+class Gated:
+    per_attempt: int
+
+
+EXPECTED: dict[str, tuple[list[str], int | str | Gated]] = {
     "geography_qa": (
         [
             "example_question",
@@ -56,6 +67,11 @@ EXPECTED: dict[str, tuple[list[str], int | str]] = {
     ),
     "support_chat": (["issue", "mood", "support_chat", "support_chat_plan"], "support_chat"),
     "library_agent": (["patron", "dialog", "dialog_plan"], "dialog"),  # tools are not called
+    "gated_trivia": (["topic", "question", "clean_question", "answer"], Gated(2)),
+    "judged_qa": (
+        ["level", "area", "question", "answer", "conversation", "verdict"],
+        Gated(3),  # question, answer, the judge's verdict
+    ),
 }
 NEEDS_TOKENIZER = {"product_faq"}  # documents cut into token windows by the embedded tokenizer
 
@@ -94,14 +110,22 @@ def test_example_builds_then_rebuilds_from_the_cache(stem: str, form: str, tmp_p
     _need_tokenizer(stem)
     config = _copy_examples(tmp_path) / f"{stem}.{form}"
     columns, requests = EXPECTED[stem]
-    with FakeLLMServer(reply=_plans_as_json) as server:
+    gated = isinstance(requests, Gated)
+    with FakeLLMServer(reply=_graded if gated else _plans_as_json) as server:
         url = ["--inference_config.remote_params.api_url", server.url("/v1/chat/completions")]
         result = run_cli("build", str(config), *LOOPBACK, *url)
         assert result.exit_code == 0, result.stderr
         rows = _rows(tmp_path / f"{stem}.jsonl")
-        assert len(rows) == synthc.load(config).config.num_samples
         assert all(list(row) == columns for row in rows)
-        assert server.count == (requests if isinstance(requests, int) else _turns(requests, rows))
+        if isinstance(requests, Gated):  # every attempt, kept or rejected, sent its requests
+            rejected = _rows(tmp_path / f"{stem}.rejected.jsonl")
+            assert server.count == requests.per_attempt * (len(rows) + len(rejected))
+            assert rows and len(rows) == _kept_slots(config, rejected)
+        else:
+            assert len(rows) == synthc.load(config).config.num_samples
+            assert server.count == (
+                requests if isinstance(requests, int) else _turns(requests, rows)
+            )
         first = server.count
         result = run_cli("build", str(config), *LOOPBACK, *url)
         assert result.exit_code == 0, result.stderr
@@ -178,6 +202,35 @@ def test_product_faq_builds_on_the_embedded_model(tmp_path: Path) -> None:
     assert _rows(tmp_path / "product_faq.jsonl") == rows
 
 
+def test_gated_trivia_builds_on_the_embedded_model(tmp_path: Path) -> None:
+    """The quality-gated example, for real: every kept row passes the gates, every rejected
+    one failed the gate it names; the .synth twin then finds everything in the cache."""
+    pytest.importorskip("llama_cpp", reason="llama-cpp-python is not installed")
+    pytest.importorskip("datasketch", reason="datasketch (near-duplicate dedup) is not installed")
+    examples = _copy_examples(tmp_path)
+    result = run_cli("build", str(examples / "gated_trivia.yaml"))
+    assert result.exit_code == 0, result.stderr
+    rows = _rows(tmp_path / "gated_trivia.jsonl")
+    rejected = _rows(tmp_path / "gated_trivia.rejected.jsonl")
+    assert rows and len(rows) == _kept_slots(examples / "gated_trivia.yaml", rejected)
+    for row in rows:
+        assert row["clean_question"].endswith("?") and len(row["clean_question"]) <= 200
+        assert len(row["answer"]) >= 10
+        assert not re.search("(?i)as an ai|I'm sorry|I cannot", row["answer"])
+    questions = [" ".join(row["clean_question"].casefold().split()) for row in rows]
+    assert len(set(questions)) == len(questions)
+    for refused in rejected:
+        kept = refused["row"]
+        if refused["gate"] == "clean_question: regex '\\?$'":
+            assert not kept["clean_question"].endswith("?")
+        elif refused["gate"] == "dedup clean_question":
+            assert " ".join(kept["clean_question"].casefold().split()) in questions
+    twin = run_cli("build", str(examples / "gated_trivia.synth"), "--quiet")
+    assert twin.exit_code == 0, twin.stderr
+    assert " 0 generated, 0 failed" in twin.stdout
+    assert _rows(tmp_path / "gated_trivia.jsonl") == rows
+
+
 def _plans_as_json(body: dict[str, Any]) -> str:
     """A valid plan for a planner request (by its turn count); a tagged echo for the rest,
     so a tool-use example's assistant answers in text and never calls a tool."""
@@ -187,6 +240,57 @@ def _plans_as_json(body: dict[str, Any]) -> str:
         steps = range(1, int(planned.group(1)) + 1)
         return json.dumps({"turns": [{"turn": t, "instruction": f"step {t}"} for t in steps]})
     return f"reply to: {last[:60]} #{len(body['messages'])}"
+
+
+WORDS = [
+    "amber",
+    "basalt",
+    "cedar",
+    "delta",
+    "ember",
+    "fjord",
+    "glacier",
+    "harbor",
+    "island",
+    "jungle",
+    "kelp",
+    "lagoon",
+    "mesa",
+    "nebula",
+    "oasis",
+    "prairie",
+    "quartz",
+    "reef",
+    "savanna",
+    "tundra",
+    "upland",
+    "valley",
+    "wadi",
+    "xeric",
+    "yard",
+    "zenith",
+]
+
+
+def _graded(body: dict[str, Any]) -> str:
+    """For gated examples: the loopback's reply and words of its own, drawn from the
+    request's digest, ending in '?' three times in four; a judge's verdict (a request
+    with a schema) scored 1-5 from the digest."""
+    digest = request_digest(body)
+    if response_schema(body) is not None:
+        score = int(digest[:4], 16) % 5 + 1
+        return json.dumps({"score": score, "reason": f"scored {score}"})
+    words = " ".join(WORDS[int(digest[i : i + 2], 16) % len(WORDS)] for i in range(0, 16, 2))
+    return f"{default_reply(body)} {words}{'?' if digest[0] in '0123456789ab' else '.'}"
+
+
+def _kept_slots(config: Path, rejected: list[dict[str, Any]]) -> int:
+    """The slots that have a row: all but those whose every attempt was rejected."""
+    loaded = synthc.load(config).config
+    assert loaded.synthc is not None and loaded.synthc.quality is not None
+    refused = Counter(r["slot"] for r in rejected)
+    given_up = sum(1 for n in refused.values() if n == loaded.synthc.quality.max_attempts)
+    return loaded.num_samples - given_up
 
 
 def _turns(column: str, rows: list[dict[str, Any]]) -> int:

@@ -376,3 +376,21 @@ def test_a_judge_model_on_an_in_process_engine_is_a_located_error(tmp_path: Path
     assert result.exit_code != 0 and "Traceback" not in result.stderr
     line = next(n for n, t in enumerate(text.splitlines(), 1) if "model: other" in t)
     assert f"qa.yaml:{line}:" in result.stderr and "runs the config's one model" in result.stderr
+
+
+def test_explain_prices_a_judges_tokens_at_its_own_model(tmp_path: Path) -> None:
+    def estimate(judge_model: str) -> dict[str, Any]:
+        rubric = "rubric: 'Grade: {answer}'"
+        judge = f"    judges:\n      - {{id: verdict, {rubric}, model: {judge_model}}}\n"
+        config = _gated(tmp_path / "qa.yaml", server, judge)
+        text = config.read_text().replace("engine: REMOTE", "engine: OPENAI")
+        config.write_text(text.replace("model_name: m", "model_name: gpt-4o-mini"))
+        return synthc.explain(config).to_json()["estimate"]
+
+    with FakeLLMServer() as server:
+        same, stronger, unknown = (estimate(m) for m in ("gpt-4o-mini", "gpt-4.1", "my-judge"))
+        assert server.count == 0
+    assert same["requests"] == stronger["requests"] == 3 * SAMPLES
+    assert same["cost_usd"] is not None and stronger["cost_usd"] is not None
+    assert stronger["cost_usd"] > same["cost_usd"]  # the verdicts' tokens at gpt-4.1's rate
+    assert unknown["cost_usd"] is None  # a price the table does not have is not guessed

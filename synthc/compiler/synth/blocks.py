@@ -117,10 +117,14 @@ def _container(open_: str, close: str, items: list[str], indent: str, sep: str) 
     return f"{open_.strip()}{body}\n{indent}{close.strip()}"
 
 
-def settings(items: dict[str, Any], indent: str, path: PathKey = ()) -> list[tuple[str, str]]:
+def settings(
+    items: dict[str, Any], indent: str, path: PathKey = (), *, words: bool = False
+) -> list[tuple[str, str]]:
+    """``name value`` lines; ``words``: in a block whose settings are all the grammar
+    expects there, so a statement's keyword (``model``) is a name like any other."""
     out = []
     for name, data in items.items():
-        _need(is_name(name))
+        _need(is_name(name) or (words and bool(_NAME.match(name))))
         out.append((f"{name} {value(data, indent)}", name))
     return out
 
@@ -379,7 +383,7 @@ def quality(gates: Any) -> list[Line]:
         _need(isinstance(judge, dict) and {"id", "rubric"} <= set(judge))
         rest = {k: v for k, v in judge.items() if k not in ("id", "rubric")}
         head = f"judge {key(_str(judge['id']))} {string(judge['rubric'], '  ')}"
-        body = [t for t, _ in settings(rest, "    ")]
+        body = [t for t, _ in settings(rest, "    ", words=True)]
         lines.append(
             Line("  " + (block(head, body, "  ") if body else head), ((*QP, "judges", i),))
         )
@@ -387,7 +391,7 @@ def quality(gates: Any) -> list[Line]:
         _need(isinstance(check, dict) and "attribute" in check and len(check) > 1)
         rest = {k: v for k, v in check.items() if k != "attribute"}
         head = f"validate {key(_str(check['attribute']))}"
-        body = [t for t, _ in settings(rest, "    ")]
+        body = [t for t, _ in settings(rest, "    ", words=True)]
         lines.append(Line("  " + block(head, body, "  "), ((*QP, "validators", i),)))
     for i, condition in enumerate(_entries(gates, "filters")):
         lines.append(Line(f"  filter {string(condition, '  ')}", ((*QP, "filters", i),)))
