@@ -724,6 +724,10 @@ async def _build(
     def emit(state: SampleState) -> None:
         for entry in manifest_entries(graph, state):
             manifest.write(manifest_line(entry))
+        for k, refused in enumerate(state.rejections):  # rejected draws' nodes: cache push
+            for rule_id, key, status in refused.nodes:
+                node_id = f"{rule_id}[{state.index}]~{k}"
+                manifest.write(manifest_line({"id": node_id, "key": key, "status": status}))
         if rejected is not None:
             for refused in state.rejections:
                 line = {"slot": state.index, "attempt": refused.attempt, "gate": refused.gate}

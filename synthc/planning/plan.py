@@ -152,6 +152,19 @@ class Rejection:
     gate: str
     row: dict[str, Any]
     retried: bool = False  # the gate's attribute alone was drawn again, not the whole slot
+    # the attempt's answered nodes, (rule id, key, status): what a teammate needs to decide
+    # the same (the build's manifest lists them, for ``synthc cache push``)
+    nodes: tuple[tuple[str, str, str], ...] = ()
+
+
+def _rejected(state: SampleState, gate: str, row: dict[str, Any], retried: bool) -> Rejection:
+    answered = (Status.CACHED, Status.GENERATED)
+    nodes = tuple(
+        (rule_id, node.key, state.status[rule_id].value)
+        for rule_id, node in state.nodes.items()
+        if state.status.get(rule_id) in answered
+    )
+    return Rejection(state.attempt, gate, row, retried, nodes)
 
 
 def start(graph: Graph, index: int, build: str = "", attempt: int = 0) -> SampleState:
@@ -183,7 +196,7 @@ def next_attempt(graph: Graph, state: SampleState, build: str = "") -> SampleSta
         row = build_row(graph, state.values)
         following = start(graph, state.index, build, state.attempt)
         following.retries = {**state.retries, check.attribute: drawn + 1}
-        following.rejections = [*state.rejections, Rejection(state.attempt, check.name, row, True)]
+        following.rejections = [*state.rejections, _rejected(state, check.name, row, True)]
         return following
     return _redraw(graph, state, check.name, build)
 
@@ -218,7 +231,7 @@ def _redraw(graph: Graph, state: SampleState, gate: str, build: str) -> SampleSt
     """``state`` rejected by ``gate``: its slot's next attempt, or None at the last
     attempt (``state`` is then given up)."""
     assert graph.gates is not None
-    rejections = [*state.rejections, Rejection(state.attempt, gate, build_row(graph, state.values))]
+    rejections = [*state.rejections, _rejected(state, gate, build_row(graph, state.values), False)]
     if state.attempt + 1 >= graph.gates.max_attempts:
         state.rejections, state.gave_up = rejections, True
         return None

@@ -100,6 +100,12 @@ def export(
 
     try:
         plan(graph, store, visit)
+        if not sink.rows and refused:
+            raise SynthError(
+                f"nothing to export: the quality gates rejected every attempt of {refused} "
+                f"slot(s){f' and {missing} more are not built yet' if missing else ''} "
+                "(see the build's .rejected.jsonl; synthc explain reports the gates)"
+            )
         if not sink.rows:
             raise SynthError("nothing to export: no sample is in the cache yet (build first)")
         sink.commit()

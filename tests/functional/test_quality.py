@@ -136,6 +136,9 @@ def test_a_gate_that_never_passes_stops_at_max_attempts_and_says_so(tmp_path: Pa
     ) in result.stdout
     assert (tmp_path / "out.jsonl").read_text() == ""
     assert len(_rows(tmp_path / "out.rejected.jsonl")) == 3 * SAMPLES
+    exported = run_cli("export", str(config), "--format", "parquet", "-o", str(tmp_path / "x.pq"))
+    assert exported.exit_code != 0 and "Traceback" not in exported.stderr
+    assert f"the quality gates rejected every attempt of {SAMPLES} slot(s)" in exported.stderr
 
 
 def test_filters_and_length_bounds_judge_the_row(tmp_path: Path) -> None:

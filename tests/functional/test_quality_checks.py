@@ -228,3 +228,26 @@ def test_the_synth_quality_block_builds_what_the_yaml_builds(tmp_path: Path) -> 
     assert run_cli("fmt", "--check", str(synth)).exit_code == 0
     back = run_cli("convert", str(synth)).stdout
     assert yaml.safe_load(back) == yaml.safe_load(config.read_text().replace("out.", "synth."))
+
+
+def test_cache_push_carries_the_rejected_draws_a_teammate_needs(tmp_path: Path) -> None:
+    gate = _validator("regex: '#[0-9]', retries: 1", attempts=3)
+    shared = tmp_path / "shared"
+    with FakeLLMServer() as server:
+        (tmp_path / "alice").mkdir()
+        alice = _gated(tmp_path / "alice" / "qa.yaml", server, *gate)
+        synthc.build(alice, ["--output_path", str(tmp_path / "alice" / "out.jsonl")])
+        made = server.count
+        pushed = run_cli("cache", "push", str(alice), "--remote-cache", str(shared))
+        assert pushed.exit_code == 0, pushed.stderr
+        assert f"{shared}: pushed {made}, already there 0, failed 0" in pushed.stdout
+        (tmp_path / "bob").mkdir()
+        bob = _gated(tmp_path / "bob" / "qa.yaml", server, *gate)
+        out = ["--output_path", str(tmp_path / "bob" / "out.jsonl")]
+        built = run_cli("build", str(bob), "--remote-cache", str(shared), *out)
+        assert built.exit_code == 0, built.stderr
+        assert server.count == made  # every draw, rejected ones too, came from the remote
+    assert (tmp_path / "bob" / "out.jsonl").read_bytes() == (
+        tmp_path / "alice" / "out.jsonl"
+    ).read_bytes()
+    assert _rows(tmp_path / "alice" / "out.rejected.jsonl")  # there were rejected draws
