@@ -107,13 +107,17 @@ def _schema_validator(schema: str) -> Any:
     return jsonschema.validators.validator_for(loaded)(loaded)
 
 
-_PREDICATES: dict[ExecutorRef, Callable[[Any, dict[str, Any]], bool]] = {}
+_PREDICATES: dict[tuple[ExecutorRef, int], Callable[[Any, dict[str, Any]], bool]] = {}
 
 
 def _predicate(ref: ExecutorRef) -> Callable[[Any, dict[str, Any]], bool]:
-    """The predicate ``ref`` names, imported once a process, wrapped so that what it
-    raises is a GateError naming it."""
-    found = _PREDICATES.get(ref)
+    """The predicate ``ref`` names, imported once per version of its file (an edit is
+    picked up, in a notebook too), wrapped so that what it raises is a GateError naming it."""
+    try:
+        version = ref.path.stat().st_mtime_ns
+    except OSError as exc:
+        raise GateError(f"predicate {ref.name}: cannot read {ref.path}: {exc}") from None
+    found = _PREDICATES.get((ref, version))
     if found is None:
         try:
             function = getattr(import_module(ref), ref.function)
@@ -128,7 +132,7 @@ def _predicate(ref: ExecutorRef) -> Callable[[Any, dict[str, Any]], bool]:
                     f"{ref.where}: predicate {ref.name} raised {type(exc).__name__}: {exc}"
                 ) from None
 
-        _PREDICATES[ref] = found
+        _PREDICATES[(ref, version)] = found
     return found
 
 
@@ -144,8 +148,6 @@ class Filter:
     @property
     def name(self) -> str:
         return f"filter {self.text!r}"
-
-    retries = 0
 
     def passes(self, row: dict[str, Any], tokens: Tokens | None = None) -> bool:
         found: Any = row.get(self.path[0], _MISSING)
@@ -189,11 +191,6 @@ class Gates:
     def failing(self, row: dict[str, Any], tokens: Tokens | None = None) -> Check | Filter | None:
         """The first gate ``row`` fails; None when it passes them all."""
         return next((c for c in self.checks if not c.passes(row, tokens)), None)
-
-    def rejection(self, row: dict[str, Any], tokens: Tokens | None = None) -> str | None:
-        """The name of the first gate ``row`` fails; None when it passes them all."""
-        check = self.failing(row, tokens)
-        return None if check is None else check.name
 
     @property
     def dedups(self) -> bool:
