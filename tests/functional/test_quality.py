@@ -397,3 +397,29 @@ def test_explain_prices_a_judges_tokens_at_its_own_model(tmp_path: Path) -> None
     assert same["cost_usd"] is not None and stronger["cost_usd"] is not None
     assert stronger["cost_usd"] > same["cost_usd"]  # the verdicts' tokens at gpt-4.1's rate
     assert unknown["cost_usd"] is None  # a price the table does not have is not guessed
+
+
+def test_raising_num_samples_keeps_the_first_rows_and_sends_only_for_new_slots(
+    tmp_path: Path,
+) -> None:
+    def sixteen_answers(body: dict[str, Any]) -> str:  # duplicates now and then
+        text = default_reply(body)
+        if not text.startswith("reply to: reply to:"):
+            return text
+        return f"answer {int(request_digest(body), 16) % 16}"
+
+    with FakeLLMServer(reply=sixteen_answers) as server:
+        config = _gated(tmp_path / "qa.yaml", server, DEDUP, attempts=6)
+        synthc.build(config, ["--num_samples", "6"])
+        first = _rows(tmp_path / "out.jsonl")
+        made = _bodies(server)
+        since = server.count
+        synthc.build(config)  # all twelve slots
+        sent = _bodies(server, since)
+    rows = _rows(tmp_path / "out.jsonl")
+    assert rows[: len(first)] == first and len(rows) > len(first)
+    rejected = _rows(tmp_path / "out.rejected.jsonl")
+    assert {r["gate"] for r in rejected} == {"dedup answer"}  # duplicates were redrawn
+    assert not set(sent) & set(made)  # the first six slots' draws are not asked again
+    slots = {int(row["item"].split("-")[1]) for row in rows[len(first) :]}
+    assert min(slots) >= 6  # the new rows are the new slots'

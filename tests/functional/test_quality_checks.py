@@ -9,6 +9,7 @@ the requests the server saw.
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -251,3 +252,21 @@ def test_cache_push_carries_the_rejected_draws_a_teammate_needs(tmp_path: Path) 
         tmp_path / "alice" / "out.jsonl"
     ).read_bytes()
     assert _rows(tmp_path / "alice" / "out.rejected.jsonl")  # there were rejected draws
+
+
+def test_an_edited_predicate_is_used_by_the_next_build_in_the_same_process(
+    tmp_path: Path,
+) -> None:
+    checks = tmp_path / "checks.py"
+    checks.write_text(CHECKS)
+    with FakeLLMServer() as server:
+        config = _gated(tmp_path / "qa.yaml", server, *_validator("predicate: checks.ends_even"))
+        first = synthc.build(config)
+        checks.write_text(CHECKS.replace('in "02468ace"', 'in "0123456789abcdef"'))
+        stat = checks.stat()  # a later modification time, however coarse the clock
+        os.utime(checks, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000_000))
+        since = server.count
+        second = synthc.build(config)
+        assert server.count == since  # the first draws are all cached: now all pass
+    assert first.stats.rejected and second.stats.rejected == {}
+    assert len(_rows(tmp_path / "out.jsonl")) == SAMPLES
