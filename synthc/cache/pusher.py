@@ -15,7 +15,7 @@ import threading
 import time
 from collections.abc import Sequence
 
-from synthc.cache.remote import Remote, RemoteError, env_setting
+from synthc.cache.remote import ReadOnlyRemote, Remote, RemoteError, env_setting
 
 MAX_ERRORS = 3
 PUSH_WAIT = 60.0  # seconds, unless SYNTHC_REMOTE_CACHE_PUSH_WAIT says otherwise
@@ -35,6 +35,7 @@ class Tier:
         self.remote = remote
         self.name = remote.name
         self.down = False
+        self.read_only = False  # it refused a write it lets us read: no more pushes
         self._errors = 0
         self._warned = False
         self._lock = threading.Lock()
@@ -60,10 +61,20 @@ class Tier:
         return found
 
     def store(self, key: str, data: bytes) -> bool:
-        if self.down:
+        if self.down or self.read_only:
             return False
         try:
             self.remote.put(key, data)
+        except ReadOnlyRemote as exc:
+            with self._lock:
+                first, self.read_only = not self.read_only, True
+            if first:
+                log.warning(
+                    "%s; reading from it, not pushing to it for the rest of this run "
+                    "(synthc.remote_cache_readonly: true says so in the config)",
+                    exc,
+                )
+            return False
         except RemoteError as exc:
             self._failed("push to", exc)
             return False

@@ -40,6 +40,10 @@ class RemoteError(CacheError):
     """A remote tier could not be reached or refused a request."""
 
 
+class ReadOnlyRemote(RemoteError):
+    """The remote refused a write it lets this client read (a read-only token: HTTP 403)."""
+
+
 class Remote(Protocol):
     name: str  # for messages: the URL without credentials
     concurrency: int  # pushes worth running at once (more threads only contend for the GIL)
@@ -205,6 +209,8 @@ class HTTPRemote:
 
     def put(self, key: str, data: bytes) -> None:
         status, _ = self._request("PUT", key, data)
+        if status == 403:
+            raise ReadOnlyRemote(f"{self.name} lets this token only read (HTTP 403 on PUT)")
         if status not in (200, 201, 204):
             raise self._refused("PUT", status)
 

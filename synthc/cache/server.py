@@ -3,7 +3,9 @@
 ``synthc cache serve DIR`` keeps one file per record at ``DIR/<namespace>/<key>``
 (the layout of a shared-directory remote, so the same directory can be served,
 mounted, or handed to nginx). Every request must carry ``Authorization: Bearer
-<token>``; anything else is a 401 that reveals nothing. Paths other than
+<token>`` with one of the server's tokens (compared in constant time, every one
+of them each time); anything else is a 401 that reveals nothing. A read token
+may GET and HEAD; a PUT with it is a 403. Paths other than
 ``/<namespace>/<key>`` (``..``, absolute paths, encoded slashes) are a 400,
 bodies over ``max_size`` a 413, and a PUT whose body is not a record whose
 request hashes to the key in the path a 422 (the server recomputes the hash: a
@@ -18,7 +20,8 @@ import asyncio
 import hmac
 import logging
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from pathlib import Path
 
 from aiohttp import web
@@ -35,13 +38,52 @@ LISTEN_ERRORS = (OSError, ValueError, OverflowError)
 log = logging.getLogger("synthc.cache.server")
 
 
+@dataclass(frozen=True)
+class Tokens:
+    """Who may do what: bearer tokens that may read and write, and tokens that may only
+    read. None of either: anyone may do anything (``--no-token``, a trusted network)."""
+
+    write: tuple[str, ...] = ()
+    read: tuple[str, ...] = ()
+
+    @classmethod
+    def of(cls, write: str | Iterable[str] | None, read: Iterable[str] = ()) -> Tokens:
+        writers = (write,) if isinstance(write, str) else tuple(write or ())
+        return cls(tuple(t for t in writers if t), tuple(t for t in read if t))
+
+    def __add__(self, other: Tokens) -> Tokens:
+        return Tokens(self.write + other.write, self.read + other.read)
+
+    @property
+    def open(self) -> bool:
+        return not (self.write or self.read)
+
+
+def read_token_file(path: Path) -> Tokens:
+    """Tokens from ``path``: a line ``write TOKEN`` or ``read TOKEN`` each (blank lines and
+    ``#`` comments aside); ValueError naming the line of anything else."""
+    write: list[str] = []
+    read: list[str] = []
+    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        words = line.split()
+        if not words or words[0].startswith("#"):
+            continue
+        if len(words) != 2 or words[0] not in ("read", "write"):
+            raise ValueError(f"{path}:{n}: expected 'read TOKEN' or 'write TOKEN'")
+        (write if words[0] == "write" else read).append(words[1])
+    return Tokens(tuple(write), tuple(read))
+
+
 class CacheApp:
     """The request handler: authentication, path checks, then files on disk."""
 
-    def __init__(self, root: Path, token: str | None, max_size: int = DEFAULT_MAX_SIZE):
+    def __init__(self, root: Path, tokens: Tokens, max_size: int = DEFAULT_MAX_SIZE):
         self.root = root
         self.max_size = max_size
-        self._expected = f"Bearer {token}".encode() if token else None
+        self._open = tokens.open
+        self._expected = [(True, f"Bearer {t}".encode()) for t in tokens.write] + [
+            (False, f"Bearer {t}".encode()) for t in tokens.read
+        ]
 
     def app(self) -> web.Application:
         app = web.Application(client_max_size=self.max_size)
@@ -50,11 +92,17 @@ class CacheApp:
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         who = request.remote or "?"
-        if not self._authorized(request):
+        access = self._access(request)
+        if access is None:
             log.warning(
                 "denied %s %r from %s: missing or wrong token", request.method, _path(request), who
             )
             return web.Response(status=401, headers={"WWW-Authenticate": 'Bearer realm="synthc"'})
+        if request.method not in ("GET", "HEAD") and access == "read":
+            log.warning(
+                "denied %s %r from %s: a read-only token", request.method, _path(request), who
+            )
+            return web.Response(status=403, text="this token may read, not write\n")
         match = PATH_RE.fullmatch(request.raw_path)
         if match is None:
             log.warning(
@@ -72,11 +120,17 @@ class CacheApp:
             return await self._write(request, file, match["key"], name, who)
         return web.Response(status=405, headers={"Allow": "GET, HEAD, PUT"})
 
-    def _authorized(self, request: web.Request) -> bool:
-        if self._expected is None:
-            return True
+    def _access(self, request: web.Request) -> str | None:
+        """``"write"``, ``"read"`` or None (no such token), comparing the header with every
+        token in constant time, so the time taken says nothing of which one came close."""
+        if self._open:
+            return "write"
         given = request.headers.get("Authorization", "").encode()
-        return hmac.compare_digest(given, self._expected)
+        found: str | None = None
+        for writes, expected in self._expected:
+            if hmac.compare_digest(given, expected) and found is None:
+                found = "write" if writes else "read"
+        return found
 
     def _read(self, method: str, file: Path, name: str, who: str) -> web.Response:
         try:
@@ -126,14 +180,17 @@ class CacheServer(AppServer):
     def __init__(
         self,
         root: Path,
-        token: str | None,
+        token: str | Iterable[str] | None,
         *,
+        read_tokens: Iterable[str] = (),
         host: str = "127.0.0.1",
         port: int = 0,
         max_size: int = DEFAULT_MAX_SIZE,
     ):
+        """``token``: what may read and write (one, several, or None); ``read_tokens``: what
+        may only read. No token at all: open to anyone who can reach it."""
         super().__init__(host, port)
-        self.handler = CacheApp(root, token, max_size)
+        self.handler = CacheApp(root, Tokens.of(token, read_tokens), max_size)
 
     @property
     def url(self) -> str:

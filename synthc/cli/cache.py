@@ -240,7 +240,18 @@ def pull(
 @click.option(
     "--token",
     envvar="SYNTHC_REMOTE_CACHE_TOKEN",
-    help="The bearer token clients must send [env SYNTHC_REMOTE_CACHE_TOKEN; prefer the env].",
+    help="A bearer token that may read and write [env SYNTHC_REMOTE_CACHE_TOKEN; prefer the env].",
+)
+@click.option(
+    "--read-token",
+    envvar="SYNTHC_REMOTE_CACHE_READ_TOKEN",
+    help="A bearer token that may only read: a PUT with it is refused (403) "
+    "[env SYNTHC_REMOTE_CACHE_READ_TOKEN].",
+)
+@click.option(
+    "--token-file",
+    type=click.Path(dir_okay=False, exists=True),
+    help="Several tokens: a line 'write TOKEN' or 'read TOKEN' each (# comments).",
 )
 @click.option("--no-token", is_flag=True, help="Serve without a token (a trusted network only).")
 @click.option(
@@ -257,20 +268,49 @@ def serve(
     host: str,
     port: int,
     token: str | None,
+    read_token: str | None,
+    token_file: str | None,
     no_token: bool,
     max_size: int,
     log_level: str,
 ) -> None:
-    """Serve DIRECTORY as a remote cache over HTTP (GET/HEAD/PUT /<namespace>/<key>)."""
+    """Serve DIRECTORY as a remote cache over HTTP (GET/HEAD/PUT /<namespace>/<key>).
+
+    Clients send a bearer token: one that may read and write (--token, or 'write' lines of
+    --token-file) or one that may only read (--read-token, 'read' lines), for CI jobs and
+    laptops that should use the cache without filling it. Tokens are never logged."""
     import asyncio
 
-    from synthc.cache.server import LISTEN_ERRORS, CacheServer, serve_forever
+    from synthc.cache.server import (
+        LISTEN_ERRORS,
+        CacheServer,
+        Tokens,
+        read_token_file,
+        serve_forever,
+    )
 
-    if not token and not no_token:
-        raise click.UsageError("give --token (or SYNTHC_REMOTE_CACHE_TOKEN), or --no-token")
+    tokens = Tokens.of(token, [read_token] if read_token else [])
+    if token_file:
+        try:
+            tokens += read_token_file(Path(token_file))
+        except (OSError, UnicodeDecodeError, ValueError) as exc:
+            raise click.BadParameter(str(exc), param_hint="--token-file") from None
+    if tokens.open and not no_token:
+        raise click.UsageError(
+            "give --token (or SYNTHC_REMOTE_CACHE_TOKEN), --read-token, --token-file, or --no-token"
+        )
+    if no_token and not tokens.open:
+        raise click.UsageError("--no-token serves without tokens: leave the tokens out")
     setup_logging(log_level)
     Path(directory).mkdir(parents=True, exist_ok=True)
-    server = CacheServer(Path(directory), token or None, host=host, port=port, max_size=max_size)
+    server = CacheServer(
+        Path(directory),
+        tokens.write,
+        read_tokens=tokens.read,
+        host=host,
+        port=port,
+        max_size=max_size,
+    )
 
     def announce(url: str) -> None:
         click.echo(f"serving {directory} on {url} (Ctrl-C to stop)", err=True)

@@ -274,36 +274,37 @@ def test_push_export_import_stats_gc(llm_server: FakeLLMServer, tmp_path: Path) 
 
 
 def test_cache_serve_command(llm_server: FakeLLMServer, tmp_path: Path) -> None:
-    """`synthc cache serve` as a team would run it: its own process, the token from the env."""
-    env = {**os.environ, "SYNTHC_REMOTE_CACHE_TOKEN": TOKEN}
-    command = [
-        sys.executable,
-        "-m",
-        "synthc",
-        "cache",
-        "serve",
-        str(tmp_path / "srv"),
-        "--port",
-        "0",
-    ]
+    """`synthc cache serve` as a team would run it: its own process, a write token for the
+    team and a read-only one for CI, from a token file."""
+    reader = "ci-read-only-5a1e"
+    tokens = tmp_path / "tokens"
+    tokens.write_text(f"# the team\nwrite {TOKEN}\n# CI and laptops\nread {reader}\n")
+    command = [sys.executable, "-m", "synthc", "cache", "serve", str(tmp_path / "srv")]
+    command += ["--port", "0", "--token-file", str(tokens)]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SYNTHC_REMOTE_CACHE")}
+    sent: dict[str, int] = {}
     process = subprocess.Popen(command, env=env, stderr=subprocess.PIPE, text=True)
     try:
         assert process.stderr is not None
         line = process.stderr.readline()
         assert "serving" in line, line
         url = line.split(" on ")[1].split()[0]
-        os.environ["SYNTHC_REMOTE_CACHE_TOKEN"] = TOKEN
-        try:
-            assert _build(llm_server, _teammate(tmp_path, "alice"), "--remote-cache", url)[0] == 20
-            assert _build(llm_server, _teammate(tmp_path, "bob"), "--remote-cache", url)[0] == 0
-        finally:
-            del os.environ["SYNTHC_REMOTE_CACHE_TOKEN"]
+        for name, token in (("alice", TOKEN), ("bob", reader), ("carol", reader)):
+            os.environ["SYNTHC_REMOTE_CACHE_TOKEN"] = token
+            try:
+                teammate = _teammate(tmp_path, name)
+                more = ("--num_samples", "12") if name == "carol" else ()
+                sent[name] = _build(llm_server, teammate, "--remote-cache", url, *more)[0]
+            finally:
+                del os.environ["SYNTHC_REMOTE_CACHE_TOKEN"]
     finally:
         process.terminate()
         _, log = process.communicate(timeout=10)
-    assert "hit" in log and "stored" in log
-    assert TOKEN not in log
+    # alice wrote 20 records; bob read them all; carol read them, made 4 more, wrote none
+    assert sent == {"alice": 20, "bob": 0, "carol": 4}
     assert len(list((tmp_path / "srv" / NAMESPACE).iterdir())) == 20
+    assert "hit" in log and "stored" in log and "a read-only token" in log
+    assert TOKEN not in log and reader not in log
 
 
 def test_explain_says_which_tier_serves_the_hits(llm_server: FakeLLMServer, tmp_path: Path) -> None:
@@ -359,3 +360,25 @@ def test_cold_build_from_a_slow_remote_overlaps_its_lookups(
         finally:
             local.close()
     assert _build(llm_server, b, *more)[0] == 0  # and no remote is needed any more
+
+
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        ((), "give --token (or SYNTHC_REMOTE_CACHE_TOKEN), --read-token, --token-file"),
+        (("--no-token", "--read-token", "r"), "--no-token serves without tokens"),
+        (("--token-file", "TOKENS"), "TOKENS:2: expected 'read TOKEN' or 'write TOKEN'"),
+    ],
+)
+def test_cache_serve_refuses_unclear_tokens(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, args: tuple[str, ...], says: str
+) -> None:
+    monkeypatch.delenv("SYNTHC_REMOTE_CACHE_TOKEN", raising=False)
+    monkeypatch.delenv("SYNTHC_REMOTE_CACHE_READ_TOKEN", raising=False)
+    tokens = tmp_path / "tokens"
+    tokens.write_text("write ok-token\nowner oops\n")
+    args = tuple(str(tokens) if a == "TOKENS" else a for a in args)
+    result = run_cli("cache", "serve", str(tmp_path / "srv"), "--port", "0", *args)
+    assert result.exit_code == 2 and "Traceback" not in result.stderr
+    assert says.replace("TOKENS", str(tokens)) in " ".join(result.stderr.split())
+    assert "ok-token" not in result.stderr and not (tmp_path / "srv").exists()

@@ -144,3 +144,62 @@ def test_token_never_logged(
     assert any("denied" in m for m in messages)
     assert TOKEN not in caplog.text
     assert TOKEN not in str(denied.value)
+
+
+READER, WRITER2 = "read-only-4f1c", "second-writer-77aa"
+
+
+@pytest.fixture
+def shared(tmp_path: Path) -> Iterator[CacheServer]:
+    with CacheServer(tmp_path / "root", [TOKEN, WRITER2], read_tokens=[READER]) as running:
+        yield running
+
+
+def test_a_read_token_reads_and_gets_403_on_write(shared: CacheServer, tmp_path: Path) -> None:
+    path = f"/{NAMESPACE}/{KEY}"
+    assert _send(shared, "PUT", path, token=READER, body=RECORD)[0] == 403
+    assert not (tmp_path / "root" / NAMESPACE / KEY).exists()
+    assert _send(shared, "PUT", path, token=WRITER2, body=RECORD)[0] == 201
+    assert _send(shared, "GET", path, token=READER) == (200, RECORD)
+    assert _send(shared, "HEAD", path, token=READER)[0] == 200
+    assert _send(shared, "GET", path, token=TOKEN) == (200, RECORD)
+    for wrong in (None, "", "nope", READER + "x", TOKEN[:-1]):
+        assert _send(shared, "GET", path, token=wrong)[0] == 401
+        assert _send(shared, "PUT", path, token=wrong, body=RECORD)[0] == 401
+
+
+def test_a_client_with_a_read_token_keeps_reading_and_stops_pushing(
+    shared: CacheServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    from synthc.cache.pusher import Tier
+
+    writer = HTTPRemote(shared.url, TOKEN)
+    writer.put(KEY, RECORD)
+    writer.close()
+    other = node_key("llm", {"q": 2})
+    tier = Tier(HTTPRemote(shared.url, READER))
+    try:
+        with caplog.at_level(logging.WARNING):
+            record = Record(key=other, text="x", request={"q": 2}).to_bytes()
+            assert tier.store(other, record) is False
+            assert tier.store(other, b"{}") is False  # not tried again: no second refusal
+            assert tier.fetch(KEY) == RECORD and tier.has(KEY)  # reads go on
+    finally:
+        tier.remote.close()
+    assert not tier.down
+    warned = [r.getMessage() for r in caplog.records if r.name == "synthc.cache"]
+    assert len(warned) == 1 and "only read" in warned[0]
+    assert "a read-only token" in caplog.text  # the server's log says why it refused
+    assert READER not in caplog.text and TOKEN not in caplog.text  # no token is logged
+
+
+def test_the_token_file_names_readers_and_writers(tmp_path: Path) -> None:
+    from synthc.cache.server import Tokens, read_token_file
+
+    good = tmp_path / "tokens"
+    good.write_text("# team\nwrite alice-token\n\nread ci-token\nread laptop-token\n")
+    assert read_token_file(good) == Tokens(("alice-token",), ("ci-token", "laptop-token"))
+    bad = tmp_path / "bad"
+    bad.write_text("write a\nadmin b\n")
+    with pytest.raises(ValueError, match=r"bad:2: expected 'read TOKEN' or 'write TOKEN'"):
+        read_token_file(bad)
