@@ -384,17 +384,18 @@ def quality(gates: Any) -> list[Line]:
         rest = {k: v for k, v in judge.items() if k not in ("id", "rubric")}
         head = f"judge {key(_str(judge['id']))} {string(judge['rubric'], '  ')}"
         body = [t for t, _ in settings(rest, "    ", words=True)]
-        lines.append(
-            Line("  " + (block(head, body, "  ") if body else head), ((*QP, "judges", i),))
-        )
+        tags = ((*QP, "judges", i), *([(*QP, "judges")] if i == 0 else []))
+        lines.append(Line("  " + (block(head, body, "  ") if body else head), tags))
     for i, check in enumerate(_entries(gates, "validators")):
         _need(isinstance(check, dict) and "attribute" in check and len(check) > 1)
         rest = {k: v for k, v in check.items() if k != "attribute"}
         head = f"validate {key(_str(check['attribute']))}"
         body = [t for t, _ in settings(rest, "    ", words=True)]
-        lines.append(Line("  " + block(head, body, "  "), ((*QP, "validators", i),)))
+        tags = ((*QP, "validators", i), *([(*QP, "validators")] if i == 0 else []))
+        lines.append(Line("  " + block(head, body, "  "), tags))
     for i, condition in enumerate(_entries(gates, "filters")):
-        lines.append(Line(f"  filter {string(condition, '  ')}", ((*QP, "filters", i),)))
+        tags = ((*QP, "filters", i), *([(*QP, "filters")] if i == 0 else []))
+        lines.append(Line(f"  filter {string(condition, '  ')}", tags))
     dedup = _entries(gates, "dedup")
     if dedup:
         items = ", ".join(_dedup_item(entry) for entry in dedup)
