@@ -1,13 +1,17 @@
-"""Look after a local cache: a LocalStore in; its statistics, or a smaller cache, out.
+"""Look after a cache: a LocalStore (or a remote that lists) in; its statistics, or a
+smaller cache, out.
 
 ``stats`` reports entries, bytes and what the last build's lookups found per
 tier (written by the layered store to ``last-build.json``). ``gc`` removes
 records generated before a cut-off and then the oldest ones until the records
 fit in a size, and compacts the SQLite file so the disk space comes back.
+``remote_stats`` and ``remote_gc`` do the same on a shared directory or a bucket,
+by when each record was written there.
 """
 
 from __future__ import annotations
 
+import datetime
 import json
 import re
 import sqlite3
@@ -17,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from synthc.cache.layered import LAST_BUILD
+from synthc.cache.remote import Listing
 from synthc.cache.store import LocalStore
 from synthc.core.records import Record
 
@@ -92,14 +97,23 @@ def gc(
     """Remove records generated more than ``older_than`` seconds ago, then the oldest
     until the rest take at most ``max_size`` bytes; unreadable records go first."""
     cutoff = None if older_than is None else (time.time() if now is None else now) - older_than
-    entries = sorted(_entries(store))  # (created, size, key), oldest first
+    result = _choose(sorted(_entries(store)), cutoff, max_size)  # oldest first
+    for key in result.removed_keys:
+        store.delete(key)
+    return result
+
+
+def _choose(
+    entries: list[tuple[float, int, str]], cutoff: float | None, max_size: int | None
+) -> GcResult:
+    """Which of ``entries`` ((when, size, key), oldest first) go: those from before
+    ``cutoff``, then the oldest until the rest fit in ``max_size`` bytes."""
     total = sum(size for _, size, _ in entries)
     result = GcResult()
-    for created, size, key in entries:
-        expired = cutoff is not None and created < cutoff
+    for when, size, key in entries:
+        expired = cutoff is not None and when < cutoff
         too_big = max_size is not None and total > max_size
         if expired or too_big:
-            store.delete(key)
             total -= size
             result.removed += 1
             result.bytes_removed += size
@@ -120,6 +134,48 @@ def _entries(store: LocalStore) -> list[tuple[float, int, str]]:
             created = -1.0  # unreadable: first to go
         found.append((created, len(data or b""), key))
     return found
+
+
+@dataclass
+class RemoteStats:
+    name: str
+    entries: int = 0
+    bytes: int = 0
+    oldest: datetime.datetime | None = None
+    newest: datetime.datetime | None = None
+
+
+def remote_stats(remote: Listing) -> RemoteStats:
+    """How many records ``remote`` holds, their bytes, the oldest and newest write."""
+    found = RemoteStats(remote.name)
+    for entry in remote.entries():
+        found.entries += 1
+        found.bytes += entry.size
+        found.oldest = min(found.oldest or entry.modified, entry.modified)
+        found.newest = max(found.newest or entry.modified, entry.modified)
+    return found
+
+
+DELETE_BATCH = 1000  # keys per delete request (S3's limit for one request)
+
+
+def remote_gc(
+    remote: Listing,
+    *,
+    max_size: int | None = None,
+    older_than: float | None = None,
+    now: float | None = None,
+) -> GcResult:
+    """Remove the records written to ``remote`` more than ``older_than`` seconds ago,
+    then the oldest until the rest take at most ``max_size`` bytes."""
+    now = time.time() if now is None else now
+    cutoff = None if older_than is None else now - older_than
+    entries = sorted((e.modified.timestamp(), e.size, e.key) for e in remote.entries())
+    result = _choose(entries, cutoff, max_size)
+    doomed = result.removed_keys
+    for start in range(0, len(doomed), DELETE_BATCH):
+        remote.delete(doomed[start : start + DELETE_BATCH])
+    return result
 
 
 def compact(directory: Path) -> None:

@@ -9,6 +9,7 @@ shared directory, interchangeably:
 - ``file://`` or a plain path: a shared directory (NFS, SMB...). Writes go to a
   temporary file that is renamed into place, so readers never see half a
   record; there is no SQLite on the shared side.
+- ``s3://``, ``gs://``, ``az://``: a bucket or container (:mod:`synthc.cache.objects`).
 
 Remotes move bytes only; checking what they return is the layered store's job.
 A transport failure raises :class:`RemoteError`.
@@ -16,13 +17,16 @@ A transport failure raises :class:`RemoteError`.
 
 from __future__ import annotations
 
+import datetime
 import http.client
 import os
 import re
 import secrets
 import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 from urllib.parse import quote, urlsplit, urlunsplit
 
 from synthc.core.errors import CacheError
@@ -44,6 +48,15 @@ class ReadOnlyRemote(RemoteError):
     """The remote refused a write it lets this client read (a read-only token: HTTP 403)."""
 
 
+@dataclass(frozen=True)
+class Entry:
+    """One record on a remote, as its listing shows it."""
+
+    key: str
+    size: int
+    modified: datetime.datetime  # when it was written there (the remote's clock)
+
+
 class Remote(Protocol):
     name: str  # for messages: the URL without credentials
     concurrency: int  # pushes worth running at once (more threads only contend for the GIL)
@@ -55,6 +68,18 @@ class Remote(Protocol):
     def put(self, key: str, data: bytes) -> None: ...
 
     def close(self) -> None: ...
+
+
+@runtime_checkable
+class Listing(Protocol):
+    """A remote whose records can be listed and deleted (a directory, a bucket), for
+    ``synthc cache stats --remote`` and ``gc --remote``."""
+
+    name: str
+
+    def entries(self) -> Iterator[Entry]: ...
+
+    def delete(self, keys: list[str]) -> None: ...
 
 
 def check_key(key: str) -> str:
@@ -100,7 +125,7 @@ def redact(url: str) -> str:
 
 
 def open_remote(url: str, timeout: float = DEFAULT_TIMEOUT) -> Remote:
-    """The remote tier ``url`` names: http(s)://, file:// or a plain path."""
+    """The remote tier ``url`` names: http(s)://, s3://, gs://, az://, file:// or a path."""
     try:
         scheme = urlsplit(url).scheme.lower()
     except ValueError as exc:  # "Invalid IPv6 URL"
@@ -109,9 +134,14 @@ def open_remote(url: str, timeout: float = DEFAULT_TIMEOUT) -> Remote:
         return HTTPRemote(url, os.environ.get(TOKEN_ENV) or None, timeout)
     if scheme == "file":
         return DirRemote(Path(urlsplit(url).path))
+    if scheme in ("s3", "gs", "az"):
+        from synthc.cache.objects import ObjectRemote
+
+        return ObjectRemote(url, timeout)
     if "://" in url:
         raise CacheError(
-            f"unsupported remote cache {redact(url)!r}: use http://, https://, file:// or a path"
+            f"unsupported remote cache {redact(url)!r}: use http://, https://, s3://, gs://, "
+            "az://, file:// or a path"
         )
     return DirRemote(Path(url).expanduser())
 
@@ -147,6 +177,26 @@ class DirRemote:
             atomic_write(self.path(key), data)
         except OSError as exc:
             raise RemoteError(f"cannot write to {self.name}: {exc}") from None
+
+    def entries(self) -> Iterator[Entry]:
+        try:
+            files = list(os.scandir(self.root / NAMESPACE))
+        except FileNotFoundError:
+            return
+        except OSError as exc:
+            raise RemoteError(f"cannot list {self.name}: {exc}") from None
+        for file in files:
+            if KEY_RE.fullmatch(file.name) and file.is_file():
+                info = file.stat()
+                when = datetime.datetime.fromtimestamp(info.st_mtime, datetime.UTC)
+                yield Entry(file.name, info.st_size, when)
+
+    def delete(self, keys: list[str]) -> None:
+        try:
+            for key in keys:
+                self.path(key).unlink(missing_ok=True)
+        except OSError as exc:
+            raise RemoteError(f"cannot delete from {self.name}: {exc}") from None
 
     def close(self) -> None:
         pass

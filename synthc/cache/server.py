@@ -28,7 +28,7 @@ from aiohttp import web
 
 from synthc.cache.appserver import AppServer
 from synthc.cache.remote import atomic_write
-from synthc.core.records import Record
+from synthc.core.records import is_record_of
 
 PATH_RE = re.compile(r"/(?P<namespace>v[0-9]{1,4})/(?P<key>[0-9a-f]{32})")
 DEFAULT_MAX_SIZE = 4 * 1024 * 1024
@@ -154,20 +154,12 @@ class CacheApp:
         except web.HTTPRequestEntityTooLarge:
             log.warning("rejected PUT %s from %s: over %d bytes", name, who, self.max_size)
             return web.Response(status=413, text=f"at most {self.max_size} bytes\n")
-        if not _is_record_of(body, key):
+        if not is_record_of(body, key):
             log.warning("rejected PUT %s from %s: not a record of that key", name, who)
             return web.Response(status=422, text="the body is not a record filed under this key\n")
         await asyncio.get_running_loop().run_in_executor(None, atomic_write, file, body)
         log.info("PUT %s stored (%d bytes) from %s", name, len(body), who)
         return web.Response(status=201)
-
-
-def _is_record_of(body: bytes, key: str) -> bool:
-    """Whether ``body`` is a record this synthc reads whose request hashes to ``key``."""
-    try:
-        return Record.from_bytes(body).hashes_to(key)
-    except (ValueError, TypeError, KeyError, RecursionError):
-        return False
 
 
 def _path(request: web.Request) -> str:

@@ -13,6 +13,7 @@ from synthc.cli.common import errors_to_exit_codes, setup_logging
 
 if TYPE_CHECKING:
     from synthc.cache.layered import LayeredStore
+    from synthc.cache.remote import Listing
     from synthc.cache.store import LocalStore
     from synthc.compiler.validate import Spec
 
@@ -51,32 +52,75 @@ def _local(config: str | None, cache_dir: str | None) -> LocalStore:
 
 @cache.command()
 @_where
-def stats(config: str | None, cache_dir: str | None) -> None:
+@click.option(
+    "--remote",
+    metavar="URL",
+    help="Report on this remote instead: a bucket (s3://, gs://, az://) or a shared directory.",
+)
+def stats(config: str | None, cache_dir: str | None, remote: str | None) -> None:
     """Entries and bytes in the local cache, and the last build's hit rate per tier."""
+    from synthc.cache.maintenance import remote_stats
     from synthc.cache.maintenance import stats as cache_stats
 
+    if remote:
+        with errors_to_exit_codes():
+            found = remote_stats(_listing(remote))
+        span = (
+            f"; written {found.oldest:%Y-%m-%d %H:%M} to {found.newest:%Y-%m-%d %H:%M} UTC"
+            if found.oldest and found.newest
+            else ""
+        )
+        click.echo(f"{found.name}: {found.entries:,} records, {found.bytes:,} bytes{span}")
+        return
     with errors_to_exit_codes():
         store = _local(config, cache_dir)
         try:
-            found = cache_stats(store)
+            found_local = cache_stats(store)
         finally:
             store.close()
-    click.echo(f"{found.directory}: {found.entries:,} records, {found.disk_bytes:,} bytes on disk")
-    lines = found.tier_lines()
+    click.echo(
+        f"{found_local.directory}: {found_local.entries:,} records, "
+        f"{found_local.disk_bytes:,} bytes on disk"
+    )
+    lines = found_local.tier_lines()
     click.echo("last build:" if lines else "last build: none recorded")
     for line in lines:
         click.echo(f"  {line}")
+
+
+def _listing(url: str) -> Listing:
+    """The remote at ``url``, if it can list its records; a CacheError saying why not."""
+    from synthc.cache.remote import Listing, open_remote
+    from synthc.core.errors import CacheError
+
+    remote = open_remote(url)
+    if not isinstance(remote, Listing):
+        raise CacheError(
+            f"{remote.name} cannot list its records over HTTP: run synthc cache stats or gc "
+            "where its directory is (--remote DIRECTORY)"
+        )
+    return remote
 
 
 @cache.command()
 @_where
 @click.option("--max-size", metavar="SIZE", help="Keep the newest records that fit, e.g. 5GB.")
 @click.option("--older-than", metavar="AGE", help="Remove records generated before, e.g. 30d.")
+@click.option(
+    "--remote",
+    metavar="URL",
+    help="Collect on this remote instead (a bucket or a shared directory), by when each "
+    "record was written there.",
+)
 def gc(
-    config: str | None, cache_dir: str | None, max_size: str | None, older_than: str | None
+    config: str | None,
+    cache_dir: str | None,
+    max_size: str | None,
+    older_than: str | None,
+    remote: str | None,
 ) -> None:
     """Remove old records from the local cache: by age, then oldest first down to a size."""
-    from synthc.cache.maintenance import compact, parse_age, parse_size
+    from synthc.cache.maintenance import compact, parse_age, parse_size, remote_gc
     from synthc.cache.maintenance import gc as collect
 
     if not max_size and not older_than:
@@ -87,12 +131,15 @@ def gc(
     except ValueError as exc:
         raise click.BadParameter(str(exc)) from None
     with errors_to_exit_codes():
-        store = _local(config, cache_dir)
-        try:
-            result = collect(store, max_size=limit, older_than=age)
-        finally:
-            store.close()
-        compact(store.directory)
+        if remote:
+            result = remote_gc(_listing(remote), max_size=limit, older_than=age)
+        else:
+            store = _local(config, cache_dir)
+            try:
+                result = collect(store, max_size=limit, older_than=age)
+            finally:
+                store.close()
+            compact(store.directory)
     click.echo(
         f"removed {result.removed:,} records ({result.bytes_removed:,} bytes); "
         f"kept {result.kept:,} ({result.bytes_kept:,} bytes)"

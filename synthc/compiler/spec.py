@@ -449,16 +449,22 @@ class InferenceConfig(Model):
 
 def check_remote_url(url: str) -> None:
     """Raise ValueError unless ``url`` names a cache remote: an http(s) URL with a host,
-    a ``file://`` URL or a path."""
+    an ``s3://``, ``gs://`` or ``az://`` bucket, a ``file://`` URL or a path."""
     try:
         scheme = urlsplit(url).scheme.lower()
     except ValueError as exc:
         raise ValueError(f"{url!r} is not a URL: {exc}") from None
     if scheme in ("http", "https"):
         check_http_url(url)
+    elif scheme in ("s3", "gs", "az"):
+        if not urlsplit(url).netloc:
+            raise ValueError(
+                f"remote cache {url!r}: name the bucket, e.g. {scheme}://bucket/prefix"
+            )
     elif "://" in url and scheme != "file":
         raise ValueError(
-            f"unsupported remote cache {url!r}: use http://, https://, file:// or a path"
+            f"unsupported remote cache {url!r}: use http://, https://, s3://, gs://, az://, "
+            "file:// or a path"
         )
 
 

@@ -71,6 +71,14 @@ class Record:
         return cls(**raw)
 
 
+def is_record_of(data: bytes, key: str) -> bool:
+    """Whether ``data`` is a record this synthc reads whose request hashes to ``key``."""
+    try:
+        return Record.from_bytes(data).hashes_to(key)
+    except (ValueError, TypeError, KeyError, RecursionError):
+        return False
+
+
 KINDS = ("llm", "tool", "state")
 _OMITTED: tuple[tuple[str, Any], ...] = (
     ("tool_calls", []),

@@ -9,14 +9,16 @@ remote cache across a network without touching the server:
         ...  # point --remote-cache at slow.url
         assert slow.count == 120 and slow.max_concurrency > 1
 
-Requests are served concurrently; the proxy counts them and records the peak
-number in flight.
+Requests are served concurrently; the proxy counts them, records the peak
+number in flight, and when the first arrived and the last was answered
+(``busy``: the seconds in between, the remote phase of a build).
 """
 
 from __future__ import annotations
 
 import asyncio
 import threading
+import time
 
 import aiohttp
 from aiohttp import web
@@ -37,6 +39,8 @@ class SlowProxy(AppServer):
         self._count = 0
         self._in_flight = 0
         self._peak = 0
+        self._first: float | None = None
+        self._last: float | None = None
         self._session: aiohttp.ClientSession | None = None
 
     @property
@@ -55,8 +59,15 @@ class SlowProxy(AppServer):
         with self._lock:
             return self._peak
 
+    @property
+    def busy(self) -> float:
+        """Seconds from the first request's arrival to the last one's answer (0 before any)."""
+        with self._lock:
+            return 0.0 if self._first is None or self._last is None else self._last - self._first
+
     async def _forward(self, request: web.Request) -> web.Response:
         with self._lock:
+            self._first = time.monotonic() if self._first is None else self._first
             self._count += 1
             self._in_flight += 1
             self._peak = max(self._peak, self._in_flight)
@@ -74,6 +85,7 @@ class SlowProxy(AppServer):
         finally:
             with self._lock:
                 self._in_flight -= 1
+                self._last = time.monotonic()
 
     def app(self) -> web.Application:
         app = web.Application(client_max_size=64 * 1024 * 1024)

@@ -26,6 +26,7 @@ from synthc.cache.server import CacheServer
 from synthc.cache.store import LocalStore
 from synthc.core.keys import node_key
 from synthc.core.records import Record
+from synthc.testing.s3 import LocalS3
 from synthc.testing.server import FakeLLMServer
 from synthc.testing.slow_proxy import SlowProxy
 from tests.conftest import run_cli
@@ -105,11 +106,12 @@ def nginx_dav(root: Path, work: Path) -> Iterator[str]:
         process.wait(10)
 
 
-@pytest.fixture(params=["serve", "directory", "nginx"])
+@pytest.fixture(params=["serve", "directory", "nginx", "s3"])
 def remote(
     request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[str]:
-    """The URL of a remote cache of each kind; the token is in the environment."""
+    """The URL of a remote cache of each kind; the token (or the S3 credentials and
+    endpoint) in the environment."""
     monkeypatch.setenv("SYNTHC_REMOTE_CACHE_TOKEN", TOKEN)
     monkeypatch.delenv("SYNTHC_REMOTE_CACHE", raising=False)
     root = tmp_path / "remote"
@@ -118,9 +120,24 @@ def remote(
             yield server.url
     elif request.param == "directory":
         yield str(root)
-    else:
+    elif request.param == "nginx":
         with nginx_dav(root, tmp_path / "nginx") as url:
             yield url
+    else:
+        with local_s3(monkeypatch) as s3:
+            s3.make_bucket("team-cache")
+            yield "s3://team-cache/synthc"
+
+
+@contextlib.contextmanager
+def local_s3(monkeypatch: pytest.MonkeyPatch) -> Iterator[LocalS3]:
+    """moto's S3 server on 127.0.0.1, its endpoint and credentials in the environment."""
+    pytest.importorskip("obstore", reason="obstore (synthc[s3]) is not installed")
+    pytest.importorskip("moto.server", reason="moto[server] is not installed")
+    with LocalS3() as s3:
+        for name, value in s3.env().items():
+            monkeypatch.setenv(name, value)
+        yield s3
 
 
 def _teammate(tmp_path: Path, name: str) -> Path:

@@ -20,6 +20,7 @@ from synthc.cache.layered import (
     readonly_setting,
     remote_urls,
 )
+from synthc.cache.objects import ObjectRemote
 from synthc.cache.pusher import MAX_ERRORS
 from synthc.cache.remote import (
     NAMESPACE,
@@ -239,6 +240,7 @@ def test_open_remote_kinds(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> N
     assert isinstance(open_remote(str(tmp_path)), DirRemote)
     assert isinstance(open_remote(f"file://{tmp_path}"), DirRemote)
     with pytest.raises(CacheError, match="unsupported remote cache"):
-        open_remote("s3://bucket/x")
+        open_remote("ftp://bucket/x")
+    assert isinstance(open_remote("s3://bucket/x"), ObjectRemote)  # obstore: synthc[s3]
     assert redact("https://bob:pw@cache.example:8443/x") == "https://cache.example:8443/x"
     assert "pw" not in open_remote("https://bob:pw@cache.example/x").name
