@@ -16,14 +16,15 @@ from __future__ import annotations
 
 import http.client
 import logging
-from types import TracebackType
+
+from synthc.testing._local import Stoppable
 
 # moto does not check signatures, but treats a request with no Authorization at all as
 # anonymous (an overwrite is then refused): any header of the right shape will do
 _AUTH = "AWS4-HMAC-SHA256 Credential=testing/20260101/us-east-1/s3/aws4_request"
 
 
-class LocalS3:
+class LocalS3(Stoppable):
     """moto's S3 server on a free loopback port."""
 
     def __init__(self) -> None:
@@ -41,14 +42,6 @@ class LocalS3:
         # moto keeps its buckets in the process, whichever server made them: start empty
         self.request("POST", "/moto-api/reset")
         return self
-
-    def __exit__(
-        self,
-        kind: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     @property
     def endpoint(self) -> str:

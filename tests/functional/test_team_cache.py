@@ -26,6 +26,7 @@ from synthc.cache.server import CacheServer
 from synthc.cache.store import LocalStore
 from synthc.core.keys import node_key
 from synthc.core.records import Record
+from synthc.testing.azurite import LocalAzurite, azurite_command
 from synthc.testing.s3 import LocalS3
 from synthc.testing.server import FakeLLMServer
 from synthc.testing.slow_proxy import SlowProxy
@@ -106,7 +107,7 @@ def nginx_dav(root: Path, work: Path) -> Iterator[str]:
         process.wait(10)
 
 
-@pytest.fixture(params=["serve", "directory", "nginx", "s3"])
+@pytest.fixture(params=["serve", "directory", "nginx", "s3", "azure"])
 def remote(
     request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[str]:
@@ -123,10 +124,26 @@ def remote(
     elif request.param == "nginx":
         with nginx_dav(root, tmp_path / "nginx") as url:
             yield url
-    else:
+    elif request.param == "s3":
         with local_s3(monkeypatch) as s3:
             s3.make_bucket("team-cache")
             yield "s3://team-cache/synthc"
+    else:
+        with local_azurite(monkeypatch, tmp_path / "azurite") as azure:
+            azure.make_container("team-cache")
+            yield "az://team-cache/synthc"
+
+
+@contextlib.contextmanager
+def local_azurite(monkeypatch: pytest.MonkeyPatch, root: Path) -> Iterator[LocalAzurite]:
+    """Azurite's blob service on 127.0.0.1, the emulator's settings in the environment."""
+    pytest.importorskip("obstore", reason="obstore (synthc[s3]) is not installed")
+    if azurite_command() is None:
+        pytest.skip("azurite is not installed (npm install azurite; .ci/run installs it)")
+    with LocalAzurite(root) as azure:
+        for name, value in azure.env().items():
+            monkeypatch.setenv(name, value)
+        yield azure
 
 
 @contextlib.contextmanager
