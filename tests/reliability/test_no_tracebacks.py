@@ -124,7 +124,11 @@ def test_deep_synth_nesting_is_a_located_error(tmp_path: Path, depth: int) -> No
     [
         ('"http://[::1"', "'http://[::1' is not a URL: Invalid IPv6 URL"),
         ("[shared, 'http://h:99999']", "'http://h:99999' is not a URL: Port out of range"),
-        ("s3://bucket/prefix", "unsupported remote cache 's3://bucket/prefix': use http://"),
+        (
+            "ftp://host/prefix",
+            "unsupported remote cache 'ftp://host/prefix': use http://, https://, s3://",
+        ),
+        ("s3:///prefix", "remote cache 's3:///prefix': name the bucket, e.g. s3://bucket/prefix"),
     ],
 )
 def test_a_bad_remote_cache_in_the_config_is_a_located_error(
