@@ -1,7 +1,8 @@
 """Where node results live: the Store interface, its local tier and remote tiers for teams."""
 
 from synthc.cache.layered import LayeredStore, open_store
-from synthc.cache.remote import Remote, open_remote
+from synthc.cache.remote import Remote
+from synthc.cache.remotes import open_remote
 from synthc.cache.store import LocalStore, default_cache_dir
 from synthc.core.records import Record, Store
 

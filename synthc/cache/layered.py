@@ -29,7 +29,8 @@ from typing import Any
 
 from synthc.cache.lookups import LookupPool, lookup_threads
 from synthc.cache.pusher import Pusher, Tier, push_wait
-from synthc.cache.remote import Remote, open_remote
+from synthc.cache.remote import Remote
+from synthc.cache.remotes import open_remote
 from synthc.cache.store import LocalStore
 from synthc.cache.writer import WriteBehind
 from synthc.core.records import Lookup, Record, get_many

@@ -124,28 +124,6 @@ def redact(url: str) -> str:
     return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
 
 
-def open_remote(url: str, timeout: float = DEFAULT_TIMEOUT) -> Remote:
-    """The remote tier ``url`` names: http(s)://, s3://, gs://, az://, file:// or a path."""
-    try:
-        scheme = urlsplit(url).scheme.lower()
-    except ValueError as exc:  # "Invalid IPv6 URL"
-        raise CacheError(f"remote cache {redact_text(url)!r} is not a URL: {exc}") from None
-    if scheme in ("http", "https"):
-        return HTTPRemote(url, os.environ.get(TOKEN_ENV) or None, timeout)
-    if scheme == "file":
-        return DirRemote(Path(urlsplit(url).path))
-    if scheme in ("s3", "gs", "az"):
-        from synthc.cache.objects import ObjectRemote
-
-        return ObjectRemote(url, timeout)
-    if "://" in url:
-        raise CacheError(
-            f"unsupported remote cache {redact(url)!r}: use http://, https://, s3://, gs://, "
-            "az://, file:// or a path"
-        )
-    return DirRemote(Path(url).expanduser())
-
-
 class DirRemote:
     """Records as files in a shared directory: ``<root>/<namespace>/<key>``."""
 

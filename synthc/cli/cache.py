@@ -90,7 +90,8 @@ def stats(config: str | None, cache_dir: str | None, remote: str | None) -> None
 
 def _listing(url: str) -> Listing:
     """The remote at ``url``, if it can list its records; a CacheError saying why not."""
-    from synthc.cache.remote import Listing, open_remote
+    from synthc.cache.remote import Listing
+    from synthc.cache.remotes import open_remote
     from synthc.core.errors import CacheError
 
     remote = open_remote(url)

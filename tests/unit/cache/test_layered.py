@@ -27,9 +27,9 @@ from synthc.cache.remote import (
     DirRemote,
     HTTPRemote,
     RemoteError,
-    open_remote,
     redact,
 )
+from synthc.cache.remotes import open_remote
 from synthc.cache.server import CacheServer
 from synthc.cache.store import LocalStore
 from synthc.core.errors import CacheError
