@@ -188,10 +188,3 @@ def _plain_http_endpoint() -> bool:
     obstore refuses it unless told."""
     endpoint = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL") or ""
     return endpoint.lower().startswith("http://")
-
-
-def is_object_url(url: str) -> bool:
-    try:
-        return urlsplit(url).scheme.lower() in SCHEMES
-    except ValueError:
-        return False
