@@ -186,5 +186,12 @@ def test_official_anthropic_sdk_parses_the_fake_replies(srv: FakeLLMServer) -> N
 
 
 def test_public_api_is_pinned() -> None:
-    assert synthc.testing.__all__ == ["FakeHub", "FakeLLMServer", "Fault", "default_reply"]
+    assert synthc.testing.__all__ == [
+        "FakeHub",
+        "FakeLLMServer",
+        "Fault",
+        "LocalAzurite",
+        "LocalS3",
+        "default_reply",
+    ]
     assert all(getattr(synthc.testing, name) for name in synthc.testing.__all__)
