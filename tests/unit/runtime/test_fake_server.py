@@ -147,7 +147,7 @@ def test_script_mode_prints_its_port_and_serves() -> None:
 
 
 def test_official_openai_sdk_parses_the_fake_replies(srv: FakeLLMServer) -> None:
-    openai = pytest.importorskip("openai")
+    openai = pytest.importorskip("openai", reason="the openai SDK is not installed (dev extra)")
 
     async def go() -> Any:
         async with openai.AsyncOpenAI(base_url=srv.url("/v1"), api_key="x", max_retries=0) as c:
@@ -166,7 +166,9 @@ def test_official_openai_sdk_parses_the_fake_replies(srv: FakeLLMServer) -> None
 
 
 def test_official_anthropic_sdk_parses_the_fake_replies(srv: FakeLLMServer) -> None:
-    anthropic = pytest.importorskip("anthropic")
+    anthropic = pytest.importorskip(
+        "anthropic", reason="the anthropic SDK is not installed (dev extra)"
+    )
 
     async def go() -> Any:
         client = anthropic.AsyncAnthropic(base_url=srv.url(), api_key="x", max_retries=0)

@@ -279,7 +279,7 @@ def test_anthropic_tool_use_must_be_answered_in_the_next_message(srv: FakeLLMSer
 
 
 def test_openai_sdk_reads_tool_calls_and_sends_results(srv: FakeLLMServer) -> None:
-    openai = pytest.importorskip("openai")
+    openai = pytest.importorskip("openai", reason="the openai SDK is not installed (dev extra)")
     with openai.OpenAI(base_url=srv.url("/v1"), api_key="test", max_retries=0) as client:
         messages: list[Any] = [{"role": "user", "content": "Find Dune."}]
         first = client.chat.completions.create(model="gpt-x", messages=messages, tools=OPENAI_TOOLS)
@@ -300,7 +300,9 @@ def test_openai_sdk_reads_tool_calls_and_sends_results(srv: FakeLLMServer) -> No
 
 
 def test_anthropic_sdk_reads_tool_use_and_sends_results(srv: FakeLLMServer) -> None:
-    anthropic = pytest.importorskip("anthropic")
+    anthropic = pytest.importorskip(
+        "anthropic", reason="the anthropic SDK is not installed (dev extra)"
+    )
     with anthropic.Anthropic(base_url=srv.url(), api_key="test", max_retries=0) as client:
         messages: list[Any] = [{"role": "user", "content": "Find Dune."}]
         first = client.messages.create(
