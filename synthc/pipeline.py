@@ -724,12 +724,11 @@ async def _build(
     def emit(state: SampleState) -> None:
         for entry in manifest_entries(graph, state):
             manifest.write(manifest_line(entry))
-        for k, refused in enumerate(state.rejections):  # rejected draws' nodes: cache push
-            for rule_id, key, status in refused.nodes:
+        for k, refused in enumerate(state.rejections):
+            for rule_id, key, status in refused.nodes:  # its nodes, for cache push
                 node_id = f"{rule_id}[{state.index}]~{k}"
                 manifest.write(manifest_line({"id": node_id, "key": key, "status": status}))
-        if rejected is not None:
-            for refused in state.rejections:
+            if rejected is not None:
                 line = {"slot": state.index, "attempt": refused.attempt, "gate": refused.gate}
                 if refused.retried:  # the gate's attribute alone was drawn again
                     line["retried"] = True
