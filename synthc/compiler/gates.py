@@ -216,7 +216,7 @@ class Seen:
 
     gates: Gates
     exact: set[str] = field(default_factory=set)
-    _indexes: dict[str, Any] = field(default_factory=dict)  # attribute → its MinHashLSH
+    _indexes: dict[Near, Any] = field(default_factory=dict)  # near-dedup gate → its MinHashLSH
     _hashes: dict[str, Any] = field(default_factory=dict)  # LSH key → the kept row's MinHash
     _kept: int = 0
 
@@ -235,7 +235,7 @@ class Seen:
                     return near.name
         self.exact.update(prints.values())
         for near, minhash in hashes.items():
-            key = f"{near.attribute}\x1f{self._kept}"
+            key = f"{near.name}\x1f{near.shingle}\x1f{self._kept}"
             self._hashes[key] = minhash
             self._index(near).insert(key, minhash)
         self._kept += 1
@@ -246,11 +246,11 @@ class Seen:
         return f"{name}\x1f{hashlib.blake2b(_normal(value).encode(), digest_size=16).hexdigest()}"
 
     def _index(self, near: Near) -> Any:
-        index = self._indexes.get(near.attribute)
+        index = self._indexes.get(near)  # each gate its own: its threshold sets the bands
         if index is None:
             lsh = _datasketch().MinHashLSH
             index = lsh(threshold=near.threshold, num_perm=PERMUTATIONS)
-            self._indexes[near.attribute] = index
+            self._indexes[near] = index
         return index
 
     @staticmethod
